@@ -1,0 +1,97 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "NetHost",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "nethost", targets: ["nethost"]),
+        .library(name: "NetHost", targets: ["NetHost"]),
+        .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
+        .library(name: "ProxyModule", targets: ["ProxyModule"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+    ],
+    targets: [
+        // Lua 5.4 from the OS (liblua5.4-dev), plus a shim for the C API's macros.
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        // The PROXY protocol itself: a pure parser and encoder, no I/O.
+        .target(name: "ProxyProtocol"),
+        // The host: Lua layer, config, modules, ports and connections.
+        .target(
+            name: "NetHost",
+            dependencies: [
+                "CLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The native `net_proxy` module.
+        .target(
+            name: "ProxyModule",
+            dependencies: [
+                "NetHost",
+                "ProxyProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .executableTarget(
+            name: "nethost",
+            dependencies: [
+                "NetHost",
+                "ProxyModule",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
+        .testTarget(
+            name: "NetHostTests",
+            dependencies: [
+                "NetHost",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ProxyModuleTests",
+            dependencies: [
+                "ProxyModule",
+                "ProxyProtocol",
+                "NetHost",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Runs the built `nethost` binary against real HAProxy and nginx.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "ProxyProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

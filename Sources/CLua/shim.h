@@ -1,0 +1,69 @@
+// The parts of Lua's C API that are macros, as functions Swift can import.
+// Every wrapper keeps the exact stack effect of the macro it stands for.
+#ifndef NETHOST_CLUA_SHIM_H
+#define NETHOST_CLUA_SHIM_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+static inline int nethost_lua_registryindex(void) { return LUA_REGISTRYINDEX; }
+static inline int nethost_lua_upvalueindex(int i) { return lua_upvalueindex(i); }
+static inline int nethost_lua_multret(void) { return LUA_MULTRET; }
+static inline lua_Integer nethost_lua_ridx_globals(void) { return LUA_RIDX_GLOBALS; }
+
+static inline int nethost_lua_pcall(lua_State *L, int nargs, int nresults, int msgh) {
+    return lua_pcall(L, nargs, nresults, msgh);
+}
+static inline void nethost_lua_pop(lua_State *L, int n) { lua_pop(L, n); }
+static inline void nethost_lua_newtable(lua_State *L) { lua_newtable(L); }
+static inline void nethost_lua_insert(lua_State *L, int idx) { lua_insert(L, idx); }
+static inline void nethost_lua_remove(lua_State *L, int idx) { lua_remove(L, idx); }
+static inline void nethost_lua_replace(lua_State *L, int idx) { lua_replace(L, idx); }
+static inline int nethost_lua_isnoneornil(lua_State *L, int idx) { return lua_isnoneornil(L, idx); }
+static inline lua_Number nethost_lua_tonumber(lua_State *L, int idx, int *isnum) { return lua_tonumberx(L, idx, isnum); }
+static inline lua_Integer nethost_lua_tointeger(lua_State *L, int idx, int *isnum) { return lua_tointegerx(L, idx, isnum); }
+static inline void *nethost_lua_newuserdata(lua_State *L, size_t size) { return lua_newuserdatauv(L, size, 1); }
+static inline int nethost_lua_getuservalue(lua_State *L, int idx) { return lua_getiuservalue(L, idx, 1); }
+static inline int nethost_lua_setuservalue(lua_State *L, int idx) { return lua_setiuservalue(L, idx, 1); }
+static inline void nethost_luaL_getmetatable(lua_State *L, const char *name) { luaL_getmetatable(L, name); }
+static inline int nethost_lua_yield(lua_State *L, int nresults) { return lua_yield(L, nresults); }
+
+/// A Swift function Lua can call. It returns the number of results it pushed,
+/// or -1 after pushing an error value, which the trampoline then raises: the
+/// longjmp of lua_error must never cross a Swift frame.
+typedef int (*nethost_swift_function)(lua_State *L);
+
+static inline int nethost_swift_trampoline(lua_State *L) {
+    nethost_swift_function fn = (nethost_swift_function)lua_touserdata(L, lua_upvalueindex(1));
+    int results = fn(L);
+    if (results < 0) {
+        return lua_error(L);
+    }
+    return results;
+}
+
+/// Pushes a C closure that calls `fn` through the trampoline. The `nup` values
+/// on top of the stack become upvalues 2...nup+1; upvalue 1 is `fn` itself.
+static inline void nethost_push_swift_function(lua_State *L, nethost_swift_function fn, int nup) {
+    lua_pushlightuserdata(L, (void *)fn);
+    lua_insert(L, -(nup + 1));
+    lua_pushcclosure(L, nethost_swift_trampoline, nup + 1);
+}
+
+/// A count hook that raises an error once an instruction budget is spent;
+/// the budget is set with lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, n).
+static inline void nethost_budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "instruction budget exceeded (the callback ran too long)");
+}
+static inline void nethost_set_instruction_budget(lua_State *L, int count) {
+    if (count > 0) {
+        lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, count);
+    } else {
+        lua_sethook(L, NULL, 0, 0);
+    }
+}
+
+#endif
