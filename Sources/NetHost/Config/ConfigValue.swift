@@ -1,0 +1,79 @@
+/// A value read from the config file, detached from the Lua state that produced it.
+///
+/// Lua tables keep their shape: the sequence part (keys 1...n) is `array`, every
+/// other key lands in `map`, so `{ 5222 }`, `{ "a", "b" }` and
+/// `{ [15222] = "c2s" }` all survive the trip.
+public enum ConfigValue: Sendable, Hashable {
+    case string(String)
+    case integer(Int)
+    case number(Double)
+    case boolean(Bool)
+    case table(ConfigTable)
+}
+
+/// A key of a config table that is not part of its sequence.
+public enum ConfigKey: Sendable, Hashable, Comparable {
+    case integer(Int)
+    case string(String)
+}
+
+public struct ConfigTable: Sendable, Hashable {
+    /// Values at keys 1, 2, ... n with no gap.
+    public var array: [ConfigValue]
+    /// Every other key.
+    public var map: [ConfigKey: ConfigValue]
+
+    public init(array: [ConfigValue] = [], map: [ConfigKey: ConfigValue] = [:]) {
+        self.array = array
+        self.map = map
+    }
+
+    public var isEmpty: Bool { array.isEmpty && map.isEmpty }
+
+    public subscript(key: String) -> ConfigValue? { map[.string(key)] }
+}
+
+extension ConfigValue {
+    public var stringValue: String? {
+        if case .string(let value) = self { return value }
+        return nil
+    }
+
+    /// An integer, also from a number with no fractional part (Lua 5.4 keeps
+    /// `5222` and `5222.0` apart; configs use both).
+    public var integerValue: Int? {
+        switch self {
+        case .integer(let value): return value
+        case .number(let value) where value.rounded() == value && abs(value) < 9.0e15: return Int(value)
+        default: return nil
+        }
+    }
+
+    public var numberValue: Double? {
+        switch self {
+        case .integer(let value): return Double(value)
+        case .number(let value): return value
+        default: return nil
+        }
+    }
+
+    public var booleanValue: Bool? {
+        if case .boolean(let value) = self { return value }
+        return nil
+    }
+
+    public var tableValue: ConfigTable? {
+        if case .table(let value) = self { return value }
+        return nil
+    }
+
+    /// What a Lua user would call the type, for messages.
+    public var typeName: String {
+        switch self {
+        case .string: return "string"
+        case .integer, .number: return "number"
+        case .boolean: return "boolean"
+        case .table: return "table"
+        }
+    }
+}
