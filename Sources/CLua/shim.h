@@ -27,6 +27,7 @@ static inline void *nethost_lua_newuserdata(lua_State *L, size_t size) { return 
 static inline int nethost_lua_getuservalue(lua_State *L, int idx) { return lua_getiuservalue(L, idx, 1); }
 static inline int nethost_lua_setuservalue(lua_State *L, int idx) { return lua_setiuservalue(L, idx, 1); }
 static inline void nethost_luaL_getmetatable(lua_State *L, const char *name) { luaL_getmetatable(L, name); }
+static inline int nethost_lua_gc(lua_State *L, int what) { return lua_gc(L, what, 0); }
 static inline int nethost_lua_yield(lua_State *L, int nresults) { return lua_yield(L, nresults); }
 
 /// A Swift function Lua can call. It returns the number of results it pushed,
@@ -64,6 +65,26 @@ static inline void nethost_set_instruction_budget(lua_State *L, int count) {
     } else {
         lua_sethook(L, NULL, 0, 0);
     }
+}
+
+/// Message handler for protected calls: turns the error into "message\ntraceback".
+/// Non-string error values are converted with __tostring when they have one.
+static inline int nethost_traceback_handler(lua_State *L) {
+    const char *message = lua_tostring(L, 1);
+    if (message == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+            message = lua_tostring(L, -1);
+        } else {
+            message = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+        }
+    }
+    luaL_traceback(L, L, message, 1);
+    return 1;
+}
+
+static inline int nethost_push_traceback_handler(lua_State *L) {
+    lua_pushcfunction(L, nethost_traceback_handler);
+    return lua_gettop(L);
 }
 
 #endif

@@ -1,0 +1,104 @@
+/// Moving config values in and out of Lua.
+extension LuaStack {
+    /// Pushes a config value as the Lua value it came from. [-0, +1]
+    public func push(_ value: ConfigValue) {
+        switch value {
+        case .string(let string): push(string)
+        case .integer(let integer): push(integer)
+        case .number(let number): push(number)
+        case .boolean(let boolean): push(boolean)
+        case .table(let table):
+            newTable(arrayCapacity: Int32(clamping: table.array.count), fieldCapacity: Int32(clamping: table.map.count))
+            for (offset, element) in table.array.enumerated() {
+                push(element)
+                rawSetIndex(offset + 1, in: -2)
+            }
+            for (key, element) in table.map {
+                switch key {
+                case .integer(let integer): push(integer)
+                case .string(let string): push(string)
+                }
+                push(element)
+                rawSet(in: -3)
+            }
+        }
+    }
+
+    /// Why a Lua value could not become a config value.
+    public struct ConfigConversionError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// Reads the value at `index` as a config value; `nil` for Lua nil.
+    /// Functions, userdata, threads and tables nested too deep or in a cycle are refused.
+    public func configValue(at index: Int32, depth: Int = 0) throws(ConfigConversionError) -> ConfigValue? {
+        let index = absolute(index)
+        switch type(at: index) {
+        case .none, .nil:
+            return nil
+        case .boolean:
+            return .boolean(toBoolean(at: index))
+        case .number:
+            if isInteger(at: index), let integer = toInteger(at: index) { return .integer(integer) }
+            return .number(toNumber(at: index) ?? 0)
+        case .string:
+            return .string(toString(at: index) ?? "")
+        case .table:
+            guard depth < 32 else {
+                throw ConfigConversionError(description: "tables nested more than 32 deep (a cycle?)")
+            }
+            return .table(try configTable(at: index, depth: depth + 1))
+        case .function, .userdata, .lightUserdata, .thread:
+            throw ConfigConversionError(description: "a \(typeName(at: index)) value cannot be a config option")
+        }
+    }
+
+    private func configTable(at index: Int32, depth: Int) throws(ConfigConversionError) -> ConfigTable {
+        var table = ConfigTable()
+        guard reserve(4) else {
+            throw ConfigConversionError(description: "tables nested too deep for the Lua stack")
+        }
+        var integerKeyed: [Int: ConfigValue] = [:]
+        var failure: ConfigConversionError?
+        forEachPair(in: index) {
+            let converted: ConfigValue?
+            do throws(ConfigConversionError) {
+                converted = try configValue(at: -1, depth: depth)
+            } catch {
+                failure = error
+                return false
+            }
+            guard let value = converted else { return true }
+                switch type(at: -2) {
+                case .number:
+                    if isInteger(at: -2), let key = toInteger(at: -2) {
+                        integerKeyed[key] = value
+                    } else {
+                        failure = ConfigConversionError(description: "table key \(describeKey()) is not an integer or a string")
+                        return false
+                    }
+                case .string:
+                    table.map[.string(toString(at: -2) ?? "")] = value
+                default:
+                    failure = ConfigConversionError(description: "a table key of type \(typeName(at: -2)) is not allowed")
+                    return false
+                }
+                return true
+        }
+        if let failure { throw failure }
+        // Keys 1...n without a gap form the sequence; every other integer key is a map key.
+        var next = 1
+        while let value = integerKeyed.removeValue(forKey: next) {
+            table.array.append(value)
+            next += 1
+        }
+        for (key, value) in integerKeyed {
+            table.map[.integer(key)] = value
+        }
+        return table
+    }
+
+    private func describeKey() -> String {
+        toNumber(at: -2).map { String($0) } ?? "?"
+    }
+}

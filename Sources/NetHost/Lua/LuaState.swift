@@ -1,0 +1,73 @@
+import CLua
+
+/// Owns one Lua state. Not thread-safe and not `Sendable`: a state belongs to
+/// one thread (the event loop that runs Lua), and callers keep it there.
+public final class LuaState {
+    /// The main thread's stack.
+    public let stack: LuaStack
+
+    /// Which standard libraries a new state gets.
+    public enum Libraries: Sendable {
+        /// Everything Lua ships (base, package, coroutine, table, io, os, string, math, utf8, debug).
+        case all
+        /// Only the libraries without access to the outside world: base, coroutine,
+        /// table, string, math, utf8. The base library's file loaders are removed too.
+        case safe
+    }
+
+    public init(libraries: Libraries = .all) throws(LuaError) {
+        guard let L = luaL_newstate() else {
+            throw LuaError(kind: .memory, message: "could not create a Lua state: out of memory")
+        }
+        self.stack = LuaStack(L)
+        switch libraries {
+        case .all:
+            luaL_openlibs(L)
+        case .safe:
+            Self.openSafeLibraries(stack)
+        }
+        LuaFunctionRegistry.installMetatable(stack)
+    }
+
+    deinit {
+        lua_close(stack.L)
+    }
+
+    private static func openSafeLibraries(_ stack: LuaStack) {
+        let libraries: [(String, lua_CFunction)] = [
+            ("_G", luaopen_base),
+            ("coroutine", luaopen_coroutine),
+            ("table", luaopen_table),
+            ("string", luaopen_string),
+            ("math", luaopen_math),
+            ("utf8", luaopen_utf8),
+        ]
+        for (name, open) in libraries {
+            luaL_requiref(stack.L, name, open, 1)
+            stack.pop()
+        }
+        stack.pushGlobalTable()
+        for unsafeName in ["dofile", "loadfile", "collectgarbage"] {
+            stack.pushNil()
+            stack.rawSetField(unsafeName, in: -2)
+        }
+        stack.pop()
+    }
+
+    /// Runs a chunk of source in the global environment, or in the table on
+    /// top of the stack if `inEnvironmentOnTop` is set (the table stays).
+    public func run(_ source: String, chunkName: String, results: Int32 = 0) throws(LuaError) {
+        try stack.load(source, chunkName: chunkName)
+        try stack.call(arguments: 0, results: results)
+    }
+
+    /// Memory in use by this state, in bytes.
+    public var memoryInUse: Int {
+        Int(nethost_lua_gc(stack.L, LUA_GCCOUNT)) * 1024 + Int(nethost_lua_gc(stack.L, LUA_GCCOUNTB))
+    }
+
+    /// Runs a full garbage-collection cycle.
+    public func collectGarbage() {
+        _ = nethost_lua_gc(stack.L, LUA_GCCOLLECT)
+    }
+}

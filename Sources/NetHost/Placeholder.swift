@@ -1,2 +1,0 @@
-import CLua
-enum NetHostPlaceholder { static func version() -> String { String(cString: lua_typename(nil, 0)) } }

@@ -1,0 +1,204 @@
+import Testing
+@testable import NetHost
+
+@Suite("Lua layer")
+struct LuaStateTests {
+    final class Counter: LuaUserdata {
+        static let luaTypeName = "test.counter"
+        var value = 0
+    }
+
+    @Test("a chunk's results come back and the stack is balanced afterwards")
+    func runAndRead() throws {
+        let lua = try LuaState()
+        let before = lua.stack.top
+        try lua.run("return 40 + 2, 'forty-two', true, 1.5", chunkName: "=test", results: 4)
+        #expect(lua.stack.toInteger(at: -4) == 42)
+        #expect(lua.stack.toString(at: -3) == "forty-two")
+        #expect(lua.stack.toBoolean(at: -2) == true)
+        #expect(lua.stack.toNumber(at: -1) == 1.5)
+        lua.stack.pop(4)
+        #expect(lua.stack.top == before)
+    }
+
+    @Test("a syntax error is a typed error with the chunk name and line, and leaves the stack as it was")
+    func syntaxError() throws {
+        let lua = try LuaState()
+        let before = lua.stack.top
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("x = 1\ny = = 2", chunkName: "@config.lua")
+        }
+        #expect(error.kind == .syntax)
+        #expect(error.message.hasPrefix("config.lua:2:"))
+        #expect(lua.stack.top == before)
+    }
+
+    @Test("a runtime error carries message and traceback, and leaves the stack as it was")
+    func runtimeError() throws {
+        let lua = try LuaState()
+        let before = lua.stack.top
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("local function f() error('boom') end\nf()", chunkName: "@mod.lua")
+        }
+        #expect(error.kind == .runtime)
+        #expect(error.message == "mod.lua:1: boom")
+        #expect(error.traceback?.contains("stack traceback:") == true)
+        #expect(error.traceback?.contains("mod.lua:2") == true)
+        #expect(lua.stack.top == before)
+    }
+
+    @Test("a non-string error value is described, not lost")
+    func tableError() throws {
+        let lua = try LuaState()
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("error({ code = 1 })", chunkName: "=t")
+        }
+        #expect(error.message.contains("table value"))
+    }
+
+    @Test("a Swift function called from Lua gets its arguments and returns results")
+    func swiftFunction() throws {
+        let lua = try LuaState()
+        lua.stack.pushGlobalTable()
+        lua.stack.setFunction("add", in: -1) { stack in
+            let a = try stack.checkInteger(1, function: "add")
+            let b = try stack.checkInteger(2, function: "add")
+            stack.push(a + b)
+            return 1
+        }
+        lua.stack.pop()
+        try lua.run("return add(2, 3)", chunkName: "=t", results: 1)
+        #expect(lua.stack.toInteger(at: -1) == 5)
+        lua.stack.pop()
+        #expect(lua.stack.top == 0)
+    }
+
+    @Test("a Swift error becomes a Lua error that Lua code can catch, with the caller's position")
+    func swiftErrorIntoLua() throws {
+        let lua = try LuaState()
+        lua.stack.pushGlobalTable()
+        lua.stack.setFunction("add", in: -1) { stack in
+            _ = try stack.checkInteger(1, function: "add")
+            return 0
+        }
+        lua.stack.pop()
+        try lua.run("""
+            local ok, err = pcall(function() add("x") end)
+            return ok, err
+            """, chunkName: "@caller.lua", results: 2)
+        #expect(lua.stack.toBoolean(at: -2) == false)
+        #expect(lua.stack.toString(at: -1) == "caller.lua:1: bad argument #1 to 'add' (integer expected, got string)")
+        lua.stack.pop(2)
+    }
+
+    @Test("an uncaught Swift error surfaces as a LuaError of the outer call")
+    func swiftErrorUncaught() throws {
+        let lua = try LuaState()
+        lua.stack.pushGlobalTable()
+        lua.stack.setFunction("fail", in: -1) { _ in throw LuaArgumentError("refused") }
+        lua.stack.pop()
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("\nfail()", chunkName: "@x.lua")
+        }
+        #expect(error.message == "x.lua:2: refused")
+        #expect(lua.stack.top == 0)
+    }
+
+    @Test("userdata keep their Swift object, share one metatable, and release it when collected")
+    func userdata() throws {
+        weak var weakCounter: Counter?
+        do {
+            let lua = try LuaState()
+            lua.stack.registerUserdataType(Counter.self, methods: [
+                "bump": { stack in
+                    let counter = try stack.checkUserdata(1, as: Counter.self, function: "bump")
+                    counter.value += 1
+                    stack.push(counter.value)
+                    return 1
+                },
+            ])
+            let counter = Counter()
+            weakCounter = counter
+            lua.stack.pushGlobalTable()
+            lua.stack.pushUserdata(counter)
+            lua.stack.rawSetField("c", in: -2)
+            lua.stack.pop()
+            try lua.run("c:bump(); return c:bump(), getmetatable(c) == getmetatable(c)", chunkName: "=t", results: 2)
+            #expect(lua.stack.toInteger(at: -2) == 2)
+            #expect(lua.stack.toBoolean(at: -1))
+            lua.stack.pop(2)
+            #expect(counter.value == 2)
+            try lua.run("c = nil", chunkName: "=t")
+            lua.collectGarbage()
+        }
+        #expect(weakCounter == nil)
+    }
+
+    @Test("a wrong userdata type is refused with a clear message")
+    func wrongUserdata() throws {
+        let lua = try LuaState()
+        lua.stack.registerUserdataType(Counter.self, methods: [
+            "bump": { stack in
+                _ = try stack.checkUserdata(1, as: Counter.self, function: "bump")
+                return 0
+            },
+        ])
+        lua.stack.pushGlobalTable()
+        lua.stack.pushUserdata(Counter())
+        lua.stack.rawSetField("c", in: -2)
+        lua.stack.pop()
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("c.bump({})", chunkName: "=t")
+        }
+        #expect(error.message.contains("test.counter expected, got table"))
+    }
+
+    @Test("config values keep their shape through Lua", arguments: [
+        ("{ 5222, 5223 }", ConfigValue.table(ConfigTable(array: [.integer(5222), .integer(5223)]))),
+        ("{ [15222] = 'c2s' }", .table(ConfigTable(map: [.integer(15222): .string("c2s")]))),
+        ("{ 'a', x = true, [10] = 1.5 }", .table(ConfigTable(array: [.string("a")], map: [.string("x"): .boolean(true), .integer(10): .number(1.5)]))),
+        ("'text'", .string("text")),
+        ("7", .integer(7)),
+        ("{}", .table(ConfigTable())),
+    ])
+    func configValues(source: String, expected: ConfigValue) throws {
+        let lua = try LuaState()
+        try lua.run("return " + source, chunkName: "=t", results: 1)
+        let value = try lua.stack.configValue(at: -1)
+        #expect(value == expected)
+        lua.stack.pop()
+        lua.stack.push(expected)
+        #expect(try lua.stack.configValue(at: -1) == expected)
+        lua.stack.pop()
+        #expect(lua.stack.top == 0)
+    }
+
+    @Test("functions and cycles cannot be config values")
+    func configRefusals() throws {
+        let lua = try LuaState()
+        try lua.run("local t = {}; t.self = t; return print, t", chunkName: "=t", results: 2)
+        #expect(throws: LuaStack.ConfigConversionError.self) { try lua.stack.configValue(at: -2) }
+        #expect(throws: LuaStack.ConfigConversionError.self) { try lua.stack.configValue(at: -1) }
+        lua.stack.pop(2)
+    }
+
+    @Test("the safe library set has no io, os or file loaders")
+    func safeLibraries() throws {
+        let lua = try LuaState(libraries: .safe)
+        try lua.run("return io, os, dofile, loadfile, require, string.format('%d', 3)", chunkName: "=t", results: 6)
+        for index: Int32 in -6 ... -2 { #expect(lua.stack.isNil(at: index)) }
+        #expect(lua.stack.toString(at: -1) == "3")
+    }
+
+    @Test("an instruction budget stops a runaway loop")
+    func budget() throws {
+        let lua = try LuaState()
+        lua.stack.setInstructionBudget(100_000)
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("while true do end", chunkName: "=loop")
+        }
+        #expect(error.message.contains("instruction budget exceeded"))
+        lua.stack.setInstructionBudget(0)
+        try lua.run("local x = 0 for i = 1, 1000000 do x = x + i end", chunkName: "=ok")
+    }
+}
