@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "NetHost",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "nethost", targets: ["nethost"]),
         .library(name: "NetHost", targets: ["NetHost"]),
@@ -32,6 +32,7 @@ let package = Package(
             dependencies: [
                 "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -1,0 +1,41 @@
+import NIOCore
+
+/// Who is at each end of a connection, as a service sees it.
+///
+/// For a direct connection the client is the TCP peer. Behind `net_proxy` the
+/// client is the one the PROXY header names and the TCP peer becomes the proxy.
+public struct ConnectionAddresses: Sendable, Equatable {
+    public var clientIP: String
+    public var clientPort: Int
+    public var serverIP: String
+    public var serverPort: Int
+    /// The proxy's own address, when the connection came through one.
+    public var proxyIP: String?
+    public var proxyPort: Int?
+
+    public init(clientIP: String, clientPort: Int, serverIP: String, serverPort: Int, proxyIP: String? = nil, proxyPort: Int? = nil) {
+        self.clientIP = clientIP
+        self.clientPort = clientPort
+        self.serverIP = serverIP
+        self.serverPort = serverPort
+        self.proxyIP = proxyIP
+        self.proxyPort = proxyPort
+    }
+
+    /// The addresses of the socket itself.
+    public init(peer: SocketAddress?, local: SocketAddress?) {
+        self.init(
+            clientIP: peer?.ipAddress ?? "",
+            clientPort: peer?.port ?? 0,
+            serverIP: local?.ipAddress ?? "",
+            serverPort: local?.port ?? 0
+        )
+    }
+}
+
+/// What a proxy told us about a connection (the parsed PROXY header), readable by
+/// Swift services as a typed value and by Lua services as a table.
+public protocol ConnectionOriginInfo: Sendable {
+    /// Pushes the information as one Lua table. [-0, +1]
+    func pushLuaTable(onto stack: LuaStack)
+}

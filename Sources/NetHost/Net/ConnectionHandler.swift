@@ -1,0 +1,123 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// The channel stage that turns NIO events into listener callbacks. It is the
+/// last handler of every service pipeline; `net_proxy` adds it once the PROXY
+/// header has been read, with the addresses the header named.
+public final class ConnectionHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+
+    private static let nextID = Atomic<UInt64>(1)
+
+    private let service: NetService
+    private let settings: NetworkSettings
+    private let addresses: ConnectionAddresses?
+    private let origin: (any ConnectionOriginInfo)?
+    private let baseLogger: Logger
+    private let tracker: ConnectionTracker?
+    private var connection: Connection?
+    private var closeReason: String?
+
+    /// - Parameters:
+    ///   - addresses: the client as a proxy named it; nil means the socket's own peer.
+    ///   - origin: the parsed PROXY header, if any.
+    public init(
+        service: NetService,
+        settings: NetworkSettings,
+        addresses: ConnectionAddresses? = nil,
+        origin: (any ConnectionOriginInfo)? = nil,
+        logger: Logger,
+        tracker: ConnectionTracker? = nil
+    ) {
+        self.service = service
+        self.settings = settings
+        self.addresses = addresses
+        self.origin = origin
+        self.baseLogger = logger
+        self.tracker = tracker
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            start(context: context)
+        }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard connection == nil else { return }
+        let id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let addresses = self.addresses
+            ?? ConnectionAddresses(peer: context.channel.remoteAddress, local: context.channel.localAddress)
+        var logger = baseLogger
+        logger[metadataKey: "conn"] = "\(id)"
+        logger[metadataKey: "client"] = "\(addresses.clientIP):\(addresses.clientPort)"
+        logger[metadataKey: "service"] = "\(service.name)"
+        if let proxyIP = addresses.proxyIP {
+            logger[metadataKey: "proxy"] = "\(proxyIP)"
+        }
+        let connection = Connection(
+            id: id,
+            context: context,
+            serviceName: service.name,
+            listener: service.listener,
+            addresses: addresses,
+            origin: origin,
+            settings: settings,
+            logger: logger
+        )
+        self.connection = connection
+        tracker?.add(context.channel)
+        logger.debug("connected")
+        connection.start()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connection?.deliver(unwrapInboundIn(data))
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        closeReason = closeReason ?? Self.describe(error)
+        connection?.logger.debug("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        tracker?.remove(context.channel)
+        if let connection {
+            self.connection = nil
+            connection.logger.debug("disconnected", metadata: closeReason.map { ["reason": "\($0)"] })
+            connection.finished(reason: closeReason)
+        }
+        context.fireChannelInactive()
+    }
+
+    /// Prosody passes the socket error's text to ondisconnect; match its words for the common ones.
+    private static func describe(_ error: any Error) -> String {
+        if let ioError = error as? IOError {
+            switch ioError.errnoCode {
+            case ECONNRESET: return "connection reset by peer"
+            case EPIPE: return "broken pipe"
+            case ETIMEDOUT: return "connection timed out"
+            default: return "\(ioError)"
+            }
+        }
+        return "\(error)"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

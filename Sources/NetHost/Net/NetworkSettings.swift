@@ -1,0 +1,75 @@
+/// Per-connection limits and socket behaviour, from the `network_settings`
+/// option as in Prosody. Every wait has a timeout and every buffer a bound.
+public struct NetworkSettings: Sendable, Equatable {
+    /// Seconds without incoming data before `onreadtimeout` (Prosody: 14 minutes).
+    public var readTimeout: Double = 840
+    /// Seconds a pending write may make no progress before the connection is closed.
+    public var sendTimeout: Double = 180
+    /// Bytes a connection may have waiting to be sent; a writer past it is disconnected.
+    public var maxSendBufferSize: Int = 32 * 1024 * 1024
+    /// The listen backlog.
+    public var tcpBacklog: Int = 128
+    /// The largest single read; receive buffers start small and grow up to it.
+    public var readSize: Int = 8192
+    /// TCP_NODELAY on accepted connections: request-response services should not
+    /// wait for Nagle's algorithm (nginx does the same).
+    public var tcpNoDelay: Bool = true
+    /// SO_KEEPALIVE on accepted connections.
+    public var tcpKeepalive: Bool = false
+
+    public init() {}
+
+    /// What was wrong with a `network_settings` entry.
+    public struct Problem: Sendable, CustomStringConvertible {
+        public let option: String
+        public let reason: String
+        public var description: String { "network_settings.\(option): \(reason)" }
+    }
+
+    /// Reads the `network_settings` table; unknown keys and wrong types are
+    /// reported and the default kept, like Prosody's typed option look-ups.
+    public init(from table: ConfigTable?, problems: inout [Problem]) {
+        guard let table else { return }
+        func seconds(_ key: String, _ target: inout Double) {
+            guard let value = table[key] else { return }
+            if let number = value.numberValue, number > 0 {
+                target = number
+            } else {
+                problems.append(Problem(option: key, reason: "expected a positive number of seconds, got \(value.typeName)"))
+            }
+        }
+        func count(_ key: String, minimum: Int, _ target: inout Int) {
+            guard let value = table[key] else { return }
+            if let integer = value.integerValue, integer >= minimum {
+                target = integer
+            } else {
+                problems.append(Problem(option: key, reason: "expected a whole number of at least \(minimum)"))
+            }
+        }
+        func flag(_ key: String, _ target: inout Bool) {
+            guard let value = table[key] else { return }
+            if let boolean = value.booleanValue {
+                target = boolean
+            } else {
+                problems.append(Problem(option: key, reason: "expected true or false, got \(value.typeName)"))
+            }
+        }
+        seconds("read_timeout", &readTimeout)
+        seconds("send_timeout", &sendTimeout)
+        count("max_send_buffer_size", minimum: 1, &maxSendBufferSize)
+        count("tcp_backlog", minimum: 1, &tcpBacklog)
+        count("read_size", minimum: 64, &readSize)
+        flag("tcp_nodelay", &tcpNoDelay)
+        flag("tcp_keepalive", &tcpKeepalive)
+        let known: Set<String> = [
+            "read_timeout", "send_timeout", "max_send_buffer_size", "tcp_backlog", "read_size",
+            "tcp_nodelay", "tcp_keepalive",
+            // Prosody's server_epoll settings that NetHost's event loop has no use for.
+            "connect_timeout", "handshake_timeout", "max_wait", "min_wait", "fatal_errors",
+            "opportunistic_writes", "keepalive", "nodelay", "edge_triggered", "ssl_timeout",
+        ]
+        for case .string(let key) in table.map.keys where !known.contains(key) {
+            problems.append(Problem(option: key, reason: "unknown setting, ignored"))
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// One port to open: which service it is for, where, and how to set up each
+/// accepted connection.
+public struct ListenRequest: Sendable {
+    public let serviceName: String
+    public let interface: String
+    public let port: Int
+    /// Where accepted connections live: the Lua loop for Lua services, the whole group for Swift ones.
+    public let childGroup: any EventLoopGroup
+    public let settings: NetworkSettings
+    /// Sets up an accepted connection's pipeline.
+    public let initializeChild: @Sendable (any Channel) -> EventLoopFuture<Void>
+
+    public init(
+        serviceName: String,
+        interface: String,
+        port: Int,
+        childGroup: any EventLoopGroup,
+        settings: NetworkSettings,
+        initializeChild: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) {
+        self.serviceName = serviceName
+        self.interface = interface
+        self.port = port
+        self.childGroup = childGroup
+        self.settings = settings
+        self.initializeChild = initializeChild
+    }
+}
+
+/// Why a port did not open, in words an operator can act on.
+public struct ListenError: Error, CustomStringConvertible, Sendable {
+    public let serviceName: String
+    public let interface: String
+    public let port: Int
+    public let reason: String
+
+    public var description: String {
+        "could not listen on port \(port) of interface \(interface) for service '\(serviceName)': \(reason)"
+    }
+}
+
+/// Opens and closes the listening sockets. Ports are only ever bound here.
+public final class PortManager: Sendable {
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private struct Bound {
+        let request: ListenRequest
+        let channel: any Channel
+    }
+    private let bound = NIOLockedValueBox<[Bound]>([])
+
+    public init(group: any EventLoopGroup, logger: Logger) {
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Opens every requested port. Requests that collide (two services on one
+    /// port and interface) and ports that cannot be opened are reported; the rest open.
+    public func open(_ requests: [ListenRequest]) -> [ListenError] {
+        var errors: [ListenError] = []
+        var accepted: [ListenRequest] = []
+        for request in requests {
+            if let clash = (accepted + currentRequests).first(where: { Self.collide($0, request) }) {
+                if clash.serviceName == request.serviceName {
+                    continue  // the same port listed twice for one service
+                }
+                errors.append(ListenError(
+                    serviceName: request.serviceName, interface: request.interface, port: request.port,
+                    reason: "service '\(clash.serviceName)' is already configured on this port"
+                ))
+                continue
+            }
+            accepted.append(request)
+        }
+        for request in accepted {
+            do {
+                let channel = try bind(request)
+                bound.withLockedValue { $0.append(Bound(request: request, channel: channel)) }
+                let address = channel.localAddress.map { "\($0)" } ?? "\(request.interface):\(request.port)"
+                logger.info("listening for service '\(request.serviceName)' on \(address)")
+            } catch {
+                let failure = ListenError(
+                    serviceName: request.serviceName, interface: request.interface, port: request.port,
+                    reason: Self.reason(for: error)
+                )
+                logger.error("\(failure)")
+                errors.append(failure)
+            }
+        }
+        return errors
+    }
+
+    /// The port actually bound for a service (useful when a config asks for port 0).
+    public func boundAddresses(of serviceName: String) -> [SocketAddress] {
+        bound.withLockedValue { bound in
+            bound.filter { $0.request.serviceName == serviceName }.compactMap { $0.channel.localAddress }
+        }
+    }
+
+    /// Closes the listening sockets of the given services (all if nil); open connections stay.
+    public func close(services: Set<String>? = nil) -> EventLoopFuture<Void> {
+        let closing = bound.withLockedValue { bound -> [Bound] in
+            let (closing, keeping) = bound.reduce(into: ([Bound](), [Bound]())) { result, entry in
+                if services?.contains(entry.request.serviceName) ?? true {
+                    result.0.append(entry)
+                } else {
+                    result.1.append(entry)
+                }
+            }
+            bound = keeping
+            return closing
+        }
+        let futures = closing.map { entry in
+            entry.channel.close().map { [logger] in
+                logger.info("stopped listening for service '\(entry.request.serviceName)' on port \(entry.request.port)")
+            }.recover { _ in }
+        }
+        return EventLoopFuture.andAllComplete(futures, on: group.next())
+    }
+
+    private var currentRequests: [ListenRequest] {
+        bound.withLockedValue { $0.map(\.request) }
+    }
+
+    private static func collide(_ a: ListenRequest, _ b: ListenRequest) -> Bool {
+        guard a.port == b.port, a.port != 0 else { return false }
+        return a.interface == b.interface
+            || (isWildcard(a.interface) && family(a.interface) == family(b.interface))
+            || (isWildcard(b.interface) && family(a.interface) == family(b.interface))
+    }
+
+    private static func isWildcard(_ interface: String) -> Bool {
+        interface == "*" || interface == "0.0.0.0" || interface == "::"
+    }
+
+    private static func family(_ interface: String) -> Int {
+        interface.contains(":") ? 6 : 4
+    }
+
+    private func bind(_ request: ListenRequest) throws -> any Channel {
+        let host = request.interface == "*" ? "0.0.0.0" : request.interface
+        let address = try SocketAddress(ipAddress: host, port: request.port)
+        let isIPv6: Bool
+        if case .v6 = address { isIPv6 = true } else { isIPv6 = false }
+        let settings = request.settings
+        var bootstrap = ServerBootstrap(group: group, childGroup: request.childGroup)
+            .serverChannelOption(.backlog, value: Int32(clamping: settings.tcpBacklog))
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: min(256, settings.readSize), maximum: settings.readSize
+            ))
+            .childChannelInitializer(request.initializeChild)
+        if settings.tcpKeepalive {
+            bootstrap = bootstrap.childChannelOption(.socketOption(.so_keepalive), value: 1)
+        }
+        if isIPv6 {
+            // "::" means IPv6 only, as in Prosody; "*" covers IPv4.
+            bootstrap = bootstrap.serverChannelOption(.socketOption(.ipv6_v6only), value: 1)
+        }
+        return try bootstrap.bind(to: address).wait()
+    }
+
+    private static func reason(for error: any Error) -> String {
+        if let ioError = error as? IOError {
+            switch ioError.errnoCode {
+            case EADDRINUSE: return "the address is already in use (by another program or another listener)"
+            case EACCES: return "permission denied (ports below 1024 need privileges)"
+            case EADDRNOTAVAIL: return "the address is not available on this machine"
+            case EAFNOSUPPORT: return "the address family is not supported (no IPv6?)"
+            default: return "\(ioError)"
+            }
+        }
+        if let addressError = error as? SocketAddressError {
+            return "not an IP address (\(addressError))"
+        }
+        return "\(error)"
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

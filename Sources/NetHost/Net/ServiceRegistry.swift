@@ -1,0 +1,47 @@
+import NIOConcurrencyHelpers
+
+/// The services modules have provided, by name. Read from any event loop
+/// (net_proxy looks its target up per connection), written by the module manager.
+public final class ServiceRegistry: Sendable {
+    private let services = NIOLockedValueBox<[String: NetService]>([:])
+
+    public init() {}
+
+    public struct DuplicateService: Error, CustomStringConvertible, Sendable {
+        public let name: String
+        public let existingModule: String
+        public let newModule: String
+        public var description: String {
+            "module '\(newModule)' provides a service named '\(name)', which module '\(existingModule)' already provides"
+        }
+    }
+
+    public func add(_ service: NetService) throws(DuplicateService) {
+        let existing: NetService? = services.withLockedValue { services in
+            if let existing = services[service.name] { return existing }
+            services[service.name] = service
+            return nil
+        }
+        if let existing {
+            throw DuplicateService(name: service.name, existingModule: existing.module, newModule: service.module)
+        }
+    }
+
+    public func service(named name: String) -> NetService? {
+        services.withLockedValue { $0[name] }
+    }
+
+    /// Removes every service a module provided; returns their names.
+    @discardableResult
+    public func removeServices(of module: String) -> [String] {
+        services.withLockedValue { services in
+            let names = services.values.filter { $0.module == module }.map(\.name)
+            for name in names { services[name] = nil }
+            return names
+        }
+    }
+
+    public var all: [NetService] {
+        services.withLockedValue { Array($0.values) }.sorted { $0.name < $1.name }
+    }
+}
