@@ -10,7 +10,8 @@ public final class ConnectionHandler: ChannelInboundHandler {
 
     private static let nextID = Atomic<UInt64>(1)
 
-    private let service: NetService
+    private let serviceName: String
+    private let listener: any ConnectionListener
     private let settings: NetworkSettings
     private let addresses: ConnectionAddresses?
     private let origin: (any ConnectionOriginInfo)?
@@ -23,14 +24,16 @@ public final class ConnectionHandler: ChannelInboundHandler {
     ///   - addresses: the client as a proxy named it; nil means the socket's own peer.
     ///   - origin: the parsed PROXY header, if any.
     public init(
-        service: NetService,
+        serviceName: String,
+        listener: any ConnectionListener,
         settings: NetworkSettings,
         addresses: ConnectionAddresses? = nil,
         origin: (any ConnectionOriginInfo)? = nil,
         logger: Logger,
         tracker: ConnectionTracker? = nil
     ) {
-        self.service = service
+        self.serviceName = serviceName
+        self.listener = listener
         self.settings = settings
         self.addresses = addresses
         self.origin = origin
@@ -57,15 +60,15 @@ public final class ConnectionHandler: ChannelInboundHandler {
         var logger = baseLogger
         logger[metadataKey: "conn"] = "\(id)"
         logger[metadataKey: "client"] = "\(addresses.clientIP):\(addresses.clientPort)"
-        logger[metadataKey: "service"] = "\(service.name)"
+        logger[metadataKey: "service"] = "\(serviceName)"
         if let proxyIP = addresses.proxyIP {
             logger[metadataKey: "proxy"] = "\(proxyIP)"
         }
         let connection = Connection(
             id: id,
             context: context,
-            serviceName: service.name,
-            listener: service.listener,
+            serviceName: serviceName,
+            listener: listener,
             addresses: addresses,
             origin: origin,
             settings: settings,

@@ -1,5 +1,8 @@
+import Logging
+import NIOCore
+
 /// A named network service, as `module:provides("net", { ... })` declares it:
-/// its listener and where it listens unless the config says otherwise.
+/// how its connections are handled and where it listens unless the config says otherwise.
 public struct NetService: Sendable {
     /// Where a service's connections run.
     public enum Executor: Sendable, Equatable {
@@ -9,9 +12,17 @@ public struct NetService: Sendable {
         case anyLoop
     }
 
+    /// How accepted connections are handled.
+    public enum Handling: Sendable {
+        /// The usual case: a listener's callbacks, on the given loop(s).
+        case listener(any ConnectionListener, Executor)
+        /// A service that sets up its own pipeline, such as `net_proxy`, which reads
+        /// a header first and then hands the connection to another service.
+        case pipeline(any ServicePipeline)
+    }
+
     public let name: String
-    public let listener: any ConnectionListener
-    public let executor: Executor
+    public let handling: Handling
     /// The module that provided it (for messages and for unloading).
     public let module: String
     public var defaultPorts: [Int]
@@ -23,8 +34,7 @@ public struct NetService: Sendable {
 
     public init(
         name: String,
-        listener: any ConnectionListener,
-        executor: Executor,
+        handling: Handling,
         module: String,
         defaultPorts: [Int] = [],
         defaultInterfaces: [String]? = nil,
@@ -32,12 +42,70 @@ public struct NetService: Sendable {
         isPrivate: Bool = false
     ) {
         self.name = name
-        self.listener = listener
-        self.executor = executor
+        self.handling = handling
         self.module = module
         self.defaultPorts = defaultPorts
         self.defaultInterfaces = defaultInterfaces
         self.encryption = encryption
         self.isPrivate = isPrivate
     }
+
+    /// The listener, for services that have one.
+    public var listener: (any ConnectionListener)? {
+        if case .listener(let listener, _) = handling { return listener }
+        return nil
+    }
+
+    /// The executor of a listener service; pipelines decide per port.
+    public func executor(forPort port: Int) -> Executor {
+        switch handling {
+        case .listener(_, let executor): return executor
+        case .pipeline(let pipeline): return pipeline.executor(forPort: port)
+        }
+    }
+}
+
+/// What a custom pipeline needs from the host for each accepted connection.
+public struct PipelineContext: Sendable {
+    public let services: ServiceRegistry
+    public let settings: NetworkSettings
+    public let logger: Logger
+    public let tracker: ConnectionTracker
+    /// The loop that runs Lua: connections of Lua services must live on it.
+    public let luaLoop: any EventLoop
+
+    public init(services: ServiceRegistry, settings: NetworkSettings, logger: Logger, tracker: ConnectionTracker, luaLoop: any EventLoop) {
+        self.services = services
+        self.luaLoop = luaLoop
+        self.settings = settings
+        self.logger = logger
+        self.tracker = tracker
+    }
+
+    /// The stage that hands a connection to `service`'s listener.
+    public func connectionHandler(
+        for service: NetService,
+        listener: any ConnectionListener,
+        addresses: ConnectionAddresses?,
+        origin: (any ConnectionOriginInfo)?
+    ) -> ConnectionHandler {
+        ConnectionHandler(
+            serviceName: service.name,
+            listener: listener,
+            settings: settings,
+            addresses: addresses,
+            origin: origin,
+            logger: logger,
+            tracker: tracker
+        )
+    }
+}
+
+/// A service that builds its own pipeline for each accepted connection.
+public protocol ServicePipeline: Sendable {
+    /// Which loop a port's connections should be accepted on: the Lua loop when
+    /// they will end up in a Lua service, so they never hop between threads.
+    func executor(forPort port: Int) -> NetService.Executor
+    /// Sets up the pipeline of a connection accepted on `port`.
+    func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void>
 }

@@ -1,0 +1,116 @@
+import NIOCore
+
+/// A Lua listener table (`{ onconnect = ..., onincoming = ... }`) as a
+/// `ConnectionListener`. Its connections live on the Lua loop, so every call
+/// happens there; `NIOLoopBound` checks that at run time.
+public final class LuaListener: ConnectionListener {
+    private let runtime: NIOLoopBound<LuaRuntime>
+    /// The listener table, kept in the registry.
+    let table: LuaReference
+    public let wantsDrain: Bool
+
+    init(runtime: LuaRuntime, table: LuaReference, wantsDrain: Bool) {
+        self.runtime = NIOLoopBound(runtime, eventLoop: runtime.loop)
+        self.table = table
+        self.wantsDrain = wantsDrain
+    }
+
+    public func onConnect(_ connection: Connection) throws {
+        try call("onconnect", connection)
+    }
+
+    public func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
+        try call("onincoming", connection) { stack in
+            data.withUnsafeReadableBytes { stack.push(bytes: $0) }
+            return 1
+        }
+    }
+
+    public func onDisconnect(_ connection: Connection, reason: String?) {
+        do {
+            try call("ondisconnect", connection) { stack in
+                stack.push(reason)
+                return 1
+            }
+        } catch {
+            connection.logger.error("error in ondisconnect callback: \(ErrorDescription(error))")
+        }
+    }
+
+    public func onDrain(_ connection: Connection) throws {
+        try call("ondrain", connection)
+    }
+
+    public func onReadTimeout(_ connection: Connection) throws -> Bool {
+        var keep = false
+        try call("onreadtimeout", connection, results: 1) { stack in
+            keep = stack.toBoolean(at: -1)
+        }
+        return keep
+    }
+
+    public func onStatus(_ connection: Connection, status: String) throws {
+        try call("onstatus", connection) { stack in
+            stack.push(status)
+            return 1
+        }
+    }
+
+    public func onDetach(_ connection: Connection) throws {
+        try call("ondetach", connection)
+    }
+
+    public func onAttach(_ connection: Connection, data: (any Sendable)?) throws {
+        try call("onattach", connection) { stack in
+            if let attachment = data as? LuaAttachment {
+                stack.push(attachment.reference)
+            } else {
+                stack.pushNil()
+            }
+            return 1
+        }
+    }
+
+    /// Calls `table[name](conn, extra arguments...)` if the listener has that callback.
+    private func call(
+        _ name: String,
+        _ connection: Connection,
+        results: Int32 = 0,
+        readResults: (LuaStack) -> Void = { _ in },
+        arguments: (LuaStack) -> Int32 = { _ in 0 }
+    ) throws {
+        let runtime = self.runtime.value
+        let stack = runtime.state.stack
+        let base = stack.top
+        defer { stack.setTop(base) }
+        stack.push(table)
+        guard stack.rawGetField(name, from: -1) == .function else { return }
+        stack.remove(at: -2)
+        runtime.push(connection)
+        let extra = arguments(stack)
+        try runtime.protectedCall(arguments: 1 + extra, results: results, module: connection.serviceName, callback: name)
+        readResults(stack)
+    }
+
+    private func call(_ name: String, _ connection: Connection, arguments: (LuaStack) -> Int32) throws {
+        try call(name, connection, results: 0, readResults: { _ in }, arguments: arguments)
+    }
+
+    private func call(_ name: String, _ connection: Connection, results: Int32, readResults: (LuaStack) -> Void) throws {
+        try call(name, connection, results: results, readResults: readResults, arguments: { _ in 0 })
+    }
+
+    deinit {
+        // The last reference may go on any thread; the registry belongs to the Lua loop.
+        let runtime = self.runtime
+        let table = self.table
+        runtime.eventLoop.execute {
+            runtime.value.state.stack.release(table)
+        }
+    }
+}
+
+/// A Lua value handed along with `conn:setlistener(listener, data)`.
+struct LuaAttachment: Sendable {
+    let reference: LuaReference
+}

@@ -1,0 +1,39 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Finds `mod_NAME.lua` or `mod_NAME/mod_NAME.lua` in the plugin paths, then
+/// in the modules shipped with NetHost, as Prosody's module loader does.
+public struct LuaModuleFinder: Sendable {
+    public let searchPaths: [String]
+
+    public init(pluginPaths: [String], shippedModules: String?) {
+        self.searchPaths = pluginPaths + (shippedModules.map { [$0] } ?? [])
+    }
+
+    /// Whether a name could be a module name at all (no path tricks).
+    public static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+        } && !name.hasPrefix(".")
+    }
+
+    /// The path of the module's file, or nil with the places looked in.
+    public func find(_ name: String) -> (path: String?, lookedIn: [String]) {
+        var candidates: [String] = []
+        for directory in searchPaths {
+            for candidate in ["\(directory)/mod_\(name).lua", "\(directory)/mod_\(name)/mod_\(name).lua"] {
+                candidates.append(candidate)
+                if access(candidate, R_OK) == 0 {
+                    return (candidate, candidates)
+                }
+            }
+        }
+        return (nil, candidates)
+    }
+}

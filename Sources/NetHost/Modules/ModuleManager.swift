@@ -1,0 +1,159 @@
+import Logging
+import NIOCore
+
+/// Loads and unloads modules by name: native Swift modules first, then Lua
+/// modules from the plugin paths. Lives on the Lua loop, like the Lua state.
+/// A module that fails to load is reported and skipped; the others still load.
+public final class ModuleManager {
+    public struct LoadError: Error, CustomStringConvertible, Sendable {
+        public let module: String
+        public let reason: String
+        public var description: String { "module '\(module)' failed to load: \(reason)" }
+    }
+
+    private let runtime: LuaRuntime
+    private let natives: [String: any NativeModule.Type]
+    private let finder: LuaModuleFinder
+    private let options: any OptionSource
+    private let services: ServiceRegistry
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    public let problems: ProblemLog
+
+    private enum Loaded {
+        case native(any NativeModule)
+        case lua(path: String)
+    }
+    private var loaded: [String: Loaded] = [:]
+    private var loading: Set<String> = []
+
+    public init(
+        group: any EventLoopGroup,
+        luaLoop: any EventLoop,
+        options: any OptionSource,
+        services: ServiceRegistry,
+        natives: [any NativeModule.Type],
+        finder: LuaModuleFinder,
+        configDirectory: String,
+        logger: Logger,
+        problems: ProblemLog = ProblemLog()
+    ) throws {
+        self.runtime = try LuaRuntime(
+            loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory
+        )
+        self.natives = Dictionary(natives.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.finder = finder
+        self.options = options
+        self.services = services
+        self.group = group
+        self.logger = logger
+        self.problems = problems
+        runtime.loadDependency = { [unowned self] name, host in
+            try load(name, host: host)
+            return self.natives.keys.contains(name) ? .native : .lua
+        }
+    }
+
+    /// The modules the config enables: `modules_enabled` less `modules_disabled`,
+    /// in order, without repeats. Disabling a module that does not exist is fine.
+    public static func enabledModules(in options: any OptionSource, host: String? = nil) -> [String] {
+        let disabled = Set(options.stringList("modules_disabled", host: host) ?? [])
+        var seen: Set<String> = []
+        return (options.stringList("modules_enabled", host: host) ?? []).filter { name in
+            !disabled.contains(name) && seen.insert(name).inserted
+        }
+    }
+
+    /// Loads every enabled module; returns the failures, which are also logged.
+    @discardableResult
+    public func loadEnabledModules() -> [LoadError] {
+        var failures: [LoadError] = []
+        for name in Self.enabledModules(in: options) {
+            do {
+                try load(name)
+            } catch let error as LoadError {
+                failures.append(error)
+            } catch {
+                failures.append(LoadError(module: name, reason: "\(error)"))
+            }
+        }
+        for failure in failures {
+            logger.error("\(failure)")
+            problems.add(failure.description)
+        }
+        return failures
+    }
+
+    public var loadedModules: [String] { loaded.keys.sorted() }
+
+    public func isLoaded(_ name: String) -> Bool { loaded[name] != nil }
+
+    /// Loads one module (and, through `module:depends`, what it needs).
+    public func load(_ name: String, host: String = "*") throws {
+        guard loaded[name] == nil else { return }
+        guard LuaModuleFinder.isValidName(name) else {
+            throw LoadError(module: name, reason: "not a valid module name")
+        }
+        guard loading.insert(name).inserted else {
+            throw LoadError(module: name, reason: "circular dependency")
+        }
+        defer { loading.remove(name) }
+        if let native = natives[name] {
+            try loadNative(native, name: name, host: host)
+            return
+        }
+        let (found, lookedIn) = finder.find(name)
+        guard let path = found else {
+            throw LoadError(module: name, reason: "no native module of that name, and no file in: \(lookedIn.joined(separator: ", "))")
+        }
+        do {
+            try runtime.loadModule(name: name, host: host, path: path)
+        } catch {
+            throw LoadError(module: name, reason: error.fullDescription)
+        }
+        loaded[name] = .lua(path: path)
+        logger.debug("loaded Lua module '\(name)' from \(path)")
+    }
+
+    private func loadNative(_ type: any NativeModule.Type, name: String, host: String) throws {
+        var moduleLogger = logger
+        moduleLogger[metadataKey: "module"] = "\(name)"
+        let context = ModuleContext(
+            name: name, host: host, options: options, logger: moduleLogger, services: services,
+            group: group, luaLoop: runtime.loop, problems: problems
+        )
+        do {
+            let module = try type.init(context: context)
+            try module.load()
+            loaded[name] = .native(module)
+            logger.debug("loaded native module '\(name)'")
+        } catch {
+            services.removeServices(of: name)
+            throw LoadError(module: name, reason: "\(error)")
+        }
+    }
+
+    /// Unloads a module: its `unload` runs, and its services, hooks and timers go.
+    public func unload(_ name: String, host: String = "*") {
+        guard let module = loaded.removeValue(forKey: name) else { return }
+        switch module {
+        case .native(let native):
+            native.unload()
+            services.removeServices(of: name)
+        case .lua:
+            runtime.unloadModule(name: name, host: host)
+        }
+        logger.info("unloaded module '\(name)'")
+    }
+
+    public func unloadAll() {
+        for name in loaded.keys.sorted().reversed() {
+            unload(name)
+        }
+    }
+
+    /// Fires an event every Lua module can hook (e.g. "server-started", "server-stopping").
+    public func fireEvent(_ name: String) {
+        runtime.fireEvent(name)
+    }
+}

@@ -1,0 +1,48 @@
+import Logging
+import NIOCore
+
+/// A module written in Swift, loaded by name from `modules_enabled` like a Lua one.
+///
+/// The module manager creates it with a context, then calls `load()`; it calls
+/// `unload()` before it removes the module's services.
+public protocol NativeModule: AnyObject, Sendable {
+    /// The name used in `modules_enabled`.
+    static var name: String { get }
+    init(context: ModuleContext) throws
+    func load() throws
+    func unload()
+}
+
+extension NativeModule {
+    public func load() throws {}
+    public func unload() {}
+}
+
+/// What the host offers a native module.
+public struct ModuleContext: Sendable {
+    public let name: String
+    /// "*" for a global module.
+    public let host: String
+    public let options: any OptionSource
+    public let logger: Logger
+    public let services: ServiceRegistry
+    public let group: any EventLoopGroup
+    public let luaLoop: any EventLoop
+    let problems: ProblemLog
+
+    /// Registers a network service provided by this module.
+    public func provide(_ service: NetService) throws {
+        try services.add(service)
+    }
+
+    /// The option for this module's host, else the global one.
+    public func option(_ name: String) -> ConfigValue? {
+        options.value(name, host: host == "*" ? nil : host)
+    }
+
+    /// Records a problem `nethost check` should report (and logs it as a warning).
+    public func reportProblem(_ message: String) {
+        logger.warning("\(message)")
+        problems.add("\(name): \(message)")
+    }
+}

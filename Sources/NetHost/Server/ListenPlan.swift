@@ -1,0 +1,60 @@
+/// Where each service listens: `NAME_ports` / `NAME_interfaces` from the
+/// config, else `interfaces`, else what the service asked for, else everywhere.
+public struct ListenPlan: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public let service: String
+        public let interface: String
+        public let port: Int
+    }
+
+    public var entries: [Entry] = []
+    public var problems: [String] = []
+
+    public init(services: [NetService], options: any OptionSource) {
+        for service in services {
+            guard let ports = ports(of: service, options: options) else { continue }
+            let interfaces = interfaces(of: service, options: options)
+            for port in ports {
+                for interface in interfaces {
+                    entries.append(Entry(service: service.name, interface: interface, port: port))
+                }
+            }
+        }
+    }
+
+    private mutating func ports(of service: NetService, options: any OptionSource) -> [Int]? {
+        let option = "\(service.name)_ports"
+        guard let value = options.value(option, host: nil) else { return service.defaultPorts }
+        var ports: [Int] = []
+        let items: [ConfigValue]
+        switch value {
+        case .table(let table): items = table.array
+        default: items = [value]
+        }
+        for item in items {
+            guard let port = item.integerValue, (0 ... 65535).contains(port) else {
+                problems.append("\(option): \(Self.describe(item)) is not a port number (0-65535)")
+                continue
+            }
+            ports.append(port)
+        }
+        return ports
+    }
+
+    private func interfaces(of service: NetService, options: any OptionSource) -> [String] {
+        if let specific = options.stringList("\(service.name)_interfaces") { return specific }
+        if let general = options.stringList("interfaces") { return general }
+        if let defaults = service.defaultInterfaces { return defaults }
+        return service.isPrivate ? ["127.0.0.1", "::1"] : ["*", "::"]
+    }
+
+    private static func describe(_ value: ConfigValue) -> String {
+        switch value {
+        case .string(let string): return "\"\(string)\""
+        case .integer(let integer): return "\(integer)"
+        case .number(let number): return "\(number)"
+        case .boolean(let boolean): return "\(boolean)"
+        case .table: return "a table"
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The whole host: loads the modules a config enables, opens the ports their
+/// services need and drives the connections. Lua runs on one loop of the group;
+/// Swift services use all of them.
+public final class NetHostServer: Sendable {
+    public struct Options: Sendable {
+        public var options: any OptionSource
+        public var configDirectory: String
+        public var nativeModules: [any NativeModule.Type]
+        public var pluginPaths: [String]
+        public var shippedModules: String?
+        public var threads: Int
+
+        public init(
+            options: any OptionSource,
+            configDirectory: String,
+            nativeModules: [any NativeModule.Type] = [],
+            pluginPaths: [String] = [],
+            shippedModules: String? = nil,
+            threads: Int = System.coreCount
+        ) {
+            self.options = options
+            self.configDirectory = configDirectory
+            self.nativeModules = nativeModules
+            self.pluginPaths = pluginPaths
+            self.shippedModules = shippedModules
+            self.threads = threads
+        }
+    }
+
+    public let group: MultiThreadedEventLoopGroup
+    public let luaLoop: any EventLoop
+    public let services = ServiceRegistry()
+    public let tracker = ConnectionTracker()
+    public let ports: PortManager
+    public let problems = ProblemLog()
+    public let settings: NetworkSettings
+    private let configuration: Options
+    private let logger: Logger
+    private let modules: NIOLoopBound<ModuleManager>
+
+    /// Loads the modules (on the Lua loop); no port is opened yet.
+    public init(_ configuration: Options, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
+        self.luaLoop = group.next()
+        self.ports = PortManager(group: group, logger: logger)
+        var settingProblems: [NetworkSettings.Problem] = []
+        self.settings = NetworkSettings(
+            from: configuration.options.value("network_settings", host: nil)?.tableValue,
+            problems: &settingProblems
+        )
+        for problem in settingProblems {
+            logger.warning("\(problem)")
+            problems.add(problem.description)
+        }
+        let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
+        let (group, luaLoop, services, problems) = (self.group, self.luaLoop, self.services, self.problems)
+        do {
+            self.modules = try luaLoop.submit {
+                let manager = try ModuleManager(
+                    group: group, luaLoop: luaLoop, options: configuration.options, services: services,
+                    natives: configuration.nativeModules, finder: finder,
+                    configDirectory: configuration.configDirectory, logger: logger, problems: problems
+                )
+                manager.loadEnabledModules()
+                return NIOLoopBound(manager, eventLoop: luaLoop)
+            }.wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Opens the ports of every service; returns the ports that failed (also logged).
+    @discardableResult
+    public func start() -> [ListenError] {
+        let plan = ListenPlan(services: services.all, options: configuration.options)
+        for problem in plan.problems {
+            logger.error("\(problem)")
+            problems.add(problem)
+        }
+        let context = PipelineContext(
+            services: services, settings: settings, logger: logger, tracker: tracker, luaLoop: luaLoop
+        )
+        let requests = plan.entries.compactMap { entry -> ListenRequest? in
+            guard let service = services.service(named: entry.service) else { return nil }
+            let executor = service.executor(forPort: entry.port)
+            return ListenRequest(
+                serviceName: service.name,
+                interface: entry.interface,
+                port: entry.port,
+                childGroup: executor == .luaLoop ? luaLoop : group,
+                settings: settings,
+                initializeChild: Self.initializer(for: service, port: entry.port, context: context)
+            )
+        }
+        let failures = ports.open(requests)
+        for failure in failures { problems.add(failure.description) }
+        let modules = self.modules
+        luaLoop.execute { modules.value.fireEvent("server-started") }
+        return failures
+    }
+
+    private static func initializer(
+        for service: NetService,
+        port: Int,
+        context: PipelineContext
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        switch service.handling {
+        case .listener(let listener, _):
+            return { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        context.connectionHandler(for: service, listener: listener, addresses: nil, origin: nil)
+                    )
+                }
+            }
+        case .pipeline(let pipeline):
+            return { channel in pipeline.initialize(channel: channel, port: port, context: context) }
+        }
+    }
+
+    /// The modules that loaded, by name.
+    public var loadedModules: [String] {
+        let modules = self.modules
+        return (try? luaLoop.submit { modules.value.loadedModules }.wait()) ?? []
+    }
+
+    /// Graceful stop: listeners close at once; open connections are closed and
+    /// their listeners get `ondisconnect`; modules unload; the threads end.
+    public func shutdown(drainTime: TimeAmount = .seconds(5)) async {
+        try? await ports.close().get()
+        let modules = self.modules
+        try? await luaLoop.submit { modules.value.fireEvent("server-stopping") }.get()
+        if let closing = tracker.closeAll() {
+            // Bounded: a connection that does not finish closing in time is left to the group's shutdown.
+            let done = luaLoop.makePromise(of: Void.self)
+            closing.cascade(to: done)
+            luaLoop.scheduleTask(in: drainTime) { done.succeed() }
+            _ = try? await done.futureResult.get()
+        }
+        try? await luaLoop.submit { modules.value.unloadAll() }.get()
+        try? await group.shutdownGracefully()
+    }
+
+    /// Stops without opening ports having been asked (for `nethost check` and errors at start).
+    public func shutdownNow() {
+        let modules = self.modules
+        try? luaLoop.submit { modules.value.unloadAll() }.wait()
+        try? group.syncShutdownGracefully()
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import Testing
+@testable import NetHost
+
+/// A Lua service serving real TCP connections, through every callback.
+@Suite("Lua services over TCP", .serialized)
+struct LuaServiceTests {
+    private func withProbe(
+        options: [String: ConfigValue] = [:],
+        _ body: (HostFixture) async throws -> Void
+    ) async throws {
+        let fixture = try HostFixture(modules: ["probe": ProbeModule.source])
+        var options = options
+        options["modules_enabled"] = options["modules_enabled"] ?? .strings("probe")
+        try fixture.start(options: options)
+        do {
+            try await body(fixture)
+        } catch {
+            await fixture.stop()
+            throw error
+        }
+        await fixture.stop()
+    }
+
+    @Test("onconnect runs first, onincoming gets the bytes, conn:write answers")
+    func connectAndEcho() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            #expect(try client.readLine() == "hello")
+            try client.send("echo ping\n")
+            #expect(try client.readLine() == "ping")
+        }
+    }
+
+    @Test("conn:ip, conn:port and conn:serverport name the two ends; proxyip is nil without a proxy")
+    func addresses() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("who\n")
+            let port = try fixture.port(of: "probe")
+            #expect(try client.readLine() == "127.0.0.1 \(client.localPort) \(port) nil")
+        }
+    }
+
+    @Test("each callback sees the same conn value")
+    func connIdentity() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("same\n")
+            #expect(try client.readLine() == "true")
+        }
+    }
+
+    @Test("conn:close sends what was written, then closes; ondisconnect runs once")
+    func closeFlushes() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("close\n")
+            #expect(try client.readLine() == "bye")
+            #expect(try client.isClosedByPeer())
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
+            #expect(fixture.eventually {
+                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.contains("disconnects=1") == true
+            })
+        }
+    }
+
+    @Test("a client that hangs up gives ondisconnect")
+    func clientHangsUp() async throws {
+        try await withProbe { fixture in
+            do {
+                let client = try fixture.connect(to: "probe")
+                _ = try client.readLine()
+            }
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
+            #expect(fixture.eventually {
+                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.hasPrefix("connects=2 disconnects=1") == true
+            })
+        }
+    }
+
+    @Test("a Lua error in one connection's callback closes that connection only; a hundred others carry on")
+    func errorIsolation() async throws {
+        try await withProbe { fixture in
+            var others: [TestSocket] = []
+            for _ in 0 ..< 100 {
+                let client = try fixture.connect(to: "probe")
+                #expect(try client.readLine() == "hello")
+                others.append(client)
+            }
+            let victim = try fixture.connect(to: "probe")
+            _ = try victim.readLine()
+            try victim.send("boom\n")
+            #expect(try victim.isClosedByPeer())
+            #expect(fixture.logs.contains("error in onincoming callback"))
+            #expect(fixture.logs.contains("boom from the probe"))
+            #expect(fixture.logs.contains("stack traceback"))
+            for (index, client) in others.enumerated() {
+                try client.send("echo still here \(index)\n")
+                #expect(try client.readLine() == "still here \(index)")
+            }
+        }
+    }
+
+    @Test("a writer past max_send_buffer_size is disconnected with a logged reason")
+    func sendBufferBound() async throws {
+        let settings = ConfigValue.table(ConfigTable(map: [.string("max_send_buffer_size"): .integer(256 * 1024)]))
+        try await withProbe(options: ["network_settings": settings]) { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            // 64 MiB that the client never reads: the socket buffers fill, then ours.
+            try client.send("flood 67108864\n")
+            #expect(fixture.eventually(timeout: 10) { fixture.logs.contains("send buffer full") })
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
+            #expect(fixture.eventually {
+                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.contains("send buffer full") == true
+            })
+        }
+    }
+
+    @Test("ondrain runs once a send buffer that had to wait is empty again")
+    func drain() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("flood 8388608\n")
+            let received = try client.read(count: 8_388_608)
+            #expect(received.count == 8_388_608)
+            try client.send("stats\n")
+            let stats = try client.readLine()
+            #expect(stats.contains("drains=") && !stats.contains("drains=0"))
+        }
+    }
+
+    @Test("onreadtimeout runs after read_timeout of silence; returning false closes")
+    func readTimeout() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("readtimeout 0.3\n")
+            #expect(try client.readLine() == "timeout")
+            #expect(try client.isClosedByPeer())
+        }
+    }
+
+    @Test("pause stops reading until resume")
+    func pauseResume() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("pause 0.3\n")
+            usleep(50_000)  // a separate segment, which arrives while reading is paused
+            try client.send("echo after\n")
+            #expect(try client.readLine() == "resumed")
+            #expect(try client.readLine() == "after")
+        }
+    }
+
+    @Test("setlistener moves the connection: ondetach, onattach with its data, then the new listener's callbacks")
+    func setListener() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("switch\n")
+            #expect(try client.readLine() == "detached")
+            #expect(try client.readLine() == "attached payload")
+            try client.send("hi\n")
+            #expect(try client.readLine() == "other: hi")
+        }
+    }
+
+    @Test("setoption sets a socket option")
+    func setOption() async throws {
+        try await withProbe { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            try client.send("option\n")
+            #expect(try client.readLine() == "true")
+        }
+    }
+
+    @Test("graceful stop: the listener closes and open connections get ondisconnect")
+    func gracefulStop() async throws {
+        let fixture = try HostFixture(modules: ["probe": ProbeModule.source.replacingOccurrences(
+            of: "function listener.ondisconnect(conn, reason)",
+            with: "function listener.ondisconnect(conn, reason)\n\tio.open(module:get_directory() .. '/stopped', 'w'):write(tostring(reason)):close()"
+        )])
+        try fixture.start(options: ["modules_enabled": .strings("probe")])
+        let port = try fixture.port(of: "probe")
+        let client = try fixture.connect(to: "probe")
+        _ = try client.readLine()
+        let directory = fixture.directory
+        await fixture.server?.shutdown(drainTime: .seconds(2))
+        #expect(try client.isClosedByPeer())
+        #expect(FileManager.default.fileExists(atPath: directory + "/stopped"))
+        #expect(throws: TestSocket.Failure.self) { try TestSocket(host: "127.0.0.1", port: port) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

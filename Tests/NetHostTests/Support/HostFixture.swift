@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+@testable import NetHost
+
+/// Log records kept in memory so tests can assert what an operator would read.
+final class LogCapture: Sendable {
+    private let lines = NIOLockedValueBox<[String]>([])
+
+    var all: [String] { lines.withLockedValue { $0 } }
+
+    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
+
+    func handler(label: String) -> any LogHandler { Handler(capture: self, label: label) }
+
+    fileprivate func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
+
+    private struct Handler: LogHandler {
+        let capture: LogCapture
+        let label: String
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .debug
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
+            let rendered = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            capture.append("\(event.level) \(event.message) \(rendered)")
+        }
+    }
+}
+
+/// A temporary folder of Lua modules and a NetHost serving them on loopback.
+final class HostFixture {
+    let directory: String
+    let logs = LogCapture()
+    private(set) var server: NetHostServer?
+
+    init(modules: [String: String]) throws {
+        directory = NSTemporaryDirectory() + "nethost-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for (name, source) in modules {
+            try source.write(toFile: "\(directory)/mod_\(name).lua", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Starts NetHost with these global options; every service listens on an
+    /// ephemeral port of 127.0.0.1 unless the options say otherwise.
+    @discardableResult
+    func start(options: [String: ConfigValue], natives: [any NativeModule.Type] = BuiltinModules.all) throws -> NetHostServer {
+        var global = options
+        if global["interfaces"] == nil { global["interfaces"] = .table(ConfigTable(array: [.string("127.0.0.1")])) }
+        let logger = Logger(label: "nethost-test", factory: logs.handler(label:))
+        let server = try NetHostServer(
+            .init(
+                options: FixedOptions(global: global),
+                configDirectory: directory,
+                nativeModules: natives,
+                pluginPaths: [directory],
+                shippedModules: nil,
+                threads: 2
+            ),
+            logger: logger
+        )
+        self.server = server
+        server.start()
+        return server
+    }
+
+    func port(of service: String) throws -> Int {
+        guard let port = server?.ports.boundAddresses(of: service).first?.port else {
+            throw TestSocket.Failure(description: "service \(service) is not listening; log:\n" + logs.all.joined(separator: "\n"))
+        }
+        return port
+    }
+
+    func connect(to service: String) throws -> TestSocket {
+        try TestSocket(host: "127.0.0.1", port: port(of: service))
+    }
+
+    /// Waits (bounded) until `condition` holds, polling.
+    func eventually(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    func stop() async {
+        await server?.shutdown(drainTime: .seconds(2))
+        server = nil
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+extension ConfigValue {
+    static func list(_ values: ConfigValue...) -> ConfigValue { .table(ConfigTable(array: values)) }
+    static func strings(_ values: String...) -> ConfigValue { .table(ConfigTable(array: values.map { .string($0) })) }
+}

@@ -1,0 +1,84 @@
+/// A Lua service that exercises every callback and connection method, driven
+/// by one-line commands from the test client.
+enum ProbeModule {
+    static let source = #"""
+local stats = { connects = 0, disconnects = 0, drains = 0, reasons = {} }
+local listener, other = {}, {}
+
+local function reply(conn, text) conn:write(text .. "\n") end
+
+function listener.onconnect(conn)
+	stats.connects = stats.connects + 1
+	reply(conn, "hello")
+end
+
+function listener.onincoming(conn, data)
+	for line in data:gmatch("[^\n]+") do
+		local command, argument = line:match("^(%S+)%s*(.*)$")
+		if command == "echo" then
+			reply(conn, argument)
+		elseif command == "stats" then
+			reply(conn, ("connects=%d disconnects=%d drains=%d reasons=%s"):format(
+				stats.connects, stats.disconnects, stats.drains, table.concat(stats.reasons, ",")))
+		elseif command == "boom" then
+			error("boom from the probe")
+		elseif command == "close" then
+			reply(conn, "bye")
+			conn:close()
+		elseif command == "flood" then
+			local chunk = string.rep("x", 65536)
+			for _ = 1, tonumber(argument) // 65536 do
+				if not conn:write(chunk) then break end
+			end
+		elseif command == "who" then
+			reply(conn, ("%s %d %d %s"):format(conn:ip(), conn:port(), conn:serverport(), tostring(conn:proxyip())))
+		elseif command == "pause" then
+			conn:pause()
+			module:add_timer(tonumber(argument), function () reply(conn, "resumed"); conn:resume() end)
+		elseif command == "switch" then
+			conn:setlistener(other, "payload")
+		elseif command == "readtimeout" then
+			conn:setreadtimeout(tonumber(argument))
+		elseif command == "option" then
+			reply(conn, tostring(conn:setoption("tcp-nodelay", true)))
+		elseif command == "same" then
+			local first = conn
+			reply(conn, tostring(first == conn))
+		end
+	end
+end
+
+function listener.ondrain(conn)
+	stats.drains = stats.drains + 1
+end
+
+function listener.onreadtimeout(conn)
+	reply(conn, "timeout")
+	return false
+end
+
+function listener.ondisconnect(conn, reason)
+	stats.disconnects = stats.disconnects + 1
+	stats.reasons[#stats.reasons + 1] = tostring(reason)
+end
+
+function listener.ondetach(conn)
+	reply(conn, "detached")
+end
+
+function other.onattach(conn, data)
+	reply(conn, "attached " .. tostring(data))
+end
+
+function other.onincoming(conn, data)
+	conn:write("other: " .. data)
+end
+
+function other.ondisconnect(conn, reason)
+	stats.disconnects = stats.disconnects + 1
+	stats.reasons[#stats.reasons + 1] = "other:" .. tostring(reason)
+end
+
+module:provides("net", { name = "probe", listener = listener, default_port = 0 })
+"""#
+}
