@@ -74,6 +74,12 @@ public struct LogLevels: Sendable, Hashable {
     }
 }
 
+extension LogLevels: ExpressibleByArrayLiteral {
+    public init(arrayLiteral levels: Logger.Level...) {
+        self.init(levels)
+    }
+}
+
 extension LogLevels: CustomStringConvertible {
     /// `info...critical` for a contiguous run, else the names: `warn, error`.
     public var description: String {
