@@ -49,6 +49,8 @@ public struct LoggingConfiguration: Sendable, Hashable {
     /// The facility syslog records are filed under (Prosody's `syslog_facility`).
     public var syslogFacility: SyslogFacility
 
+    /// A configuration built by hand; sinks with one destination are merged as
+    /// ``add(_:)`` does.
     public init(
         sinks: [Sink],
         warnings: [String] = [],
