@@ -1,0 +1,146 @@
+import Logging
+
+/// A swift-log handler that formats each record once and hands it to every
+/// configured sink whose levels include the record's level.
+///
+/// Get handlers from ``Logging/LoggingSystem/makeLogHandlerFactory(_:)``: the
+/// factory opens the sinks once, and every handler it makes shares them. The
+/// handler itself is a value (level, metadata, metadata provider), as swift-log
+/// wants.
+public struct SinkLogHandler: LogHandler {
+    public let label: String
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+
+    /// Starts at the lowest level any sink accepts, so that a record no sink wants
+    /// is not even built; each sink filters again by its own levels.
+    public var logLevel: Logger.Level
+
+    private let sinks: OpenSinks
+
+    init(label: String, sinks: OpenSinks, metadataProvider: Logger.MetadataProvider?) {
+        self.label = label
+        self.sinks = sinks
+        self.metadataProvider = metadataProvider
+        self.logLevel = sinks.accepted.minimum ?? .critical
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        guard sinks.accepted.contains(event.level) else { return }
+        let line = LogLine(
+            time: .now(),
+            level: event.level,
+            label: label,
+            message: event.message.description,
+            metadata: effectiveMetadata(explicit: event.metadata, error: event.error)
+        )
+        for sink in sinks.sinks where sink.levels.contains(event.level) {
+            sink.output.write(line, level: event.level)
+        }
+    }
+
+    /// The handler's metadata, overridden by the provider's, overridden by the
+    /// call's; an error attached to the event adds `error.message` and `error.type`
+    /// (as swift-log's own `StreamLogHandler` does).
+    private func effectiveMetadata(explicit: Logger.Metadata?, error: (any Error)?) -> Logger.Metadata {
+        var result = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty {
+            result.merge(provided) { _, provided in provided }
+        }
+        if let explicit, !explicit.isEmpty {
+            result.merge(explicit) { _, explicit in explicit }
+        }
+        if let error {
+            result["error.message"] = "\(error)"
+            result["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
+        return result
+    }
+}
+
+/// A sink with its output opened.
+struct OpenSink: Sendable {
+    var levels: LogLevels
+    var output: any LogOutput
+}
+
+/// The opened sinks a factory's handlers share.
+struct OpenSinks: Sendable {
+    let sinks: [OpenSink]
+    /// Every level at least one sink takes.
+    let accepted: LogLevels
+
+    init(_ sinks: [OpenSink]) {
+        self.sinks = sinks.filter { !$0.levels.isEmpty }
+        self.accepted = sinks.reduce(LogLevels()) { $0.union($1.levels) }
+    }
+
+    /// Opens every sink of `configuration`: files now, so that a file that cannot be
+    /// opened stops start-up instead of losing its records.
+    init(opening configuration: LoggingConfiguration) throws(LoggingError) {
+        var opened: [OpenSink] = []
+        var failures: [LoggingError.FileFailure] = []
+        var syslog: SyslogOutput?
+        for sink in configuration.sinks where !sink.levels.isEmpty {
+            switch sink.destination {
+            case .console(.standardError):
+                opened.append(OpenSink(levels: sink.levels, output: FileDescriptorOutput.standardError))
+            case .console(.standardOutput):
+                opened.append(OpenSink(levels: sink.levels, output: FileDescriptorOutput.standardOutput))
+            case .file(let path):
+                switch FileDescriptorOutput.appending(toFileAt: path) {
+                case .success(let output):
+                    opened.append(OpenSink(levels: sink.levels, output: output))
+                case .failure(let failure):
+                    failures.append(failure)
+                }
+            case .syslog:
+                let output = syslog ?? SyslogOutput(
+                    identifier: configuration.syslogIdentifier, facility: configuration.syslogFacility)
+                syslog = output
+                opened.append(OpenSink(levels: sink.levels, output: output))
+            }
+        }
+        guard failures.isEmpty else {
+            throw LoggingError(.cannotOpenFiles(failures))
+        }
+        self.init(opened)
+    }
+}
+
+extension LoggingSystem {
+    /// Opens the sinks of `configuration` and returns a factory for
+    /// ``SinkLogHandler``s writing to them, ready for `LoggingSystem.bootstrap`.
+    ///
+    /// Handlers pick up `LoggingSystem.metadataProvider` when they are made.
+    /// Calling this does not bootstrap anything, so tests can make loggers with
+    /// `Logger(label:factory:)`.
+    ///
+    /// - Throws: ``LoggingError`` naming every log file that cannot be opened for
+    ///   appending, and why.
+    public static func makeLogHandlerFactory(
+        _ configuration: LoggingConfiguration
+    ) throws(LoggingError) -> @Sendable (String) -> any LogHandler {
+        let sinks = try OpenSinks(opening: configuration)
+        return { label in
+            SinkLogHandler(label: label, sinks: sinks, metadataProvider: LoggingSystem.metadataProvider)
+        }
+    }
+
+    /// As ``makeLogHandlerFactory(_:)``, with handlers using `metadataProvider`
+    /// (none for `nil`) rather than the bootstrapped one.
+    public static func makeLogHandlerFactory(
+        _ configuration: LoggingConfiguration,
+        metadataProvider: Logger.MetadataProvider?
+    ) throws(LoggingError) -> @Sendable (String) -> any LogHandler {
+        let sinks = try OpenSinks(opening: configuration)
+        return { label in
+            SinkLogHandler(label: label, sinks: sinks, metadataProvider: metadataProvider)
+        }
+    }
+}
