@@ -131,8 +131,9 @@ final class ConfigRun {
     /// The innermost config line on the Lua call stack: the statement that
     /// called the current Swift function (skipping C functions such as `pcall`).
     func callSite(_ stack: LuaStack) -> (source: Source, line: Int)? {
-        for level: Int32 in 1 ... 32 {
-            guard let frame = stack.location(level: level) else { return nil }
+        var level: Int32 = 1
+        while let frame = stack.location(level: level) {
+            level += 1
             if let source = sources[frame.source], frame.line > 0 {
                 return (source, frame.line)
             }
