@@ -202,6 +202,11 @@ public struct LuaStack {
     /// Pushes the metatable of the value, if it has one. [-0, +(0|1)]
     public func pushMetatable(of index: Int32) -> Bool { lua_getmetatable(L, index) != 0 }
 
+    /// The address of a table, function or userdata, stable while it lives; nil for other values.
+    public func identity(at index: Int32) -> UnsafeRawPointer? {
+        lua_topointer(L, index)
+    }
+
     public func rawEqual(_ a: Int32, _ b: Int32) -> Bool { lua_rawequal(L, a, b) != 0 }
 
     // MARK: Registry references

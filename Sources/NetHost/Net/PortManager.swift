@@ -81,7 +81,7 @@ public final class PortManager: Sendable {
             do {
                 let channel = try bind(request)
                 bound.withLockedValue { $0.append(Bound(request: request, channel: channel)) }
-                let address = channel.localAddress.map { "\($0)" } ?? "\(request.interface):\(request.port)"
+                let address = channel.localAddress.map(Self.describe) ?? "\(request.interface):\(request.port)"
                 logger.info("listening for service '\(request.serviceName)' on \(address)")
             } catch {
                 let failure = ListenError(
@@ -162,9 +162,17 @@ public final class PortManager: Sendable {
         }
         if isIPv6 {
             // "::" means IPv6 only, as in Prosody; "*" covers IPv4.
-            bootstrap = bootstrap.serverChannelOption(.socketOption(.ipv6_v6only), value: 1)
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1
+            )
         }
         return try bootstrap.bind(to: address).wait()
+    }
+
+    static func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     private static func reason(for error: any Error) -> String {

@@ -89,10 +89,7 @@ enum ConnectionLuaAPI {
             "setlistener": { stack in
                 let conn = try connection(stack, "setlistener")
                 try stack.checkType(2, .table, function: "setlistener")
-                stack.rawGetField("ondrain", from: 2)
-                let wantsDrain = stack.type(at: -1) == .function
-                stack.pop()
-                let listener = LuaListener(runtime: runtime, table: stack.makeReference(to: 2), wantsDrain: wantsDrain)
+                let listener = runtime.listener(forTableAt: 2)
                 var attachment: LuaAttachment?
                 if !stack.isNil(at: 3) {
                     attachment = LuaAttachment(reference: stack.makeReference(to: 3))

@@ -2,7 +2,9 @@ import NIOCore
 
 /// A Lua listener table (`{ onconnect = ..., onincoming = ... }`) as a
 /// `ConnectionListener`. Its connections live on the Lua loop, so every call
-/// happens there; `NIOLoopBound` checks that at run time.
+/// happens there; `NIOLoopBound` checks that at run time. The runtime makes one
+/// per table and keeps it (see `LuaRuntime.listener(forTableAt:)`), so the
+/// registry slot lives as long as the state.
 public final class LuaListener: ConnectionListener {
     private let runtime: NIOLoopBound<LuaRuntime>
     /// The listener table, kept in the registry.
@@ -98,15 +100,6 @@ public final class LuaListener: ConnectionListener {
 
     private func call(_ name: String, _ connection: Connection, results: Int32, readResults: (LuaStack) -> Void) throws {
         try call(name, connection, results: results, readResults: readResults, arguments: { _ in 0 })
-    }
-
-    deinit {
-        // The last reference may go on any thread; the registry belongs to the Lua loop.
-        let runtime = self.runtime
-        let table = self.table
-        runtime.eventLoop.execute {
-            runtime.value.state.stack.release(table)
-        }
     }
 }
 

@@ -13,6 +13,9 @@ public final class LuaRuntime {
     let configDirectory: String
     private var loader: LuaReference = .none
     private var timers: [Int: Scheduled<Void>] = [:]
+    /// One `LuaListener` per listener table, so `provides` and `conn:setlistener`
+    /// reuse them instead of making a registry entry per call.
+    private var listeners: [UnsafeRawPointer: LuaListener] = [:]
     private var nextTimerID = 1
 
     /// Loads another module for `module:depends`; set by the module manager.
@@ -108,6 +111,19 @@ public final class LuaRuntime {
         }
     }
 
+    /// The listener for the table at `index`, made on first use. [-0, +0]
+    func listener(forTableAt index: Int32) -> LuaListener {
+        let stack = state.stack
+        let identity = stack.identity(at: index)
+        if let existing = identity.flatMap({ listeners[$0] }) { return existing }
+        stack.rawGetField("ondrain", from: index)
+        let wantsDrain = stack.type(at: -1) == .function
+        stack.pop()
+        let listener = LuaListener(runtime: self, table: stack.makeReference(to: index), wantsDrain: wantsDrain)
+        if let identity { listeners[identity] = listener }
+        return listener
+    }
+
     // MARK: The host primitives behind the module API
 
     private func installPrelude() throws(LuaError) {
@@ -189,9 +205,8 @@ public final class LuaRuntime {
         guard stack.rawGetField("listener", from: 3) == .table else {
             throw LuaArgumentError("net service '\(name)' has no listener table")
         }
-        let wantsDrain = stack.rawGetField("ondrain", from: -1) == .function
+        let listener = self.listener(forTableAt: -1)
         stack.pop()
-        let listener = LuaListener(runtime: self, table: stack.makeReference(), wantsDrain: wantsDrain)
         var service = NetService(name: name, handling: .listener(listener, .luaLoop), module: module)
         service.defaultPorts = try Self.ports(in: stack, table: 3, service: name)
         if stack.rawGetField("default_interface", from: 3) == .string, let interface = stack.toString(at: -1) {

@@ -1,0 +1,2 @@
+/// Modules read their options straight from the loaded config.
+extension Configuration: OptionSource {}

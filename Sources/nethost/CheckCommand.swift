@@ -1,0 +1,65 @@
+import ArgumentParser
+import Logging
+import NetHost
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Load the config and the modules without opening ports; print every problem. Exits 0 only if there is none."
+    )
+
+    @OptionGroup var common: CommonOptions
+
+    func run() async throws {
+        let startup: Startup
+        do {
+            startup = try Startup(options: common)
+        } catch {
+            Console.error("nethost check: \(error)")
+            throw ExitCode(1)
+        }
+        var problems: [String] = startup.loaded.diagnostics.map { "\($0)" }
+        do {
+            let logging = try startup.logging(levelOverride: common.logLevel)
+            problems += logging.warnings.map { "log: \($0)" }
+        } catch {
+            problems.append("log: \(error)")
+        }
+
+        // Module messages go to stderr at warning and above; the report goes to stdout.
+        let quiet = Logger(label: "nethost-check") { _ in
+            var handler = StreamLogHandler.standardError(label: "nethost-check")
+            handler.logLevel = .warning
+            return handler
+        }
+        let server = try NetHostServer(startup.serverOptions(), logger: quiet)
+        let services = server.services.all
+        let plan = ListenPlan(services: services, options: startup.configuration)
+        problems += server.problems.all
+        problems += plan.problems
+        let modules = server.loadedModules
+        server.shutdownNow()
+
+        Console.print("config: \(startup.configPath)")
+        Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")
+        for service in services {
+            let ports = plan.entries.filter { $0.service == service.name }
+                .map { "\($0.interface == "*" ? "0.0.0.0" : $0.interface):\($0.port)" }
+            Console.print("service \(service.name) (module \(service.module)): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))")
+        }
+        let unused = KnownOptions.unusedOptions(in: startup.configuration, services: Set(services.map(\.name)))
+        if !unused.accepted.isEmpty {
+            Console.print("accepted, not used by NetHost: \(unused.accepted.joined(separator: ", "))")
+        }
+        if !unused.unknown.isEmpty {
+            Console.print("unknown options (typo?): \(unused.unknown.joined(separator: ", "))")
+        }
+        if problems.isEmpty {
+            Console.print("no problems found")
+            return
+        }
+        Console.print("\(problems.count) problem\(problems.count == 1 ? "" : "s"):")
+        for problem in problems { Console.print("  - \(problem)") }
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+
+@main
+struct NetHostCommand: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "nethost",
+        abstract: "A network server for Prosody-style modules, with a complete PROXY protocol receiver.",
+        version: version,
+        subcommands: [RunCommand.self, CheckCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// Options every subcommand takes.
+struct CommonOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: "The config file (Prosody's format).")
+    var config: String = "prosody.cfg.lua"
+
+    @Option(name: .long, help: "Lowest level logged to the console: debug, info, warn or error (overrides the config).")
+    var logLevel: String?
+}

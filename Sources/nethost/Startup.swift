@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+import NetHost
+import ProxyModule
+
+/// What `run` and `check` share: reading the config and deciding where modules come from.
+struct Startup {
+    let configPath: String
+    let configDirectory: String
+    let loaded: LoadedConfig
+
+    var configuration: Configuration { loaded.configuration }
+
+    /// Reads the config; a syntax or runtime error ends the program with one line naming file and line.
+    init(options: CommonOptions) throws {
+        configPath = options.config
+        let absolute = options.config.hasPrefix("/")
+            ? options.config
+            : FileManager.default.currentDirectoryPath + "/" + options.config
+        configDirectory = (absolute as NSString).deletingLastPathComponent
+        loaded = try ConfigLoader.load(path: options.config)
+    }
+
+    static let nativeModules: [any NativeModule.Type] = BuiltinModules.all + ProxyModules.all
+
+    /// `plugin_paths`, relative ones against the config's folder.
+    var pluginPaths: [String] {
+        (configuration.stringList("plugin_paths") ?? []).map(resolve)
+    }
+
+    func resolve(_ path: String) -> String {
+        path.hasPrefix("/") ? path : configDirectory + "/" + path
+    }
+
+    func serverOptions() -> NetHostServer.Options {
+        NetHostServer.Options(
+            options: configuration,
+            configDirectory: configDirectory,
+            nativeModules: Self.nativeModules,
+            pluginPaths: pluginPaths,
+            shippedModules: ShippedModules.directory()
+        )
+    }
+
+    /// The logging set-up from the `log` option and `--log-level`.
+    func logging(levelOverride: String?) throws -> LoggingConfiguration {
+        var logging = try LoggingConfiguration(log: configuration.value("log"), baseDirectory: configDirectory)
+        if let levelOverride {
+            guard let level = LoggingConfiguration.level(named: levelOverride) else {
+                throw StartupError("unknown log level '\(levelOverride)' (use debug, info, warn or error)")
+            }
+            logging.overrideConsoleLevel(minimum: level)
+        }
+        return logging
+    }
+}
+
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Where the Lua modules shipped with NetHost are: `NETHOST_MODULES`, else a
+/// `modules` folder beside the binary or in the source tree it was built from
+/// (so `swift run` finds them), else the installed location.
+enum ShippedModules {
+    static func directory() -> String? {
+        let fileManager = FileManager.default
+        if let explicit = ProcessInfo.processInfo.environment["NETHOST_MODULES"] {
+            return explicit
+        }
+        var candidates: [String] = []
+        var folder = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
+        if let executable = Bundle.main.executablePath {
+            folder = ((executable as NSString).resolvingSymlinksInPath as NSString).deletingLastPathComponent
+        }
+        // .build/<triple>/debug/nethost -> up to four levels to the package root.
+        for _ in 0 ..< 5 {
+            candidates.append(folder + "/modules")
+            folder = (folder as NSString).deletingLastPathComponent
+        }
+        candidates.append("/usr/local/share/nethost/modules")
+        candidates.append("/usr/share/nethost/modules")
+        return candidates.first { fileManager.fileExists(atPath: $0 + "/mod_echo.lua") }
+    }
+}
