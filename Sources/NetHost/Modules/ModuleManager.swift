@@ -8,7 +8,11 @@ public final class ModuleManager {
     public struct LoadError: Error, CustomStringConvertible, Sendable {
         public let module: String
         public let reason: String
-        public var description: String { "module '\(module)' failed to load: \(reason)" }
+        /// The module's options are wrong: start-up must stop, as for a config error.
+        public var isConfigurationError = false
+        public var description: String {
+            isConfigurationError ? "\(module): \(reason)" : "module '\(module)' failed to load: \(reason)"
+        }
     }
 
     private let runtime: LuaRuntime
@@ -77,6 +81,9 @@ public final class ModuleManager {
                 failures.append(LoadError(module: name, reason: "\(error)"))
             }
         }
+        for case .native(let module) in loaded.values {
+            module.allModulesLoaded()
+        }
         for failure in failures {
             logger.error("\(failure)")
             problems.add(failure.description)
@@ -129,7 +136,7 @@ public final class ModuleManager {
             logger.debug("loaded native module '\(name)'")
         } catch {
             services.removeServices(of: name)
-            throw LoadError(module: name, reason: "\(error)")
+            throw LoadError(module: name, reason: "\(error)", isConfigurationError: error is any ModuleConfigurationError)
         }
     }
 

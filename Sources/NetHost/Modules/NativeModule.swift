@@ -10,13 +10,21 @@ public protocol NativeModule: AnyObject, Sendable {
     static var name: String { get }
     init(context: ModuleContext) throws
     func load() throws
+    /// Called once every module in `modules_enabled` has had its turn, so a
+    /// module can check what others provide (net_proxy checks its mappings).
+    func allModulesLoaded()
     func unload()
 }
 
 extension NativeModule {
     public func load() throws {}
+    public func allModulesLoaded() {}
     public func unload() {}
 }
+
+/// An error in a module's options that must stop start-up (as a config syntax
+/// error does), rather than only skip the module.
+public protocol ModuleConfigurationError: Error, CustomStringConvertible {}
 
 /// What the host offers a native module.
 public struct ModuleContext: Sendable {

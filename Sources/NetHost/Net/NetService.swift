@@ -56,11 +56,12 @@ public struct NetService: Sendable {
         return nil
     }
 
-    /// The executor of a listener service; pipelines decide per port.
-    public func executor(forPort port: Int) -> Executor {
+    /// Where connections accepted on `port` should live; pipelines decide per
+    /// port, from the services they hand connections to.
+    public func executor(forPort port: Int, services: ServiceRegistry) -> Executor {
         switch handling {
         case .listener(_, let executor): return executor
-        case .pipeline(let pipeline): return pipeline.executor(forPort: port)
+        case .pipeline(let pipeline): return pipeline.executor(forPort: port, services: services)
         }
     }
 }
@@ -105,7 +106,7 @@ public struct PipelineContext: Sendable {
 public protocol ServicePipeline: Sendable {
     /// Which loop a port's connections should be accepted on: the Lua loop when
     /// they will end up in a Lua service, so they never hop between threads.
-    func executor(forPort port: Int) -> NetService.Executor
+    func executor(forPort port: Int, services: ServiceRegistry) -> NetService.Executor
     /// Sets up the pipeline of a connection accepted on `port`.
     func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void>
 }

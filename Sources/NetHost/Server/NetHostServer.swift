@@ -67,7 +67,11 @@ public final class NetHostServer: Sendable {
                     natives: configuration.nativeModules, finder: finder,
                     configDirectory: configuration.configDirectory, logger: logger, problems: problems
                 )
-                manager.loadEnabledModules()
+                let failures = manager.loadEnabledModules()
+                if let fatal = failures.first(where: \.isConfigurationError) {
+                    manager.unloadAll()
+                    throw fatal
+                }
                 return NIOLoopBound(manager, eventLoop: luaLoop)
             }.wait()
         } catch {
@@ -89,7 +93,7 @@ public final class NetHostServer: Sendable {
         )
         let requests = plan.entries.compactMap { entry -> ListenRequest? in
             guard let service = services.service(named: entry.service) else { return nil }
-            let executor = service.executor(forPort: entry.port)
+            let executor = service.executor(forPort: entry.port, services: services)
             return ListenRequest(
                 serviceName: service.name,
                 interface: entry.interface,
