@@ -16,6 +16,15 @@
 /// valid header and throws a `ProxyHeaderError` at the first byte that rules
 /// that out. It never consumes a byte past the header. The caller's buffer
 /// never needs to exceed `maximumBufferedBytes`.
+///
+/// Version 2 details:
+/// - The declared length is always honoured; the bytes after the address
+///   block are TLVs (spec 2.2) and a malformed one fails with `.badTLV`.
+/// - A CRC32C TLV is verified; a mismatch fails with `.crcMismatch`.
+/// - LOCAL headers are accepted whatever their family byte and body, as the
+///   spec demands: what can be read (addresses, TLVs) is kept, a body that
+///   cannot be read is dropped (`addresses == .unspecified`, no TLVs); only a
+///   CRC32C mismatch still fails.
 public struct ProxyHeaderParser: Sendable {
     /// What a call found.
     public enum ParseResult: Sendable, Hashable {
@@ -56,7 +65,8 @@ public struct ProxyHeaderParser: Sendable {
     /// The most bytes a caller ever has to buffer before the parser answers.
     public var maximumBufferedBytes: Int { max(Self.v1MaximumLength, maximumHeaderLength) }
 
-    /// How many leading bytes have been examined so far.
+    /// How many leading bytes have been examined so far (0 after a failure).
+    /// A v2 body is examined in one go once it is complete.
     public var examinedByteCount: Int {
         switch state {
         case .start: 0
