@@ -128,9 +128,11 @@ extension TrustedProxies {
     }
 }
 
+/// IPv4 networks first, then by address, then by prefix length.
 extension TrustedProxies.Network: Comparable {
     public static func < (lhs: Self, rhs: Self) -> Bool {
-        (lhs.high, lhs.low, lhs.prefixLength128) < (rhs.high, rhs.low, rhs.prefixLength128)
+        (lhs.isIPv4 ? 0 : 1, lhs.high, lhs.low, lhs.prefixLength128)
+            < (rhs.isIPv4 ? 0 : 1, rhs.high, rhs.low, rhs.prefixLength128)
     }
 }
 
