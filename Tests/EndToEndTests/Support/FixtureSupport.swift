@@ -1,0 +1,118 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+
+/// `SOCK_STREAM` as `socket(2)` takes it (an enum on Glibc, an Int32 elsewhere).
+let streamSocketType = Int32(SOCK_STREAM.rawValue)
+#elseif canImport(Darwin)
+import Darwin
+
+let streamSocketType = SOCK_STREAM
+#endif
+
+/// Why a fixture could not do what a test asked: a missing program, a process that
+/// died, a port that never opened. The message says what and, where it helps, shows
+/// the tail of the program's output.
+struct FixtureError: Error, CustomStringConvertible {
+    let message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    var description: String { self.message }
+}
+
+/// A value behind a lock, for the little mutable state fixtures share between threads.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return try body(&self.value)
+    }
+
+    var current: Value { self.withLock { $0 } }
+}
+
+/// Calls `check` every `interval` until it returns a value or `timeout` passes
+/// (then nil). Sleeps with `Task.sleep`, so waiting holds no thread.
+func poll<T>(
+    timeout: Duration,
+    interval: Duration = .milliseconds(20),
+    _ check: () throws -> T?
+) async throws -> T? {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    while true {
+        if let value = try check() { return value }
+        if clock.now >= deadline { return nil }
+        try await Task.sleep(for: interval)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded up, for config files and `poll(2)`.
+    var milliseconds: Int {
+        let (seconds, attoseconds) = self.components
+        return Int(seconds) * 1000 + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+}
+
+/// The last `count` lines of `text`, indented, for error messages.
+func tail(_ text: String, lines count: Int = 30) -> String {
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    return lines.suffix(count).map { "    | \($0)" }.joined(separator: "\n")
+}
+
+/// A fresh directory under the system's temporary directory, removed when the last
+/// reference goes away. Set `NETHOST_KEEP_TEST_DIRS=1` to keep it for a post-mortem.
+final class TemporaryDirectory: Sendable {
+    let path: String
+
+    init(prefix: String) throws {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let path = "\(base)/nethost-\(prefix)-\(UUID().uuidString.prefix(8))"
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        } catch {
+            throw FixtureError("cannot create the temporary directory \(path): \(error)")
+        }
+        self.path = path
+    }
+
+    /// The absolute path of `name` inside this directory.
+    func file(_ name: String) -> String {
+        "\(self.path)/\(name)"
+    }
+
+    /// Writes `text` to `name` (creating sub-folders) and returns its absolute path.
+    @discardableResult
+    func write(_ text: String, to name: String) throws -> String {
+        let path = self.file(name)
+        let folder = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// Creates the sub-folder `name` and returns its absolute path.
+    func directory(_ name: String) throws -> String {
+        let path = self.file(name)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    deinit {
+        if ProcessInfo.processInfo.environment["NETHOST_KEEP_TEST_DIRS"] == nil {
+            try? FileManager.default.removeItem(atPath: self.path)
+        }
+    }
+}
