@@ -63,10 +63,22 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
+        // Real sockets, captured logs and a NetHost on loopback, shared by the test targets.
+        .target(
+            name: "NetHostTestSupport",
+            dependencies: [
+                "NetHost",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/NetHostTestSupport"
+        ),
         .testTarget(
             name: "NetHostTests",
             dependencies: [
                 "NetHost",
+                "NetHostTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,6 +88,7 @@ let package = Package(
             name: "ProxyModuleTests",
             dependencies: [
                 "ProxyModule",
+                "NetHostTestSupport",
                 "ProxyProtocol",
                 "NetHost",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -2,5 +2,5 @@ import NetHost
 
 /// The native modules this target provides.
 public enum ProxyModules {
-    public static let all: [any NativeModule.Type] = []
+    public static let all: [any NativeModule.Type] = [NetProxyModule.self]
 }

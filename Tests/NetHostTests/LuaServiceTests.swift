@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NetHost
+import NetHostTestSupport
 
 /// A Lua service serving real TCP connections, through every callback.
 @Suite("Lua services over TCP", .serialized)

@@ -3,16 +3,17 @@ import Glibc
 #endif
 
 /// A blocking TCP client for tests: real sockets, bounded waits.
-final class TestSocket {
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+public final class TestSocket {
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 
     private let fd: Int32
     private var pending: [UInt8] = []
 
     /// Connects to host:port (IPv4 or IPv6 literal), optionally from a chosen local address.
-    init(host: String, port: Int, from source: String? = nil, timeout: Double = 5) throws {
+    public init(host: String, port: Int, from source: String? = nil, timeout: Double = 5) throws {
         let isIPv6 = host.contains(":")
         fd = socket(isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket() failed: errno \(errno)") }
@@ -56,7 +57,7 @@ final class TestSocket {
     }
 
     /// The local port this socket connected from.
-    var localPort: Int {
+    public var localPort: Int {
         var address = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         withUnsafeMutablePointer(to: &address) {
@@ -71,9 +72,9 @@ final class TestSocket {
         }
     }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -83,7 +84,7 @@ final class TestSocket {
     }
 
     /// Reads until `delimiter`; returns the text before it. Throws on timeout or EOF.
-    func readLine() throws -> String {
+    public func readLine() throws -> String {
         while true {
             if let index = pending.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: pending[..<index], as: UTF8.self)
@@ -95,7 +96,7 @@ final class TestSocket {
     }
 
     /// Reads exactly `count` bytes.
-    func read(count: Int) throws -> [UInt8] {
+    public func read(count: Int) throws -> [UInt8] {
         while pending.count < count {
             guard try fill() else { throw Failure(description: "connection closed after \(pending.count) of \(count) bytes") }
         }
@@ -105,14 +106,14 @@ final class TestSocket {
     }
 
     /// Reads until the server closes; returns everything received.
-    func readToEnd() throws -> [UInt8] {
+    public func readToEnd() throws -> [UInt8] {
         while try fill() {}
         defer { pending = [] }
         return pending
     }
 
     /// True once the server has closed the connection (after draining what it sent).
-    func isClosedByPeer() throws -> Bool {
+    public func isClosedByPeer() throws -> Bool {
         do {
             _ = try readToEnd()
             return true

@@ -2,17 +2,19 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-@testable import NetHost
+import NetHost
 
 /// Log records kept in memory so tests can assert what an operator would read.
-final class LogCapture: Sendable {
+public final class LogCapture: Sendable {
+    public init() {}
+
     private let lines = NIOLockedValueBox<[String]>([])
 
-    var all: [String] { lines.withLockedValue { $0 } }
+    public var all: [String] { lines.withLockedValue { $0 } }
 
-    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
+    public func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
 
-    func handler(label: String) -> any LogHandler { Handler(capture: self, label: label) }
+    public func handler(label: String) -> any LogHandler { Handler(capture: self, label: label) }
 
     fileprivate func append(_ line: String) { lines.withLockedValue { $0.append(line) } }
 
@@ -36,12 +38,12 @@ final class LogCapture: Sendable {
 }
 
 /// A temporary folder of Lua modules and a NetHost serving them on loopback.
-final class HostFixture {
-    let directory: String
-    let logs = LogCapture()
-    private(set) var server: NetHostServer?
+public final class HostFixture {
+    public let directory: String
+    public let logs = LogCapture()
+    public private(set) var server: NetHostServer?
 
-    init(modules: [String: String]) throws {
+    public init(modules: [String: String]) throws {
         directory = NSTemporaryDirectory() + "nethost-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, source) in modules {
@@ -52,7 +54,7 @@ final class HostFixture {
     /// Starts NetHost with these global options; every service listens on an
     /// ephemeral port of 127.0.0.1 unless the options say otherwise.
     @discardableResult
-    func start(options: [String: ConfigValue], natives: [any NativeModule.Type] = BuiltinModules.all) throws -> NetHostServer {
+    public func start(options: [String: ConfigValue], natives: [any NativeModule.Type] = BuiltinModules.all) throws -> NetHostServer {
         var global = options
         if global["interfaces"] == nil { global["interfaces"] = .table(ConfigTable(array: [.string("127.0.0.1")])) }
         let logger = Logger(label: "nethost-test", factory: logs.handler(label:))
@@ -72,19 +74,19 @@ final class HostFixture {
         return server
     }
 
-    func port(of service: String) throws -> Int {
+    public func port(of service: String) throws -> Int {
         guard let port = server?.ports.boundAddresses(of: service).first?.port else {
             throw TestSocket.Failure(description: "service \(service) is not listening; log:\n" + logs.all.joined(separator: "\n"))
         }
         return port
     }
 
-    func connect(to service: String) throws -> TestSocket {
+    public func connect(to service: String) throws -> TestSocket {
         try TestSocket(host: "127.0.0.1", port: port(of: service))
     }
 
     /// Waits (bounded) until `condition` holds, polling.
-    func eventually(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
+    public func eventually(timeout: Double = 5, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if condition() { return true }
@@ -93,7 +95,7 @@ final class HostFixture {
         return condition()
     }
 
-    func stop() async {
+    public func stop() async {
         await server?.shutdown(drainTime: .seconds(2))
         server = nil
         try? FileManager.default.removeItem(atPath: directory)
@@ -101,6 +103,6 @@ final class HostFixture {
 }
 
 extension ConfigValue {
-    static func list(_ values: ConfigValue...) -> ConfigValue { .table(ConfigTable(array: values)) }
-    static func strings(_ values: String...) -> ConfigValue { .table(ConfigTable(array: values.map { .string($0) })) }
+    public static func list(_ values: ConfigValue...) -> ConfigValue { .table(ConfigTable(array: values)) }
+    public static func strings(_ values: String...) -> ConfigValue { .table(ConfigTable(array: values.map { .string($0) })) }
 }

@@ -1,0 +1,216 @@
+import Logging
+import NIOCore
+import NetHost
+import ProxyProtocol
+
+/// The first stage on a PROXY port. It refuses untrusted peers before reading a
+/// byte, reads exactly the header within a time bound, then hands the
+/// connection to the mapped service: that service's `onconnect` runs, then its
+/// `onincoming` gets the bytes that followed the header, all before the next read.
+/// The parsing itself is `ProxyHeaderParser`'s; this stage only does the I/O.
+final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let port: Int
+    private let configuration: ProxyConfiguration
+    private let statistics: ProxyStatistics
+    private let context: PipelineContext
+    private var parser: ProxyHeaderParser
+    private var received: ByteBuffer?
+    private var timeout: Scheduled<Void>?
+    private var logger: Logger
+    private var state = State.waitingForHeader
+
+    private enum State {
+        case waitingForHeader
+        /// Handed over, refused or timed out: nothing more for this stage to do.
+        case done
+    }
+
+    init(port: Int, configuration: ProxyConfiguration, statistics: ProxyStatistics, context: PipelineContext) {
+        self.port = port
+        self.configuration = configuration
+        self.statistics = statistics
+        self.context = context
+        self.parser = ProxyHeaderParser(maximumHeaderLength: configuration.maximumHeaderLength)
+        self.logger = context.logger
+        self.logger[metadataKey: "module"] = "net_proxy"
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            start(context: context)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard timeout == nil, state == .waitingForHeader else { return }
+        let peer = context.channel.remoteAddress
+        logger[metadataKey: "peer"] = "\(peer.map(Self.describe) ?? "?")"
+        logger[metadataKey: "port"] = "\(port)"
+        guard let peer, configuration.trustedProxies.contains(peer) else {
+            refuse(context: context, outcome: .untrusted, level: .warning,
+                   message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
+            return
+        }
+        let seconds = configuration.headerTimeout
+        timeout = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(
+            in: .nanoseconds(Int64(seconds * 1_000_000_000))
+        ) { [self] in
+            guard state == .waitingForHeader else { return }
+            let have = received?.readableBytes ?? 0
+            refuse(context: context, outcome: .timeout, level: .warning,
+                   message: "no complete PROXY header within \(seconds) s (received \(have) bytes)")
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard state == .waitingForHeader else {
+            return  // refused: the channel is closing, its bytes are not ours to pass on
+        }
+        var incoming = unwrapInboundIn(data)
+        if received == nil {
+            received = incoming
+        } else {
+            received!.writeBuffer(&incoming)
+        }
+        guard let bytes = received else { return }
+        let result: ProxyHeaderParser.ParseResult
+        do {
+            result = try bytes.withUnsafeReadableBytes { buffer throws(ProxyHeaderError) in
+                try parser.parse(buffer: buffer)
+            }
+        } catch {
+            refuse(context: context, outcome: .invalid, level: .warning,
+                   message: "invalid PROXY header: \(error)", reason: error.reason.rawValue)
+            return
+        }
+        switch result {
+        case .needMoreData:
+            return
+        case .complete(let header, let consumed):
+            var remaining = bytes
+            remaining.moveReaderIndex(forwardBy: consumed)
+            received = nil
+            handOver(context: context, header: header, remaining: remaining)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if state == .waitingForHeader {
+            state = .done
+            timeout?.cancel()
+            statistics.record(.closedEarly, port: port)
+            let have = received?.readableBytes ?? 0
+            logger.info("the peer closed the connection before the PROXY header was complete (received \(have) bytes)")
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard state == .waitingForHeader else {
+            context.fireErrorCaught(error)
+            return
+        }
+        logger.debug("connection error while waiting for the PROXY header: \(error)")
+        context.close(promise: nil)
+    }
+
+    // MARK: Outcomes
+
+    private func handOver(context: ChannelHandlerContext, header: ProxyHeader, remaining: ByteBuffer) {
+        state = .done
+        timeout?.cancel()
+        timeout = nil
+        let channel = context.channel
+        let addresses = Self.addresses(for: header, channel: channel)
+        let outcome: ProxyStatistics.Outcome = header.command == .local
+            ? .local : (header.usesRealConnectionAddresses ? .unknownAddresses : .proxied)
+
+        guard let serviceName = configuration.portMappings[port] else {
+            refuse(context: context, outcome: .noService, level: .warning,
+                   message: "port \(port) has no entry in proxy_port_mappings; closing after the header")
+            return
+        }
+        guard let service = self.context.services.service(named: serviceName),
+              let listener = service.listener
+        else {
+            refuse(context: context, outcome: .noService, level: .error,
+                   message: "proxy_port_mappings sends port \(port) to service '\(serviceName)', which no loaded module provides")
+            return
+        }
+        if service.executor(forPort: port, services: self.context.services) == .luaLoop, channel.eventLoop !== self.context.luaLoop {
+            // Only after a reload that turned a Swift service into a Lua one; new connections will be right.
+            refuse(context: context, outcome: .noService, level: .error,
+                   message: "service '\(serviceName)' now runs in Lua but this connection was accepted on another thread")
+            return
+        }
+        statistics.record(outcome, port: port)
+        switch outcome {
+        case .local:
+            logger.debug("PROXY LOCAL header (a health check), serving with the connection's own addresses")
+        case .unknownAddresses:
+            logger.debug("PROXY header without client addresses (\(header.family)), serving with the connection's own addresses")
+        default:
+            logger.debug("PROXY v\(header.version.rawValue) header: client \(addresses.clientIP) port \(addresses.clientPort)")
+        }
+        let handler = self.context.connectionHandler(for: service, listener: listener, addresses: addresses, origin: header)
+        do {
+            // Adding the handler runs the service's onconnect; then the bytes that
+            // followed the header, if any; then this stage leaves the pipeline.
+            try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+        } catch {
+            logger.error("could not hand the connection to service '\(serviceName)': \(error)")
+            context.close(promise: nil)
+            return
+        }
+        if remaining.readableBytes > 0 {
+            context.fireChannelRead(wrapInboundOut(remaining))
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    private func refuse(
+        context: ChannelHandlerContext,
+        outcome: ProxyStatistics.Outcome,
+        level: Logger.Level,
+        message: String,
+        reason: String? = nil
+    ) {
+        state = .done
+        timeout?.cancel()
+        timeout = nil
+        received = nil
+        statistics.record(outcome, port: port, reason: reason)
+        logger.log(level: level, "\(message)")
+        context.close(promise: nil)
+    }
+
+    /// The addresses a service sees: the header's client when it names one,
+    /// else the socket's peer; the proxy is always the socket's peer.
+    static func addresses(for header: ProxyHeader, channel: any Channel) -> ConnectionAddresses {
+        var addresses = ConnectionAddresses(peer: channel.remoteAddress, local: channel.localAddress)
+        addresses.proxyIP = addresses.clientIP
+        addresses.proxyPort = addresses.clientPort
+        if !header.usesRealConnectionAddresses, let ip = header.sourceAddress, let port = header.sourcePort {
+            addresses.clientIP = ip
+            addresses.clientPort = Int(port)
+        }
+        return addresses
+    }
+
+    private static func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
+
+extension ProxyHeaderHandler {
+    typealias InboundOut = ByteBuffer
+}

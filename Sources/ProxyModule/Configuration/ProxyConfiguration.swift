@@ -1,0 +1,145 @@
+import NetHost
+import ProxyProtocol
+
+/// The `proxy_*` options, checked once at start.
+public struct ProxyConfiguration: Sendable {
+    /// Port -> the service that gets connections arriving on it.
+    public var portMappings: [Int: String]
+    /// The ports to listen on: `proxy_ports` if set, else the mapped ports.
+    public var ports: [Int]
+    public var trustedProxies: TrustedProxies
+    /// Seconds a proxy has to deliver the whole header.
+    public var headerTimeout: Double
+    /// The largest v2 header accepted; v1 is always at most 107 bytes.
+    public var maximumHeaderLength: Int
+    /// Not fatal: logged at start and listed by `nethost check`.
+    public var warnings: [String] = []
+
+    public static let defaultHeaderTimeout = 5.0
+
+    /// A `proxy_*` option that cannot be used as written: start-up stops, as for a config error.
+    public struct Invalid: ModuleConfigurationError, Sendable {
+        public let option: String
+        public let reason: String
+        public var description: String { "\(option): \(reason)" }
+    }
+
+    public init(
+        portMappings: [Int: String],
+        ports: [Int]? = nil,
+        trustedProxies: TrustedProxies = .default,
+        headerTimeout: Double = ProxyConfiguration.defaultHeaderTimeout,
+        maximumHeaderLength: Int = ProxyHeaderParser.defaultMaximumHeaderLength
+    ) {
+        self.portMappings = portMappings
+        self.ports = ports ?? portMappings.keys.sorted()
+        self.trustedProxies = trustedProxies
+        self.headerTimeout = headerTimeout
+        self.maximumHeaderLength = maximumHeaderLength
+    }
+
+    /// Reads the options with `option(name)`; wrong shapes throw `Invalid`.
+    public init(option: (String) -> ConfigValue?) throws(Invalid) {
+        self.init(portMappings: [:])
+        portMappings = try Self.mappings(option("proxy_port_mappings"))
+        if let explicit = option("proxy_ports") {
+            ports = try Self.portList(explicit, option: "proxy_ports")
+            for port in ports where portMappings[port] == nil {
+                warnings.append("proxy_ports lists port \(port), which proxy_port_mappings does not map: its connections will be closed after the header")
+            }
+        } else {
+            ports = portMappings.keys.sorted()
+        }
+        if ports.isEmpty {
+            warnings.append("proxy_port_mappings is empty: net_proxy listens on no port")
+        }
+        trustedProxies = try Self.trusted(option("proxy_trusted_proxies"))
+        if trustedProxies.trustsEveryone {
+            warnings.append("proxy_trusted_proxies is empty, so any peer may send a PROXY header and claim any address; list your load balancers instead")
+        }
+        if let value = option("proxy_header_timeout") {
+            guard let seconds = value.numberValue, seconds > 0, seconds <= 3600 else {
+                throw Invalid(option: "proxy_header_timeout", reason: "expected a number of seconds above 0 (at most 3600)")
+            }
+            headerTimeout = seconds
+            if seconds < 3 {
+                warnings.append("proxy_header_timeout is \(seconds) s; the PROXY specification advises at least 3 s")
+            }
+        }
+        if let value = option("proxy_max_header_size") {
+            guard let size = value.integerValue, size >= 232, size <= ProxyHeaderParser.v2ProtocolMaximumLength else {
+                throw Invalid(option: "proxy_max_header_size", reason: "expected a byte count from 232 (a v2 header with UNIX addresses) to 65551")
+            }
+            maximumHeaderLength = size
+        }
+    }
+
+    private static func mappings(_ value: ConfigValue?) throws(Invalid) -> [Int: String] {
+        guard let value else { return [:] }
+        guard case .table(let table) = value else {
+            throw Invalid(option: "proxy_port_mappings", reason: "expected a table like { [15222] = \"c2s\" }, got a \(value.typeName)")
+        }
+        var mappings: [Int: String] = [:]
+        if !table.array.isEmpty {
+            // `{ "c2s" }` maps port 1: almost certainly a mistake.
+            throw Invalid(option: "proxy_port_mappings", reason: "expected port = service pairs like { [15222] = \"c2s\" }, found a plain list")
+        }
+        for (key, target) in table.map {
+            let port: Int?
+            switch key {
+            case .integer(let integer): port = integer
+            case .string(let string): port = Int(string)
+            }
+            guard let port, (1 ... 65535).contains(port) else {
+                throw Invalid(option: "proxy_port_mappings", reason: "\(key) is not a port number (1-65535)")
+            }
+            guard let service = target.stringValue, !service.isEmpty else {
+                throw Invalid(option: "proxy_port_mappings", reason: "port \(port) must map to a service name (a string)")
+            }
+            mappings[port] = service
+        }
+        return mappings
+    }
+
+    private static func portList(_ value: ConfigValue, option: String) throws(Invalid) -> [Int] {
+        let items: [ConfigValue]
+        switch value {
+        case .table(let table): items = table.array
+        default: items = [value]
+        }
+        var ports: [Int] = []
+        for item in items {
+            guard let port = item.integerValue, (1 ... 65535).contains(port) else {
+                throw Invalid(option: option, reason: "expected a list of port numbers (1-65535)")
+            }
+            if !ports.contains(port) { ports.append(port) }
+        }
+        return ports
+    }
+
+    private static func trusted(_ value: ConfigValue?) throws(Invalid) -> TrustedProxies {
+        guard let value else { return .default }
+        let entries: [String]
+        switch value {
+        case .string(let single):
+            entries = [single]
+        case .table(let table):
+            var list: [String] = []
+            for item in table.array {
+                guard let entry = item.stringValue else {
+                    throw Invalid(option: "proxy_trusted_proxies", reason: "expected addresses or networks as strings, found a \(item.typeName)")
+                }
+                list.append(entry)
+            }
+            for case (.string(let key), .boolean(true)) in table.map { list.append(key) }
+            entries = list
+        default:
+            throw Invalid(option: "proxy_trusted_proxies", reason: "expected a list like { \"127.0.0.1\", \"10.0.0.0/8\" }")
+        }
+        do {
+            return try TrustedProxies(entries)
+        } catch {
+            throw Invalid(option: "proxy_trusted_proxies", reason: error.description)
+        }
+    }
+}

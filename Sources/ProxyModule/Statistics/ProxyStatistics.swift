@@ -1,0 +1,56 @@
+import Metrics
+import NIOConcurrencyHelpers
+
+/// What happened to the connections of each PROXY port, counted. Each count is
+/// also reported through swift-metrics as `nethost_proxy_connections_total`
+/// with `port` and `outcome` dimensions.
+public final class ProxyStatistics: Sendable {
+    /// How a connection on a PROXY port ended its header phase.
+    public enum Outcome: String, Sendable, CaseIterable {
+        /// A PROXY header with addresses: handed over with the client's address.
+        case proxied
+        /// A v2 LOCAL header (a proxy's health check): handed over with the real addresses.
+        case local
+        /// v1 UNKNOWN, v2 UNSPEC or UNIX: handed over with the real addresses.
+        case unknownAddresses = "unknown_addresses"
+        /// The peer is not in proxy_trusted_proxies: closed before reading.
+        case untrusted
+        /// The header was malformed: closed.
+        case invalid
+        /// The header did not arrive within proxy_header_timeout: closed.
+        case timeout
+        /// The peer hung up before the header was complete.
+        case closedEarly = "closed_early"
+        /// The port has no mapping, or maps to a service nobody provides: closed.
+        case noService = "no_service"
+    }
+
+    private struct Key: Hashable {
+        let port: Int
+        let outcome: Outcome
+    }
+
+    private let counts = NIOLockedValueBox<[Key: Int]>([:])
+    private let invalidReasons = NIOLockedValueBox<[String: Int]>([:])
+
+    public init() {}
+
+    func record(_ outcome: Outcome, port: Int, reason: String? = nil) {
+        counts.withLockedValue { $0[Key(port: port, outcome: outcome), default: 0] += 1 }
+        if let reason {
+            invalidReasons.withLockedValue { $0[reason, default: 0] += 1 }
+        }
+        Counter(label: "nethost_proxy_connections_total", dimensions: [
+            ("port", String(port)), ("outcome", outcome.rawValue),
+        ]).increment()
+    }
+
+    public func count(_ outcome: Outcome, port: Int) -> Int {
+        counts.withLockedValue { $0[Key(port: port, outcome: outcome)] ?? 0 }
+    }
+
+    /// Rejected headers by reason (truncated, badSignature, crcMismatch, ...).
+    public func invalidCount(reason: String) -> Int {
+        invalidReasons.withLockedValue { $0[reason] ?? 0 }
+    }
+}
