@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// The whole host: loads the modules a config enables, opens the ports their
 /// services need and drives the connections. Lua runs on one loop of the group;
@@ -41,6 +42,8 @@ public final class NetHostServer: Sendable {
     private let configuration: Options
     private let logger: Logger
     private let modules: NIOLoopBound<ModuleManager>
+    /// Set by the first shutdown; later calls return at once (the loops are gone).
+    private let stopped = Atomic<Bool>(false)
 
     /// Loads the modules (on the Lua loop); no port is opened yet.
     public init(_ configuration: Options, logger: Logger) throws {
@@ -138,6 +141,7 @@ public final class NetHostServer: Sendable {
     /// Graceful stop: listeners close at once; open connections are closed and
     /// their listeners get `ondisconnect`; modules unload; the threads end.
     public func shutdown(drainTime: TimeAmount = .seconds(5)) async {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? await ports.close().get()
         let modules = self.modules
         try? await luaLoop.submit { modules.value.fireEvent("server-stopping") }.get()
@@ -154,6 +158,7 @@ public final class NetHostServer: Sendable {
 
     /// Stops without opening ports having been asked (for `nethost check` and errors at start).
     public func shutdownNow() {
+        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let modules = self.modules
         try? luaLoop.submit { modules.value.unloadAll() }.wait()
         try? group.syncShutdownGracefully()

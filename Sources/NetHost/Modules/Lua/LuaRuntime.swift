@@ -290,7 +290,8 @@ public final class LuaRuntime {
     private func schedule(timer id: Int, callback: LuaReference, module: String, after delay: Double) {
         let amount = TimeAmount.nanoseconds(Int64(max(0, delay) * 1_000_000_000))
         timers[id] = loop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: amount) { [unowned self] in
-            guard timers.removeValue(forKey: id) != nil else { return }
+            // The entry stays while the callback runs, so a `stop()` inside it is seen.
+            guard timers[id] != nil else { return }
             let stack = state.stack
             let base = stack.top
             defer { stack.setTop(base) }
@@ -298,13 +299,14 @@ public final class LuaRuntime {
             stack.push(Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
             do {
                 try stack.call(arguments: 1, results: 1)
-                if let again = stack.toNumber(at: -1) {
+                if let again = stack.toNumber(at: -1), timers[id] != nil {
                     schedule(timer: id, callback: callback, module: module, after: again)
                     return
                 }
             } catch {
                 logger.error("error in timer callback: \(ErrorDescription(error))", metadata: ["module": "\(module)"])
             }
+            timers[id] = nil
             stack.release(callback)
         }
     }
