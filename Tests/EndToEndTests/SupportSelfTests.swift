@@ -308,6 +308,25 @@ struct HAProxyFixtureTests {
         #expect(Array(bytes[headerLength...]) == Array("hello-tlv\n".utf8))
     }
 
+    @Test(arguments: [HAProxyFixture.Configuration.SendProxy.v2SSL, .v2SSLCN])
+    func sendProxyV2SSLWithAPlainClientSendsAnEmptySSLTLV(_ sendProxy: HAProxyFixture.Configuration.SendProxy) async throws {
+        let backend = try await RecordingServer.start(reply: .init(when: "hello-ssl\n", reply: "ok\n"))
+        let haproxy = try await HAProxyFixture.start(.init(backendPort: backend.port, sendProxy: sendProxy))
+        defer { haproxy.stop() }
+
+        let client = try TestClient(connectingTo: "127.0.0.1", port: haproxy.frontendPort, from: "127.0.0.5")
+        try client.send("hello-ssl\n")
+        #expect(try client.read(until: "\n") == "ok\n")
+
+        let bytes = try await backend.waitForConnection(containing: "hello-ssl\n").bytes
+        try #require(isV2Header(bytes), "not a v2 header: \(printable(bytes))")
+        #expect(bigEndian16(bytes, at: 14) == 12 + 8)
+        // PP2_TYPE_SSL, length 5: client flags 0 (not TLS), verify 0, no sub-TLVs
+        // (no CN either, the client sent no certificate).
+        #expect(Array(bytes[28..<36]) == [0x20, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00])
+        #expect(Array(bytes[36...]) == Array("hello-ssl\n".utf8))
+    }
+
     @Test
     func healthCheckWithCheckSendProxySendsAV2LocalHeader() async throws {
         let backend = try await RecordingServer.start()
@@ -321,6 +340,22 @@ struct HAProxyFixtureTests {
         #expect(check.bytes[13] == 0x00, "family UNSPEC")
         #expect(bigEndian16(check.bytes, at: 14) == 0, "no address block")
         #expect(check.bytes.count == 16, "nothing after the header: \(printable(check.bytes))")
+    }
+
+    @Test
+    func healthCheckWithSendProxyV1SendsTheCheckConnectionsOwnAddresses() async throws {
+        let backend = try await RecordingServer.start()
+        let haproxy = try await HAProxyFixture.start(
+            .init(backendPort: backend.port, sendProxy: .v1, healthCheck: .init(sendProxy: true, interval: .milliseconds(100))))
+        defer { haproxy.stop() }
+
+        // v1 has no LOCAL command: HAProxy describes the check connection itself
+        // (its own source address and port, the server's address and port).
+        let check = try await backend.waitForConnection { $0.bytes.contains(subsequence: Array("\r\n".utf8)) }
+        // (The check connection is often gone by the time it is accepted, so its
+        // address is not always known here: match the port as any number.)
+        let line = String(decoding: check.bytes, as: UTF8.self)
+        #expect(line.wholeMatch(of: /PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 [0-9]+ (?<port>[0-9]+)\r\n/)?.port == "\(backend.port)"[...])
     }
 
     @Test

@@ -10,7 +10,8 @@ import NIOPosix
 final class RecordingServer: Sendable {
     /// One accepted connection, as recorded so far.
     struct Connection: Sendable {
-        /// The peer: the proxy, not the end client.
+        /// The peer: the proxy, not the end client. Nil when the peer had already
+        /// reset the connection when it was accepted (a short health check, say).
         let remoteAddress: SocketAddress?
         var bytes: [UInt8] = []
         var closed = false
