@@ -116,3 +116,43 @@ final class TemporaryDirectory: Sendable {
         }
     }
 }
+
+/// `127.0.0.1:8080` or `[::1]:8080`, as HAProxy and nginx write addresses.
+func hostPort(_ host: String, _ port: Int) -> String {
+    host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+}
+
+/// Starts a server program and waits until it listens on every one of `listeners`.
+///
+/// A missing program, one that exits early (a bad config, a port in use) or one that
+/// never listens makes this throw, with the program's output in the message; the
+/// process is stopped before throwing.
+func launchServer(
+    program: String,
+    installHint: String,
+    arguments: [String],
+    directory: TemporaryDirectory,
+    listeners: [(host: String, port: Int)],
+    timeout: Duration
+) async throws -> ManagedProcess {
+    let path: String
+    do {
+        path = try ManagedProcess.resolveExecutable(program)
+    } catch {
+        throw FixtureError("\(program) is needed by this test but is not installed (\(error)); install it with: \(installHint)")
+    }
+    let process = try ManagedProcess(executable: path, arguments: arguments, outputDirectory: directory.path, name: program)
+    do {
+        for listener in listeners {
+            try await waitForPort(host: listener.host, port: listener.port, timeout: timeout) {
+                process.checkTermination().map { "\(program) \($0)" }
+            }
+        }
+    } catch {
+        process.stop()
+        throw FixtureError(
+            "\(program) did not start: \(error)\n  command: \(path) \(arguments.joined(separator: " "))"
+                + "\n  (set NETHOST_KEEP_TEST_DIRS=1 to keep \(directory.path))\n  output:\n\(tail(process.output))")
+    }
+    return process
+}

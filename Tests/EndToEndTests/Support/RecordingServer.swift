@@ -5,20 +5,30 @@ import NIOPosix
 /// backend behind HAProxy or nginx when a test wants to see exactly what the proxy
 /// sends (the PROXY header first).
 ///
-/// Optionally answers: once a connection's bytes contain `trigger`, it writes
-/// `reply` once, so a client can tell its bytes went all the way through.
+/// Optionally answers (``Reply``), so a client can tell its bytes went all the way
+/// through, and closes, so a client can see the close travel back.
 final class RecordingServer: Sendable {
     /// One accepted connection, as recorded so far.
     struct Connection: Sendable {
-        /// The peer: the proxy, not the end client.
+        /// The peer: the proxy, not the end client. Nil when the peer had already
+        /// reset the connection when it was accepted (a short health check, say).
         let remoteAddress: SocketAddress?
         var bytes: [UInt8] = []
         var closed = false
     }
 
+    /// Once a connection's bytes contain `trigger`, write `reply` (once), then close
+    /// the connection if `close`.
     struct Reply: Sendable {
         var trigger: [UInt8]
         var reply: [UInt8]
+        var close: Bool
+
+        init(when trigger: String, reply: String, close: Bool = false) {
+            self.trigger = Array(trigger.utf8)
+            self.reply = Array(reply.utf8)
+            self.close = close
+        }
     }
 
     let host: String
@@ -111,7 +121,11 @@ private final class RecordingHandler: ChannelInboundHandler {
         }
         if let reply, !self.replied, all.contains(subsequence: reply.trigger) {
             self.replied = true
-            context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(bytes: reply.reply)), promise: nil)
+            let written = context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(bytes: reply.reply)))
+            if reply.close {
+                let context = NIOLoopBound(context, eventLoop: context.eventLoop)
+                written.whenComplete { _ in context.value.close(promise: nil) }
+            }
         }
     }
 

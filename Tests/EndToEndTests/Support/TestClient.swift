@@ -14,7 +14,7 @@ import Darwin
 /// server reports a client address the test knows. Every call has a timeout. Bytes
 /// read past a delimiter are kept for the next read.
 final class TestClient {
-    enum ReadError: Error, CustomStringConvertible {
+    enum ReadError: Error, Equatable, CustomStringConvertible {
         /// The timeout passed; `received` is what arrived (and is still buffered).
         case timedOut(received: [UInt8])
         /// The peer closed before the delimiter; `received` is what arrived.
