@@ -91,7 +91,11 @@ public struct ProxyConfiguration: Sendable {
             case .string(let string): port = Int(string)
             }
             guard let port, (1 ... 65535).contains(port) else {
-                throw Invalid(option: "proxy_port_mappings", reason: "\(key) is not a port number (1-65535)")
+                let written = switch key {
+                case .integer(let integer): "\(integer)"
+                case .string(let string): "\"\(string)\""
+                }
+                throw Invalid(option: "proxy_port_mappings", reason: "\(written) is not a port number (1-65535)")
             }
             guard let service = target.stringValue, !service.isEmpty else {
                 throw Invalid(option: "proxy_port_mappings", reason: "port \(port) must map to a service name (a string)")
