@@ -136,6 +136,10 @@ public struct ProxyConfiguration: Sendable {
                 list.append(entry)
             }
             for case (.string(let key), .boolean(true)) in table.map { list.append(key) }
+            // Only `{}` trusts everyone; a table whose entries all go unused must not.
+            if list.isEmpty && !table.isEmpty {
+                throw Invalid(option: "proxy_trusted_proxies", reason: "no entry is an address or network (the set form needs [\"10.0.0.0/8\"] = true); write {} to trust every peer")
+            }
             entries = list
         default:
             throw Invalid(option: "proxy_trusted_proxies", reason: "expected a list like { \"127.0.0.1\", \"10.0.0.0/8\" }")
