@@ -155,6 +155,16 @@ struct ProxyConfigurationTests {
         ])
     }
 
+    @Test("a table none of whose entries names a proxy is refused, not read as {} (which trusts everyone)", arguments: [
+        ConfigTable(map: [.string("10.0.0.0/8"): .boolean(false)]),
+        ConfigTable(map: [.string("10.0.0.0/8"): .string("yes")]),
+        ConfigTable(map: [.integer(3): .string("10.0.0.1")]),
+    ])
+    func tableWithoutEntries(table: ConfigTable) {
+        #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_trusted_proxies": .table(table)])
+            == "proxy_trusted_proxies: no entry is an address or network (the set form needs [\"10.0.0.0/8\"] = true); write {} to trust every peer")
+    }
+
     @Test("a malformed entry is refused with the entry and the reason", arguments: [
         ("10.0.0.0/33", "trusted proxy entry \"10.0.0.0/33\": prefix length 33 is out of range, an IPv4 network takes 0 to 32"),
         ("proxy.example", "trusted proxy entry \"proxy.example\": host names are not resolved; write IP addresses or networks (for this host: 127.0.0.1 and ::1)"),
