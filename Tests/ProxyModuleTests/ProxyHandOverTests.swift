@@ -135,6 +135,19 @@ extension NetProxyEndToEnd {
             }
         }
 
+        @Test("v2 LOCAL with an undefined family and a body that is no address block: accepted, as the spec demands")
+        func v2LocalUnreadableBody() async throws {
+            try await withProxyHost { host in
+                let client = try host.connect()
+                try client.send(Headers.v2Prefix(0x20, 0x41, length: 5) + [1, 2, 3, 4, 5] + Array("data\n".utf8))
+                expectFields(try client.report(), [
+                    "ip": "127.0.0.1", "port": "\(client.localPort)", "proxyip": "127.0.0.1",
+                    "command": "local", "family": "unspec", "source": "nil", "tlvs": "none",
+                ])
+                #expect(try client.readLine() == "data")
+            }
+        }
+
         @Test("v2 PROXY UNSPEC: the real addresses")
         func v2Unspec() async throws {
             try await withProxyHost { host in
