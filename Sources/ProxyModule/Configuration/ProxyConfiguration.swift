@@ -91,7 +91,11 @@ public struct ProxyConfiguration: Sendable {
             case .string(let string): port = Int(string)
             }
             guard let port, (1 ... 65535).contains(port) else {
-                throw Invalid(option: "proxy_port_mappings", reason: "\(key) is not a port number (1-65535)")
+                let written = switch key {
+                case .integer(let integer): "\(integer)"
+                case .string(let string): "\"\(string)\""
+                }
+                throw Invalid(option: "proxy_port_mappings", reason: "\(written) is not a port number (1-65535)")
             }
             guard let service = target.stringValue, !service.isEmpty else {
                 throw Invalid(option: "proxy_port_mappings", reason: "port \(port) must map to a service name (a string)")
@@ -132,6 +136,10 @@ public struct ProxyConfiguration: Sendable {
                 list.append(entry)
             }
             for case (.string(let key), .boolean(true)) in table.map { list.append(key) }
+            // Only `{}` trusts everyone; a table whose entries all go unused must not.
+            if list.isEmpty && !table.isEmpty {
+                throw Invalid(option: "proxy_trusted_proxies", reason: "no entry is an address or network (the set form needs [\"10.0.0.0/8\"] = true); write {} to trust every peer")
+            }
             entries = list
         default:
             throw Invalid(option: "proxy_trusted_proxies", reason: "expected a list like { \"127.0.0.1\", \"10.0.0.0/8\" }")

@@ -41,7 +41,9 @@ extension ProxyHeader: ConnectionOriginInfo {
         }
         stack.rawSetField("tlvs", in: -2)
 
-        for tlv in tlvs {
+        // Backwards, so that of repeated TLVs the first is the one left in the
+        // table, as the Swift accessors (`authority`, `alpn`, ...) return it.
+        for tlv in tlvs.reversed() {
             switch tlv.decoded {
             case .alpn(let bytes):
                 stack.push(bytes: bytes)
