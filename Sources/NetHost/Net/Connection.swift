@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOSSL
 
 /// One accepted connection: the object behind Lua's `conn` and the value Swift
 /// services are handed. It lives on its channel's event loop and must only be
@@ -19,6 +20,9 @@ public final class Connection: LuaUserdata {
     public private(set) var listener: any ConnectionListener
 
     private let context: ChannelHandlerContext
+    private let tls: TLSSettings?
+    /// Whether the connection is encrypted (direct TLS, or after `startTLS`).
+    public private(set) var isTLS: Bool
     private var state: State = .open
     private var readTimeout: TimeAmount?
     private var lastReadTime: NIODeadline
@@ -47,8 +51,12 @@ public final class Connection: LuaUserdata {
         addresses: ConnectionAddresses,
         origin: (any ConnectionOriginInfo)?,
         settings: NetworkSettings,
-        logger: Logger
+        logger: Logger,
+        tls: TLSSettings? = nil,
+        isTLS: Bool = false
     ) {
+        self.tls = tls
+        self.isTLS = isTLS
         self.id = id
         self.context = context
         self.serviceName = serviceName
@@ -129,6 +137,22 @@ public final class Connection: LuaUserdata {
         runCallback("onattach") { try newListener.onAttach(self, data: data) }
     }
 
+    public struct TLSUnavailable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Upgrades the connection to TLS (STARTTLS): what was written before goes
+    /// out in plain text, everything after is encrypted. `onstatus` gets
+    /// "ssl-handshake-complete" once the handshake is done.
+    public func startTLS() throws {
+        guard !isTLS else { return }
+        guard let tls else {
+            throw TLSUnavailable(description: "STARTTLS needs a certificate: set ssl = { certificate = ..., key = ... }")
+        }
+        try channel.pipeline.syncOperations.addHandler(tls.makeHandler(), position: .before(context.handler))
+        isTLS = true
+    }
+
     /// Sets or clears (nil) the read timeout, in seconds.
     public func setReadTimeout(_ seconds: Double?) {
         readTimeout = seconds.map { .nanoseconds(Int64($0 * 1_000_000_000)) }
@@ -161,8 +185,14 @@ public final class Connection: LuaUserdata {
 
     // MARK: Driven by ConnectionHandler
 
+    /// The connection exists: its read timeout starts (it also bounds a TLS handshake).
     func start() {
         armReadTimeout()
+    }
+
+    /// The connection is ready for the service: at once, or after the handshake of direct TLS.
+    func announceConnect() {
+        guard state == .open else { return }
         runCallback("onconnect") { try listener.onConnect(self) }
     }
 

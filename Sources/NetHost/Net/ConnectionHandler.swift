@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOTLS
 import Synchronization
 
 /// The channel stage that turns NIO events into listener callbacks. It is the
@@ -17,6 +18,8 @@ public final class ConnectionHandler: ChannelInboundHandler {
     private let origin: (any ConnectionOriginInfo)?
     private let baseLogger: Logger
     private let tracker: ConnectionTracker?
+    private let tls: TLSSettings?
+    private let startsWithTLS: Bool
     private var connection: Connection?
     private var closeReason: String?
 
@@ -30,8 +33,12 @@ public final class ConnectionHandler: ChannelInboundHandler {
         addresses: ConnectionAddresses? = nil,
         origin: (any ConnectionOriginInfo)? = nil,
         logger: Logger,
-        tracker: ConnectionTracker? = nil
+        tracker: ConnectionTracker? = nil,
+        tls: TLSSettings? = nil,
+        startsWithTLS: Bool = false
     ) {
+        self.tls = tls
+        self.startsWithTLS = startsWithTLS
         self.serviceName = serviceName
         self.listener = listener
         self.settings = settings
@@ -72,12 +79,17 @@ public final class ConnectionHandler: ChannelInboundHandler {
             addresses: addresses,
             origin: origin,
             settings: settings,
-            logger: logger
+            logger: logger,
+            tls: tls,
+            isTLS: startsWithTLS
         )
         self.connection = connection
         tracker?.add(context.channel)
         logger.debug("connected")
         connection.start()
+        if !startsWithTLS {
+            connection.announceConnect()
+        }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -87,6 +99,17 @@ public final class ConnectionHandler: ChannelInboundHandler {
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         connection?.writabilityChanged()
         context.fireChannelWritabilityChanged()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
+            connection?.logger.debug("TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
+            if startsWithTLS {
+                connection?.announceConnect()  // direct TLS: the service meets the connection once it is encrypted
+            }
+            connection?.status("ssl-handshake-complete")
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -27,7 +27,8 @@ public struct NetService: Sendable {
     public let module: String
     public var defaultPorts: [Int]
     public var defaultInterfaces: [String]?
-    /// Prosody's `encryption = "ssl"` (direct TLS); NetHost does not terminate TLS yet.
+    /// Prosody's `encryption = "ssl"`: connections start with a TLS handshake
+    /// (also after a PROXY header), using the `ssl` certificate.
     public var encryption: String?
     /// A private service only listens on loopback by default.
     public var isPrivate: Bool
@@ -49,6 +50,9 @@ public struct NetService: Sendable {
         self.encryption = encryption
         self.isPrivate = isPrivate
     }
+
+    /// Whether connections start with TLS.
+    public var usesDirectTLS: Bool { encryption == "ssl" }
 
     /// The listener, for services that have one.
     public var listener: (any ConnectionListener)? {
@@ -74,8 +78,18 @@ public struct PipelineContext: Sendable {
     public let tracker: ConnectionTracker
     /// The loop that runs Lua: connections of Lua services must live on it.
     public let luaLoop: any EventLoop
+    /// The `ssl` certificate, for services with `encryption = "ssl"` and for STARTTLS.
+    public let tls: TLSSettings?
 
-    public init(services: ServiceRegistry, settings: NetworkSettings, logger: Logger, tracker: ConnectionTracker, luaLoop: any EventLoop) {
+    public init(
+        services: ServiceRegistry,
+        settings: NetworkSettings,
+        logger: Logger,
+        tracker: ConnectionTracker,
+        luaLoop: any EventLoop,
+        tls: TLSSettings? = nil
+    ) {
+        self.tls = tls
         self.services = services
         self.luaLoop = luaLoop
         self.settings = settings
@@ -83,22 +97,44 @@ public struct PipelineContext: Sendable {
         self.tracker = tracker
     }
 
-    /// The stage that hands a connection to `service`'s listener.
-    public func connectionHandler(
-        for service: NetService,
+    /// Adds the stages that hand a connection to `service`'s listener: TLS first
+    /// when the service uses direct TLS, then the listener's stage, which runs
+    /// `onconnect` at once. Added after `position`; call on the channel's loop.
+    public func addServiceStages(
+        to pipeline: ChannelPipeline.SynchronousOperations,
+        position: ChannelPipeline.SynchronousOperations.Position = .last,
+        service: NetService,
         listener: any ConnectionListener,
         addresses: ConnectionAddresses?,
         origin: (any ConnectionOriginInfo)?
-    ) -> ConnectionHandler {
-        ConnectionHandler(
+    ) throws {
+        let handler = ConnectionHandler(
             serviceName: service.name,
             listener: listener,
             settings: settings,
             addresses: addresses,
             origin: origin,
             logger: logger,
-            tracker: tracker
+            tracker: tracker,
+            tls: tls,
+            startsWithTLS: service.usesDirectTLS
         )
+        if service.usesDirectTLS {
+            guard let tls else { throw MissingCertificate(service: service.name) }
+            let tlsHandler = tls.makeHandler()
+            try pipeline.addHandler(tlsHandler, position: position)
+            try pipeline.addHandler(handler, position: .after(tlsHandler))
+        } else {
+            try pipeline.addHandler(handler, position: position)
+        }
+    }
+
+    /// A service asks for TLS but the config has no `ssl` certificate.
+    public struct MissingCertificate: Error, CustomStringConvertible {
+        public let service: String
+        public var description: String {
+            "service '\(service)' uses TLS (encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... }"
+        }
     }
 }
 

@@ -39,6 +39,7 @@ public final class NetHostServer: Sendable {
     public let ports: PortManager
     public let problems = ProblemLog()
     public let settings: NetworkSettings
+    public let tls: TLSSettings?
     private let configuration: Options
     private let logger: Logger
     private let modules: NIOLoopBound<ModuleManager>
@@ -61,6 +62,7 @@ public final class NetHostServer: Sendable {
             logger.warning("\(problem)")
             problems.add(problem.description)
         }
+        self.tls = try TLSSettings.load(from: configuration.options.value("ssl", host: nil), baseDirectory: configuration.configDirectory)
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let (group, luaLoop, services, problems) = (self.group, self.luaLoop, self.services, self.problems)
         do {
@@ -92,10 +94,16 @@ public final class NetHostServer: Sendable {
             problems.add(problem)
         }
         let context = PipelineContext(
-            services: services, settings: settings, logger: logger, tracker: tracker, luaLoop: luaLoop
+            services: services, settings: settings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls
         )
         let requests = plan.entries.compactMap { entry -> ListenRequest? in
             guard let service = services.service(named: entry.service) else { return nil }
+            if service.usesDirectTLS, tls == nil {
+                let problem = PipelineContext.MissingCertificate(service: service.name).description
+                logger.error("\(problem)")
+                problems.add(problem)
+                return nil
+            }
             let executor = service.executor(forPort: entry.port, services: services)
             return ListenRequest(
                 serviceName: service.name,
@@ -122,8 +130,8 @@ public final class NetHostServer: Sendable {
         case .listener(let listener, _):
             return { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        context.connectionHandler(for: service, listener: listener, addresses: nil, origin: nil)
+                    try context.addServiceStages(
+                        to: channel.pipeline.syncOperations, service: service, listener: listener, addresses: nil, origin: nil
                     )
                 }
             }

@@ -159,11 +159,14 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             logger.debug("PROXY v\(header.version.rawValue) header: client \(addresses.clientIP) port \(addresses.clientPort)")
         }
-        let handler = self.context.connectionHandler(for: service, listener: listener, addresses: addresses, origin: header)
         do {
-            // Adding the handler runs the service's onconnect; then the bytes that
-            // followed the header, if any; then this stage leaves the pipeline.
-            try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+            // Adding the service's stages runs its onconnect (or, for a TLS service,
+            // waits for the handshake); then the bytes that followed the header, if
+            // any, go to them; then this stage leaves the pipeline.
+            try self.context.addServiceStages(
+                to: context.pipeline.syncOperations, position: .after(self),
+                service: service, listener: listener, addresses: addresses, origin: header
+            )
         } catch {
             logger.error("could not hand the connection to service '\(serviceName)': \(error)")
             context.close(promise: nil)

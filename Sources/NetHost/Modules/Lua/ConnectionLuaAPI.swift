@@ -99,11 +99,12 @@ enum ConnectionLuaAPI {
                 return 0
             },
             "ssl": { stack in
-                stack.push(false)
+                stack.push(try connection(stack, "ssl").isTLS)
                 return 1
             },
-            "starttls": { _ in
-                throw LuaArgumentError("conn:starttls() is not supported: NetHost does not terminate TLS yet")
+            "starttls": { stack in
+                try connection(stack, "starttls").startTLS()
+                return 0
             },
         ]
         stack.registerUserdataType(Connection.self, methods: methods, metamethods: [

@@ -1,0 +1,91 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// A TLS client for tests, on NIO: it can send plain bytes first (a PROXY
+/// header) and then speak TLS on the same connection, as a load balancer does.
+public final class TLSTestClient: Sendable {
+    private let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    private let group: MultiThreadedEventLoopGroup
+
+    /// Connects; `preamble` goes out in clear before the TLS handshake starts.
+    public static func connect(host: String, port: Int, preamble: [UInt8] = [], serverName: String? = nil) async throws -> TLSTestClient {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        let context = try NIOSSLContext(configuration: configuration)
+        let channel = try await ClientBootstrap(group: group).connect(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                if !preamble.isEmpty {
+                    // Written before the TLS stage exists, so it reaches the socket in clear.
+                    channel.writeAndFlush(channel.allocator.buffer(bytes: preamble), promise: nil)
+                }
+                try channel.pipeline.syncOperations.addHandler(
+                    try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                )
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            }
+        }
+        return TLSTestClient(channel: channel, group: group)
+    }
+
+    private init(channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, group: MultiThreadedEventLoopGroup) {
+        self.channel = channel
+        self.group = group
+    }
+
+    /// Sends `text`, then collects what arrives until `terminator` has been seen or the server closes.
+    public func exchange(_ text: String, until terminator: String, timeout: Duration = .seconds(5)) async throws -> String {
+        try await channel.executeThenClose { inbound, outbound in
+            if !text.isEmpty {
+                try await outbound.write(ByteBuffer(string: text))
+            }
+            return try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    var received = ""
+                    for try await chunk in inbound {
+                        received += String(buffer: chunk)
+                        if received.contains(terminator) { break }
+                    }
+                    return received
+                }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    throw CancellationError()
+                }
+                let result = try await group.next() ?? ""
+                group.cancelAll()
+                return result
+            }
+        }
+    }
+
+    public func shutdown() async {
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// A throwaway self-signed certificate made with the `openssl` command.
+public struct TestCertificate {
+    public let certificatePath: String
+    public let keyPath: String
+
+    public init(in directory: String, commonName: String = "localhost") throws {
+        certificatePath = directory + "/test.crt"
+        keyPath = directory + "/test.key"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=\(commonName)", "-keyout", keyPath, "-out", certificatePath,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestSocket.Failure(description: "openssl could not make a test certificate (is the openssl package installed?)")
+        }
+    }
+}

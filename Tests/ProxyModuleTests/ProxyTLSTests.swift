@@ -1,0 +1,42 @@
+import Foundation
+import NetHost
+import NetHostTestSupport
+import ProxyModule
+import Testing
+
+extension NetProxyEndToEnd {
+    /// TLS after the PROXY header, on the same port: what a load balancer in TCP
+    /// mode sends in front of a direct-TLS service. mod_net_proxy cannot do this.
+    @Suite("TLS after the header")
+    struct ProxyTLSTests {
+        static let secureService = """
+            local listener = {}
+            function listener.onconnect(conn)
+                conn:write(("client=%s:%d tls=%s\\n"):format(conn:ip(), conn:port(), tostring(conn:ssl())))
+            end
+            function listener.onincoming(conn, data) conn:write(data) end
+            module:provides("net", { name = "secure", listener = listener, encryption = "ssl" })
+            """
+
+        @Test("a PROXY v1 header in clear, then a TLS handshake: the TLS service sees the header's client")
+        func tlsAfterHeader() async throws {
+            let port = try freeLoopbackPort()
+            let fixture = try HostFixture(modules: ["secure": Self.secureService])
+            let certificate = try TestCertificate(in: fixture.directory)
+            try fixture.start(options: [
+                "modules_enabled": .strings("net_proxy", "secure"),
+                "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
+                "ssl": .table(ConfigTable(map: [
+                    .string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath),
+                ])),
+            ], natives: BuiltinModules.all + ProxyModules.all)
+            let client = try await TLSTestClient.connect(
+                host: "127.0.0.1", port: port, preamble: Array("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n".utf8)
+            )
+            let received = try await client.exchange("encrypted payload\n", until: "encrypted payload\n")
+            #expect(received == "client=203.0.113.7:51234 tls=true\nencrypted payload\n")
+            await client.shutdown()
+            await fixture.stop()
+        }
+    }
+}
