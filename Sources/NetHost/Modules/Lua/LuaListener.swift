@@ -90,7 +90,7 @@ public final class LuaListener: ConnectionListener {
         stack.remove(at: -2)
         runtime.push(connection)
         let extra = arguments(stack)
-        try runtime.protectedCall(arguments: 1 + extra, results: results, module: connection.serviceName, callback: name)
+        try stack.call(arguments: 1 + extra, results: results)
         readResults(stack)
     }
 

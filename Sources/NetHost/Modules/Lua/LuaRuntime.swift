@@ -45,55 +45,36 @@ public final class LuaRuntime {
 
     /// Runs a module file in its own environment with its own `module` object.
     func loadModule(name: String, host: String, path: String) throws(LuaError) {
-        let stack = state.stack
-        let base = stack.top
-        defer { stack.setTop(base) }
-        stack.push(loader)
-        stack.rawGetField("load", from: -1)
-        stack.push(name)
-        stack.push(host)
-        stack.push(path)
-        try stack.call(arguments: 3, results: 0)
+        try callLoader("load", .string(name), .string(host), .string(path))
     }
 
     /// Calls the module's `unload` and removes everything it registered.
     func unloadModule(name: String, host: String) {
-        let stack = state.stack
-        let base = stack.top
-        defer { stack.setTop(base) }
-        stack.push(loader)
-        stack.rawGetField("unload", from: -1)
-        stack.push(name)
-        stack.push(host)
         do {
-            try stack.call(arguments: 2, results: 0)
+            try callLoader("unload", .string(name), .string(host))
         } catch {
             logger.error("unloading module '\(name)' failed: \(error.fullDescription)")
         }
     }
 
-    /// Fires a module event from Swift (e.g. "server-started").
+    /// Fires a module event from Swift (e.g. "server-started") with an empty data table.
     func fireEvent(_ name: String) {
-        let stack = state.stack
-        let base = stack.top
-        defer { stack.setTop(base) }
-        stack.push(loader)
-        stack.rawGetField("fire_event", from: -1)
-        stack.push(name)
-        stack.newTable()
         do {
-            try stack.call(arguments: 2, results: 0)
+            try callLoader("fire_event", .string(name), .table(ConfigTable()))
         } catch {
             logger.error("error in a handler of event '\(name)': \(error.fullDescription)")
         }
     }
 
-    // MARK: Calling into Lua
-
-    /// A protected call of the function below `arguments` values; the error names
-    /// the module and callback.
-    func protectedCall(arguments: Int32, results: Int32, module: String, callback: String) throws(LuaError) {
-        try state.stack.call(arguments: arguments, results: results)
+    /// Calls `loader[function](arguments...)` from the module API prelude, leaving the stack as it was.
+    private func callLoader(_ function: String, _ arguments: ConfigValue...) throws(LuaError) {
+        let stack = state.stack
+        let base = stack.top
+        defer { stack.setTop(base) }
+        stack.push(loader)
+        stack.rawGetField(function, from: -1)
+        for argument in arguments { stack.push(argument) }
+        try stack.call(arguments: Int32(arguments.count), results: 0)
     }
 
     /// Pushes the one userdata that stands for `connection` in Lua. [-0, +1]
