@@ -1,0 +1,154 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NetHostTestSupport
+import Testing
+@testable import NetHost
+
+/// A Swift service, registered by a native module, through every callback of
+/// the same connection API Lua services use.
+@Suite("Swift services over TCP", .serialized)
+struct SwiftServiceTests {
+    /// What the service saw, in order, for the test to read.
+    final class Journal: Sendable {
+        private let entries = NIOLockedValueBox<[String]>([])
+        func add(_ entry: String) { entries.withLockedValue { $0.append(entry) } }
+        var all: [String] { entries.withLockedValue { $0 } }
+    }
+
+    static let journal = Journal()
+
+    final class Recorder: ConnectionListener {
+        let wantsDrain = true
+
+        func onConnect(_ connection: Connection) throws {
+            journal.add("connect \(connection.addresses.clientIP)")
+            connection.write("hello from swift\n")
+        }
+
+        func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
+            let text = String(buffer: data)
+            journal.add("incoming \(text.trimmingCharacters(in: .newlines))")
+            switch text {
+            case "flood\n":
+                connection.write(ByteBuffer(repeating: UInt8(ascii: "x"), count: 4 << 20))
+            case "timeout\n":
+                connection.setReadTimeout(0.2)
+            case "switch\n":
+                connection.setListener(Other(), data: "handed over")
+            case "fail\n":
+                throw Failure()
+            default:
+                connection.write(data)
+            }
+        }
+
+        func onDrain(_ connection: Connection) throws { journal.add("drain") }
+
+        func onReadTimeout(_ connection: Connection) throws -> Bool {
+            journal.add("readtimeout")
+            connection.write("idle\n")
+            return false
+        }
+
+        func onDetach(_ connection: Connection) throws { journal.add("detach") }
+
+        func onDisconnect(_ connection: Connection, reason: String?) {
+            journal.add("disconnect \(reason ?? "nil")")
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String { "the Swift service refused" }
+    }
+
+    final class Other: ConnectionListener {
+        func onAttach(_ connection: Connection, data: (any Sendable)?) throws {
+            connection.write("attached \(data as? String ?? "?")\n")
+        }
+        func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
+            connection.write("other: " + String(buffer: data))
+        }
+        func onDisconnect(_ connection: Connection, reason: String?) { journal.add("other disconnect") }
+    }
+
+    final class RecorderModule: NativeModule {
+        static let name = "recorder"
+        let context: ModuleContext
+        init(context: ModuleContext) throws { self.context = context }
+        func load() throws {
+            try context.provide(NetService(name: "recorder", handling: .listener(Recorder(), .anyLoop), module: Self.name))
+        }
+    }
+
+    private func withRecorder(_ body: (HostFixture) async throws -> Void) async throws {
+        let fixture = try HostFixture(modules: [:])
+        try fixture.start(
+            options: ["modules_enabled": .strings("recorder"), "recorder_ports": .list(.integer(0))],
+            natives: [RecorderModule.self]
+        )
+        do { try await body(fixture) } catch {
+            await fixture.stop()
+            throw error
+        }
+        await fixture.stop()
+    }
+
+    private func waitFor(_ entry: String, in fixture: HostFixture) -> Bool {
+        fixture.eventually { Self.journal.all.contains(entry) }
+    }
+
+    @Test("onConnect, onIncoming and onDisconnect, with the client's address")
+    func conversation() async throws {
+        try await withRecorder { fixture in
+            do {
+                let client = try fixture.connect(to: "recorder")
+                #expect(try client.readLine() == "hello from swift")
+                try client.send("echo me\n")
+                #expect(try client.readLine() == "echo me")
+            }
+            #expect(waitFor("disconnect nil", in: fixture))
+            #expect(Self.journal.all.contains("connect 127.0.0.1"))
+            #expect(Self.journal.all.contains("incoming echo me"))
+        }
+    }
+
+    @Test("onDrain after a write that had to wait, onReadTimeout, and a thrown error closing only that connection")
+    func drainTimeoutError() async throws {
+        try await withRecorder { fixture in
+            let flooded = try fixture.connect(to: "recorder")
+            _ = try flooded.readLine()
+            try flooded.send("flood\n")
+            _ = try flooded.read(count: 4 << 20)
+            #expect(waitFor("drain", in: fixture))
+
+            let idle = try fixture.connect(to: "recorder")
+            _ = try idle.readLine()
+            try idle.send("timeout\n")
+            #expect(try idle.readLine() == "idle")
+            #expect(try idle.isClosedByPeer())
+            #expect(Self.journal.all.contains("readtimeout"))
+
+            let failing = try fixture.connect(to: "recorder")
+            _ = try failing.readLine()
+            try failing.send("fail\n")
+            #expect(try failing.isClosedByPeer())
+            #expect(fixture.logs.contains("error in onincoming callback, closing the connection: the Swift service refused"))
+            try flooded.send("still fine\n")
+            #expect(try flooded.readLine() == "still fine")
+        }
+    }
+
+    @Test("setListener: onDetach on the old listener, onAttach with its data on the new one, which then gets the bytes")
+    func handOver() async throws {
+        try await withRecorder { fixture in
+            let client = try fixture.connect(to: "recorder")
+            _ = try client.readLine()
+            try client.send("switch\n")
+            #expect(try client.readLine() == "attached handed over")
+            try client.send("next\n")
+            #expect(try client.readLine() == "other: next")
+            #expect(Self.journal.all.contains("detach"))
+        }
+    }
+}
