@@ -6,6 +6,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdlib.h>
 
 static inline int nethost_lua_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int nethost_lua_upvalueindex(int i) { return lua_upvalueindex(i); }
@@ -57,7 +58,7 @@ static inline void nethost_push_swift_function(lua_State *L, nethost_swift_funct
 static inline void nethost_budget_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "instruction budget exceeded (the callback ran too long)");
+    luaL_error(L, "instruction budget exceeded");
 }
 static inline void nethost_set_instruction_budget(lua_State *L, int count) {
     if (count > 0) {
@@ -66,6 +67,58 @@ static inline void nethost_set_instruction_budget(lua_State *L, int count) {
         lua_sethook(L, NULL, 0, 0);
     }
 }
+
+/// An allocator that counts the state's memory and, while `enforcing`, refuses
+/// to grow past `limit` (Lua then raises a memory error in the running code).
+/// Enforcement is switched on only inside protected calls: an allocation
+/// refused outside one would make Lua panic.
+typedef struct {
+    size_t used;
+    size_t limit;
+    int enforcing;
+} nethost_allocator_state;
+
+static inline void *nethost_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    nethost_allocator_state *state = (nethost_allocator_state *)ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        state->used -= old;
+        return NULL;
+    }
+    if (state->enforcing && state->limit > 0 && nsize > old && state->used - old + nsize > state->limit) {
+        return NULL;
+    }
+    void *grown = realloc(ptr, nsize);
+    if (grown != NULL) {
+        state->used = state->used - old + nsize;
+    }
+    return grown;
+}
+
+static inline lua_State *nethost_newstate(void) {
+    nethost_allocator_state *state = (nethost_allocator_state *)calloc(1, sizeof(nethost_allocator_state));
+    if (state == NULL) return NULL;
+    lua_State *L = lua_newstate(nethost_limited_alloc, state);
+    if (L == NULL) free(state);
+    return L;
+}
+
+static inline nethost_allocator_state *nethost_allocator(lua_State *L) {
+    void *ud = NULL;
+    lua_getallocf(L, &ud);
+    return (nethost_allocator_state *)ud;
+}
+
+static inline void nethost_close(lua_State *L) {
+    nethost_allocator_state *state = nethost_allocator(L);
+    lua_close(L);
+    free(state);
+}
+
+static inline void nethost_set_memory_limit(lua_State *L, size_t limit) { nethost_allocator(L)->limit = limit; }
+static inline void nethost_enforce_memory_limit(lua_State *L, int on) { nethost_allocator(L)->enforcing = on; }
+static inline size_t nethost_memory_used(lua_State *L) { return nethost_allocator(L)->used; }
 
 /// Message handler for protected calls: turns the error into "message\ntraceback".
 /// Non-string error values are converted with __tostring when they have one.

@@ -204,3 +204,49 @@ struct LuaServiceTests {
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
+
+/// Lua code that misbehaves is stopped, and only its own connection pays.
+@Suite("Misbehaving Lua", .serialized)
+struct MisbehavingLuaTests {
+    static let module = """
+        local listener = {}
+        function listener.onincoming(conn, data)
+            if data:match("^loop") then while true do end
+            elseif data:match("^hog") then local t = {} for i = 1, 1e9 do t[i] = ("x"):rep(1000) .. i end
+            else conn:write(data) end
+        end
+        module:provides("net", { name = "bad", listener = listener })
+        """
+
+    @Test("a callback stuck in a loop is stopped after lua_instruction_budget, with an error naming module and callback")
+    func runawayLoop() async throws {
+        let fixture = try HostFixture(modules: ["bad": Self.module])
+        try fixture.start(options: [
+            "modules_enabled": .strings("bad"), "bad_ports": .list(.integer(0)), "lua_instruction_budget": .integer(1_000_000),
+        ])
+        let bystander = try fixture.connect(to: "bad")
+        let looping = try fixture.connect(to: "bad")
+        try looping.send("loop\n")
+        #expect(try looping.isClosedByPeer())
+        #expect(fixture.logs.contains("module 'bad': callback onincoming ran past its budget of 1000000 Lua instructions"), "\(fixture.logs.all.filter { $0.contains("error") })")
+        try bystander.send("alive\n")
+        #expect(try bystander.readLine() == "alive")
+        await fixture.stop()
+    }
+
+    @Test("a callback that allocates past lua_memory_limit gets a memory error; the state recovers")
+    func memoryCap() async throws {
+        let fixture = try HostFixture(modules: ["bad": Self.module])
+        try fixture.start(options: [
+            "modules_enabled": .strings("bad"), "bad_ports": .list(.integer(0)), "lua_memory_limit": .integer(64 << 20),
+        ])
+        let hog = try fixture.connect(to: "bad")
+        try hog.send("hog\n")
+        #expect(try hog.isClosedByPeer())
+        #expect(fixture.logs.contains("not enough memory"))
+        let next = try fixture.connect(to: "bad")
+        try next.send("fine\n")
+        #expect(try next.readLine() == "fine")
+        await fixture.stop()
+    }
+}

@@ -16,7 +16,7 @@ public final class LuaState {
     }
 
     public init(libraries: Libraries = .all) throws(LuaError) {
-        guard let L = luaL_newstate() else {
+        guard let L = nethost_newstate() else {
             throw LuaError(kind: .memory, message: "could not create a Lua state: out of memory")
         }
         self.stack = LuaStack(L)
@@ -30,7 +30,21 @@ public final class LuaState {
     }
 
     deinit {
-        lua_close(stack.L)
+        nethost_close(stack.L)
+    }
+
+    /// The most memory the state may use while running Lua code (0: no limit).
+    /// Past it, the code that asked for more gets a "not enough memory" error.
+    public var memoryLimit: Int = 0 {
+        didSet { nethost_set_memory_limit(stack.L, max(0, memoryLimit)) }
+    }
+
+    /// Applies `memoryLimit` only while `body` runs, which must be a protected call:
+    /// outside one, a refused allocation would abort the process.
+    public func enforcingMemoryLimit<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        nethost_enforce_memory_limit(stack.L, 1)
+        defer { nethost_enforce_memory_limit(stack.L, 0) }
+        return try body()
     }
 
     private static func openSafeLibraries(_ stack: LuaStack) {
@@ -63,7 +77,7 @@ public final class LuaState {
 
     /// Memory in use by this state, in bytes.
     public var memoryInUse: Int {
-        Int(nethost_lua_gc(stack.L, LUA_GCCOUNT)) * 1024 + Int(nethost_lua_gc(stack.L, LUA_GCCOUNTB))
+        Int(nethost_memory_used(stack.L))
     }
 
     /// Runs a full garbage-collection cycle.

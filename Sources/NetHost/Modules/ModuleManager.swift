@@ -45,6 +45,12 @@ public final class ModuleManager {
         self.runtime = try LuaRuntime(
             loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory
         )
+        if let budget = options.value("lua_instruction_budget", host: nil)?.integerValue, budget >= 0 {
+            runtime.instructionBudget = Int32(clamping: budget)
+        }
+        if let limit = options.value("lua_memory_limit", host: nil)?.integerValue, limit > 0 {
+            runtime.state.memoryLimit = limit
+        }
         self.natives = Dictionary(natives.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.finder = finder
         self.options = options

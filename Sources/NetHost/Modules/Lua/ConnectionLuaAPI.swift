@@ -89,7 +89,7 @@ enum ConnectionLuaAPI {
             "setlistener": { stack in
                 let conn = try connection(stack, "setlistener")
                 try stack.checkType(2, .table, function: "setlistener")
-                let listener = runtime.listener(forTableAt: 2)
+                let listener = runtime.listener(forTableAt: 2, module: conn.serviceName)
                 var attachment: LuaAttachment?
                 if !stack.isNil(at: 3) {
                     attachment = LuaAttachment(reference: stack.makeReference(to: 3))

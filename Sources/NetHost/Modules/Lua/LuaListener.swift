@@ -10,11 +10,14 @@ public final class LuaListener: ConnectionListener {
     /// The listener table, kept in the registry.
     let table: LuaReference
     public let wantsDrain: Bool
+    /// The module that made the listener, for error messages.
+    let module: String
 
-    init(runtime: LuaRuntime, table: LuaReference, wantsDrain: Bool) {
+    init(runtime: LuaRuntime, table: LuaReference, wantsDrain: Bool, module: String) {
         self.runtime = NIOLoopBound(runtime, eventLoop: runtime.loop)
         self.table = table
         self.wantsDrain = wantsDrain
+        self.module = module
     }
 
     public func onConnect(_ connection: Connection) throws {
@@ -90,7 +93,16 @@ public final class LuaListener: ConnectionListener {
         stack.remove(at: -2)
         runtime.push(connection)
         let extra = arguments(stack)
-        try stack.call(arguments: 1 + extra, results: results)
+        do throws(LuaError) {
+            try runtime.withinBudget { () throws(LuaError) in try stack.call(arguments: 1 + extra, results: results) }
+        } catch {
+            guard LuaRuntime.isBudgetExceeded(error) else { throw error }
+            throw LuaError(
+                kind: .runtime,
+                message: "module '\(module)': callback \(name) ran past its budget of \(runtime.instructionBudget) Lua instructions (lua_instruction_budget) and was stopped",
+                traceback: error.traceback
+            )
+        }
         readResults(stack)
     }
 

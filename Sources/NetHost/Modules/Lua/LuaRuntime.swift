@@ -18,6 +18,31 @@ public final class LuaRuntime {
     private var listeners: [UnsafeRawPointer: LuaListener] = [:]
     private var nextTimerID = 1
 
+    /// How many VM instructions one callback, timer or module load may run
+    /// (`lua_instruction_budget`); 0 means no limit.
+    var instructionBudget: Int32 = LuaRuntime.defaultInstructionBudget
+    static let defaultInstructionBudget: Int32 = 50_000_000
+    private var budgetDepth = 0
+
+    /// Runs `body` (a protected call into Lua) under the instruction budget and
+    /// the memory limit. Nested calls (a callback that triggers another) share
+    /// the outer call's budget.
+    func withinBudget<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        guard budgetDepth == 0 else { return try body() }
+        budgetDepth = 1
+        state.stack.setInstructionBudget(instructionBudget)
+        defer {
+            state.stack.setInstructionBudget(0)
+            budgetDepth = 0
+        }
+        return try state.enforcingMemoryLimit(body)
+    }
+
+    /// Whether an error is the budget running out, rather than the code's own error.
+    static func isBudgetExceeded(_ error: LuaError) -> Bool {
+        error.message.contains("instruction budget exceeded")
+    }
+
     /// Loads another module for `module:depends`; set by the module manager.
     var loadDependency: ((_ name: String, _ host: String) throws -> ModuleKind)?
 
@@ -74,7 +99,9 @@ public final class LuaRuntime {
         stack.push(loader)
         stack.rawGetField(function, from: -1)
         for argument in arguments { stack.push(argument) }
-        try stack.call(arguments: Int32(arguments.count), results: 0)
+        try withinBudget { () throws(LuaError) in
+            try stack.call(arguments: Int32(arguments.count), results: 0)
+        }
     }
 
     /// Pushes the one userdata that stands for `connection` in Lua. [-0, +1]
@@ -93,14 +120,14 @@ public final class LuaRuntime {
     }
 
     /// The listener for the table at `index`, made on first use. [-0, +0]
-    func listener(forTableAt index: Int32) -> LuaListener {
+    func listener(forTableAt index: Int32, module: String) -> LuaListener {
         let stack = state.stack
         let identity = stack.identity(at: index)
         if let existing = identity.flatMap({ listeners[$0] }) { return existing }
         stack.rawGetField("ondrain", from: index)
         let wantsDrain = stack.type(at: -1) == .function
         stack.pop()
-        let listener = LuaListener(runtime: self, table: stack.makeReference(to: index), wantsDrain: wantsDrain)
+        let listener = LuaListener(runtime: self, table: stack.makeReference(to: index), wantsDrain: wantsDrain, module: module)
         if let identity { listeners[identity] = listener }
         return listener
     }
@@ -186,7 +213,7 @@ public final class LuaRuntime {
         guard stack.rawGetField("listener", from: 3) == .table else {
             throw LuaArgumentError("net service '\(name)' has no listener table")
         }
-        let listener = self.listener(forTableAt: -1)
+        let listener = self.listener(forTableAt: -1, module: module)
         stack.pop()
         var service = NetService(name: name, handling: .listener(listener, .luaLoop), module: module)
         service.defaultPorts = try Self.ports(in: stack, table: 3, service: name)
@@ -279,7 +306,7 @@ public final class LuaRuntime {
             stack.push(callback)
             stack.push(Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
             do {
-                try stack.call(arguments: 1, results: 1)
+                try withinBudget { () throws(LuaError) in try stack.call(arguments: 1, results: 1) }
                 if let again = stack.toNumber(at: -1), timers[id] != nil {
                     schedule(timer: id, callback: callback, module: module, after: again)
                     return
