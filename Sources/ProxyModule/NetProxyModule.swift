@@ -1,3 +1,5 @@
+import NIOConcurrencyHelpers
+import NIOCore
 import NetHost
 
 /// The native `net_proxy` module: listens on every port of
@@ -12,10 +14,13 @@ public final class NetProxyModule: NativeModule {
     private let context: ModuleContext
     public let configuration: ProxyConfiguration
     public let statistics = ProxyStatistics()
+    private let events: RepeatedEventLog
+    private let summaries = NIOLockedValueBox<RepeatedTask?>(nil)
 
     public init(context: ModuleContext) throws {
         self.context = context
         self.configuration = try ProxyConfiguration { name in context.option(name) }
+        self.events = RepeatedEventLog(logger: context.logger)
     }
 
     public func load() throws {
@@ -24,13 +29,27 @@ public final class NetProxyModule: NativeModule {
         }
         try context.provide(NetService(
             name: "proxy",
-            handling: .pipeline(ProxyPipeline(configuration: configuration, statistics: statistics)),
+            handling: .pipeline(ProxyPipeline(runtime: ProxyRuntime(configuration: configuration, statistics: statistics, events: events))),
             module: Self.name,
             defaultPorts: configuration.ports
         ))
         let mappings = configuration.portMappings.sorted { $0.key < $1.key }
             .map { "\($0.key) -> \($0.value)" }.joined(separator: ", ")
         context.logger.info("PROXY protocol ports: \(mappings.isEmpty ? "none" : mappings); trusted proxies: \(configuration.trustedProxies)")
+        let events = self.events
+        summaries.withLockedValue { task in
+            task = context.group.next().scheduleRepeatedTask(initialDelay: Self.summaryInterval, delay: Self.summaryInterval) { _ in
+                events.flush()
+            }
+        }
+    }
+
+    /// How often repeated refusals are summarised in the log.
+    static let summaryInterval = TimeAmount.seconds(10)
+
+    public func unload() {
+        summaries.withLockedValue { $0?.cancel() }
+        events.flush()
     }
 
     /// A mapping to a service that no module provides is reported at start

@@ -84,3 +84,25 @@ final class TestListener {
     }
     deinit { close(fd) }
 }
+
+@Suite("Connection limits", .serialized)
+struct ConnectionLimitTests {
+    @Test("past max_connections a new connection is closed at accept; a slot frees when one closes")
+    func maxConnections() async throws {
+        let fixture = try HostFixture(modules: ["one": PortTests.service])
+        try fixture.start(options: [
+            "modules_enabled": .strings("one"), "one_ports": .list(.integer(0)),
+            "network_settings": .table(ConfigTable(map: [.string("max_connections"): .integer(2)])),
+        ])
+        var held = [try fixture.connect(to: "one"), try fixture.connect(to: "one")]
+        for client in held { #expect(try client.readLine() == "one") }
+        let third = try fixture.connect(to: "one")
+        #expect(try third.readToEnd().isEmpty)
+        #expect(fixture.logs.contains("max_connections (2) reached: refused a connection"))
+        held.removeFirst()
+        #expect(fixture.eventually {
+            (try? { try fixture.connect(to: "one").readLine() }()) == "one"
+        })
+        await fixture.stop()
+    }
+}

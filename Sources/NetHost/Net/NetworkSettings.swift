@@ -16,6 +16,11 @@ public struct NetworkSettings: Sendable, Equatable {
     public var tcpNoDelay: Bool = true
     /// SO_KEEPALIVE on accepted connections.
     public var tcpKeepalive: Bool = false
+    /// Open connections across all ports; one more is closed at accept.
+    public var maxConnections: Int = 100_000
+    /// Connections one address may have open whose PROXY header has not
+    /// arrived yet (a slow or silent sender holds a slot until its timeout).
+    public var maxPendingHeadersPerIP: Int = 256
 
     public init() {}
 
@@ -59,11 +64,13 @@ public struct NetworkSettings: Sendable, Equatable {
         count("max_send_buffer_size", minimum: 1, &maxSendBufferSize)
         count("tcp_backlog", minimum: 1, &tcpBacklog)
         count("read_size", minimum: 64, &readSize)
+        count("max_connections", minimum: 1, &maxConnections)
+        count("max_pending_headers_per_ip", minimum: 1, &maxPendingHeadersPerIP)
         flag("tcp_nodelay", &tcpNoDelay)
         flag("tcp_keepalive", &tcpKeepalive)
         let known: Set<String> = [
             "read_timeout", "send_timeout", "max_send_buffer_size", "tcp_backlog", "read_size",
-            "tcp_nodelay", "tcp_keepalive",
+            "tcp_nodelay", "tcp_keepalive", "max_connections", "max_pending_headers_per_ip",
             // Prosody's server_epoll settings that NetHost's event loop has no use for.
             "connect_timeout", "handshake_timeout", "max_wait", "min_wait", "fatal_errors",
             "opportunistic_writes", "keepalive", "nodelay", "edge_triggered", "ssl_timeout",

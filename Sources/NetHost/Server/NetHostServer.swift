@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -40,9 +41,12 @@ public final class NetHostServer: Sendable {
     public let problems = ProblemLog()
     public let settings: NetworkSettings
     public let tls: TLSSettings?
+    public let limiter: ConnectionLimiter
     private let configuration: Options
     private let logger: Logger
     private let modules: NIOLoopBound<ModuleManager>
+    /// Logs the summaries of repeated refusals every ten seconds.
+    private let summaryTask = NIOLockedValueBox<RepeatedTask?>(nil)
     /// Set by the first shutdown; later calls return at once (the loops are gone).
     private let stopped = Atomic<Bool>(false)
 
@@ -62,6 +66,7 @@ public final class NetHostServer: Sendable {
             logger.warning("\(problem)")
             problems.add(problem.description)
         }
+        self.limiter = ConnectionLimiter(maximum: settings.maxConnections, logger: logger)
         self.tls = try TLSSettings.load(from: configuration.options.value("ssl", host: nil), baseDirectory: configuration.configDirectory)
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let (group, luaLoop, services, problems) = (self.group, self.luaLoop, self.services, self.problems)
@@ -111,14 +116,32 @@ public final class NetHostServer: Sendable {
                 port: entry.port,
                 childGroup: executor == .luaLoop ? luaLoop : group,
                 settings: settings,
-                initializeChild: Self.initializer(for: service, port: entry.port, context: context)
+                initializeChild: Self.admitting(
+                    through: self.limiter, Self.initializer(for: service, port: entry.port, context: context)
+                )
             )
         }
         let failures = ports.open(requests)
+        summaryTask.withLockedValue { task in
+            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter] _ in
+                limiter.flushSummaries()
+            }
+        }
         for failure in failures { problems.add(failure.description) }
         let modules = self.modules
         luaLoop.execute { modules.value.fireEvent("server-started") }
         return failures
+    }
+
+    /// Closes a connection past `max_connections` before any handler sees it.
+    private static func admitting(
+        through limiter: ConnectionLimiter,
+        _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        { channel in
+            guard limiter.admit(channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
+            return initializer(channel)
+        }
     }
 
     private static func initializer(
@@ -150,6 +173,7 @@ public final class NetHostServer: Sendable {
     /// their listeners get `ondisconnect`; modules unload; the threads end.
     public func shutdown(drainTime: TimeAmount = .seconds(5)) async {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        summaryTask.withLockedValue { $0?.cancel() }
         try? await ports.close().get()
         let modules = self.modules
         try? await luaLoop.submit { modules.value.fireEvent("server-stopping") }.get()
@@ -167,6 +191,7 @@ public final class NetHostServer: Sendable {
     /// Stops without opening ports having been asked (for `nethost check` and errors at start).
     public func shutdownNow() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        summaryTask.withLockedValue { $0?.cancel() }
         let modules = self.modules
         try? luaLoop.submit { modules.value.unloadAll() }.wait()
         try? group.syncShutdownGracefully()

@@ -12,9 +12,13 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private let port: Int
-    private let configuration: ProxyConfiguration
-    private let statistics: ProxyStatistics
+    private let runtime: ProxyRuntime
+    private var configuration: ProxyConfiguration { runtime.configuration }
+    private var statistics: ProxyStatistics { runtime.statistics }
     private let context: PipelineContext
+    /// The sender's address, once known; it holds a pending-header slot until the header is done.
+    private var peerIP: String?
+    private var holdsPendingSlot = false
     private var parser: ProxyHeaderParser
     private var received: ByteBuffer?
     private var timeout: Scheduled<Void>?
@@ -27,12 +31,11 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         case done
     }
 
-    init(port: Int, configuration: ProxyConfiguration, statistics: ProxyStatistics, context: PipelineContext) {
+    init(port: Int, runtime: ProxyRuntime, context: PipelineContext) {
         self.port = port
-        self.configuration = configuration
-        self.statistics = statistics
+        self.runtime = runtime
         self.context = context
-        self.parser = ProxyHeaderParser(maximumHeaderLength: configuration.maximumHeaderLength)
+        self.parser = ProxyHeaderParser(maximumHeaderLength: runtime.configuration.maximumHeaderLength)
         self.logger = context.logger
         self.logger[metadataKey: "module"] = "net_proxy"
     }
@@ -53,11 +56,19 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         let peer = context.channel.remoteAddress
         logger[metadataKey: "peer"] = "\(peer.map(Self.describe) ?? "?")"
         logger[metadataKey: "port"] = "\(port)"
+        peerIP = peer?.ipAddress
         guard let peer, configuration.trustedProxies.contains(peer) else {
             refuse(context: context, outcome: .untrusted, level: .warning,
                    message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
             return
         }
+        let limit = self.context.settings.maxPendingHeadersPerIP
+        guard let peerIP, runtime.pending.enter(peerIP, limit: limit) else {
+            refuse(context: context, outcome: .overLimit, level: .warning,
+                   message: "refused a connection: this address already has \(limit) connections waiting for their PROXY header (max_pending_headers_per_ip)")
+            return
+        }
+        holdsPendingSlot = true
         let seconds = configuration.headerTimeout
         timeout = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(
             in: .nanoseconds(Int64(seconds * 1_000_000_000))
@@ -65,7 +76,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
             guard state == .waitingForHeader else { return }
             let have = received?.readableBytes ?? 0
             refuse(context: context, outcome: .timeout, level: .warning,
-                   message: "no complete PROXY header within \(seconds) s (received \(have) bytes)")
+                   message: "no complete PROXY header within \(seconds) s", metadata: ["received_bytes": "\(have)"])
         }
     }
 
@@ -105,9 +116,13 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         if state == .waitingForHeader {
             state = .done
             timeout?.cancel()
+            releasePendingSlot()
             statistics.record(.closedEarly, port: port)
             let have = received?.readableBytes ?? 0
-            logger.info("the peer closed the connection before the PROXY header was complete (received \(have) bytes)")
+            runtime.events.record(
+                "the peer closed the connection before the PROXY header was complete", from: peerIP ?? "?",
+                level: .info, metadata: ["port": "\(port)", "received_bytes": "\(have)", "peer": logger[metadataKey: "peer"] ?? "?"]
+            )
         }
         context.fireChannelInactive()
     }
@@ -125,6 +140,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func handOver(context: ChannelHandlerContext, header: ProxyHeader, remaining: ByteBuffer) {
         state = .done
+        releasePendingSlot()
         timeout?.cancel()
         timeout = nil
         let channel = context.channel
@@ -183,15 +199,27 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         outcome: ProxyStatistics.Outcome,
         level: Logger.Level,
         message: String,
-        reason: String? = nil
+        reason: String? = nil,
+        metadata: Logger.Metadata = [:]
     ) {
         state = .done
+        releasePendingSlot()
         timeout?.cancel()
         timeout = nil
         received = nil
         statistics.record(outcome, port: port, reason: reason)
-        logger.log(level: level, "\(message)")
+        // Identical refusals from one peer are logged once, then summarised.
+        var metadata = metadata
+        metadata["port"] = "\(port)"
+        metadata["peer"] = logger[metadataKey: "peer"]
+        runtime.events.record(message, from: peerIP ?? "?", level: level, metadata: metadata)
         context.close(promise: nil)
+    }
+
+    private func releasePendingSlot() {
+        guard holdsPendingSlot, let peerIP else { return }
+        holdsPendingSlot = false
+        runtime.pending.leave(peerIP)
     }
 
     /// The addresses a service sees: the header's client when it names one,

@@ -4,8 +4,8 @@ import NetHost
 /// How `net_proxy` sets up the connections of its ports: a `ProxyHeaderHandler`
 /// first, which later adds the mapped service's stage itself.
 struct ProxyPipeline: ServicePipeline {
-    let configuration: ProxyConfiguration
-    let statistics: ProxyStatistics
+    let runtime: ProxyRuntime
+    var configuration: ProxyConfiguration { runtime.configuration }
 
     /// Connections for a Lua service are accepted on the Lua loop, so the
     /// hand-over never crosses threads.
@@ -21,7 +21,7 @@ struct ProxyPipeline: ServicePipeline {
     func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
-                ProxyHeaderHandler(port: port, configuration: configuration, statistics: statistics, context: context)
+                ProxyHeaderHandler(port: port, runtime: runtime, context: context)
             )
         }
     }

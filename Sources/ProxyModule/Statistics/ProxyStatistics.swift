@@ -15,6 +15,8 @@ public final class ProxyStatistics: Sendable {
         case unknownAddresses = "unknown_addresses"
         /// The peer is not in proxy_trusted_proxies: closed before reading.
         case untrusted
+        /// The peer already had max_pending_headers_per_ip connections waiting for their header.
+        case overLimit = "over_limit"
         /// The header was malformed: closed.
         case invalid
         /// The header did not arrive within proxy_header_timeout: closed.
