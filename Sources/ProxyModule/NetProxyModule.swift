@@ -12,35 +12,60 @@ public final class NetProxyModule: NativeModule {
     public static let name = "net_proxy"
 
     private let context: ModuleContext
-    public let configuration: ProxyConfiguration
-    public let statistics = ProxyStatistics()
+    private let runtime: ProxyRuntime
+    public var configuration: ProxyConfiguration { runtime.configuration }
+    public var statistics: ProxyStatistics { runtime.statistics }
     private let events: RepeatedEventLog
     private let summaries = NIOLockedValueBox<RepeatedTask?>(nil)
 
     public init(context: ModuleContext) throws {
         self.context = context
-        self.configuration = try ProxyConfiguration { name in context.option(name) }
+        let configuration = try ProxyConfiguration { name in context.option(name) }
         self.events = RepeatedEventLog(logger: context.logger)
+        self.runtime = ProxyRuntime(
+            liveConfiguration: LiveValue(configuration), statistics: ProxyStatistics(), events: events
+        )
     }
 
     public func load() throws {
         for warning in configuration.warnings {
             context.reportProblem(warning)
         }
-        try context.provide(NetService(
-            name: "proxy",
-            handling: .pipeline(ProxyPipeline(runtime: ProxyRuntime(configuration: configuration, statistics: statistics, events: events))),
-            module: Self.name,
-            defaultPorts: configuration.ports
-        ))
-        let mappings = configuration.portMappings.sorted { $0.key < $1.key }
-            .map { "\($0.key) -> \($0.value)" }.joined(separator: ", ")
-        context.logger.info("PROXY protocol ports: \(mappings.isEmpty ? "none" : mappings); trusted proxies: \(configuration.trustedProxies)")
+        try context.provide(service(for: configuration))
+        describe(configuration)
         let events = self.events
         summaries.withLockedValue { task in
             task = context.group.next().scheduleRepeatedTask(initialDelay: Self.summaryInterval, delay: Self.summaryInterval) { _ in
                 events.flush()
             }
+        }
+    }
+
+    private func service(for configuration: ProxyConfiguration) -> NetService {
+        NetService(
+            name: "proxy",
+            handling: .pipeline(ProxyPipeline(runtime: runtime)),
+            module: Self.name,
+            defaultPorts: configuration.ports
+        )
+    }
+
+    private func describe(_ configuration: ProxyConfiguration) {
+        let mappings = configuration.portMappings.sorted { $0.key < $1.key }
+            .map { "\($0.key) -> \($0.value)" }.joined(separator: ", ")
+        context.logger.info("PROXY protocol ports: \(mappings.isEmpty ? "none" : mappings); trusted proxies: \(configuration.trustedProxies)")
+    }
+
+    /// New mappings, trust list, timeout and sizes apply to connections accepted
+    /// from now on; the host then opens and closes ports to match the mappings.
+    public func prepareReload() throws -> @Sendable () -> Void {
+        let context = self.context
+        let updated = try ProxyConfiguration { name in context.option(name) }
+        return { [self] in
+            runtime.liveConfiguration.value = updated
+            context.services.replace(service(for: updated))
+            for warning in updated.warnings { context.logger.warning("\(warning)") }
+            describe(updated)
         }
     }
 

@@ -99,6 +99,34 @@ public final class ModuleManager {
 
     public var loadedModules: [String] { loaded.keys.sorted() }
 
+    /// After the options were replaced: every native module checks its new
+    /// options first (one refusal and nothing changes), then they apply them,
+    /// then modules newly in `modules_enabled` load and those no longer in it unload.
+    public func reload() throws {
+        var apply: [@Sendable () -> Void] = []
+        for case (let name, .native(let module)) in loaded.sorted(by: { $0.key < $1.key }) {
+            do {
+                apply.append(try module.prepareReload())
+            } catch {
+                throw LoadError(module: name, reason: "\(error)", isConfigurationError: true)
+            }
+        }
+        for step in apply { step() }
+        let enabled = Self.enabledModules(in: options)
+        for name in loaded.keys.sorted() where !enabled.contains(name) {
+            unload(name)
+        }
+        for name in enabled where loaded[name] == nil {
+            do {
+                try load(name)
+                logger.info("loaded module '\(name)' on reload")
+            } catch {
+                logger.error("\(error)")
+                problems.add("\(error)")
+            }
+        }
+    }
+
     public func isLoaded(_ name: String) -> Bool { loaded[name] != nil }
 
     /// Loads one module (and, through `module:depends`, what it needs).

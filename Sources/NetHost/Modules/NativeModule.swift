@@ -13,12 +13,17 @@ public protocol NativeModule: AnyObject, Sendable {
     /// Called once every module in `modules_enabled` has had its turn, so a
     /// module can check what others provide (net_proxy checks its mappings).
     func allModulesLoaded()
+    /// The config was reloaded: check the module's options in `context.options`
+    /// (already the new ones) and return what applies them, or throw to refuse
+    /// the reload as a whole. Nothing may change before the returned closure runs.
+    func prepareReload() throws -> @Sendable () -> Void
     func unload()
 }
 
 extension NativeModule {
     public func load() throws {}
     public func allModulesLoaded() {}
+    public func prepareReload() throws -> @Sendable () -> Void { {} }
     public func unload() {}
 }
 

@@ -7,11 +7,17 @@ import Synchronization
 /// handler sees it; the refusals are logged in summary, not one line each.
 public final class ConnectionLimiter: Sendable {
     private let open = Atomic<Int>(0)
-    public let maximum: Int
+    private let limit: Atomic<Int>
     private let refusals: RepeatedEventLog
 
+    /// The cap; a reload may change it (connections past a lowered cap stay open).
+    public var maximum: Int {
+        get { limit.load(ordering: .relaxed) }
+        set { limit.store(newValue, ordering: .relaxed) }
+    }
+
     public init(maximum: Int, logger: Logger) {
-        self.maximum = maximum
+        self.limit = Atomic(maximum)
         self.refusals = RepeatedEventLog(logger: logger)
     }
 
@@ -20,6 +26,7 @@ public final class ConnectionLimiter: Sendable {
     /// Counts `channel` in, or closes it if the cap is reached; true if admitted.
     public func admit(_ channel: any Channel) -> Bool {
         let before = open.wrappingAdd(1, ordering: .relaxed).oldValue
+        let maximum = self.maximum
         guard before < maximum else {
             open.wrappingSubtract(1, ordering: .relaxed)
             let peer = channel.remoteAddress?.ipAddress ?? "?"

@@ -73,7 +73,9 @@ public struct NetService: Sendable {
 /// What a custom pipeline needs from the host for each accepted connection.
 public struct PipelineContext: Sendable {
     public let services: ServiceRegistry
-    public let settings: NetworkSettings
+    private let liveSettings: LiveValue<NetworkSettings>
+    /// The settings in force for a connection accepted now (a reload may change them).
+    public var settings: NetworkSettings { liveSettings.value }
     public let logger: Logger
     public let tracker: ConnectionTracker
     /// The loop that runs Lua: connections of Lua services must live on it.
@@ -83,7 +85,7 @@ public struct PipelineContext: Sendable {
 
     public init(
         services: ServiceRegistry,
-        settings: NetworkSettings,
+        settings: LiveValue<NetworkSettings>,
         logger: Logger,
         tracker: ConnectionTracker,
         luaLoop: any EventLoop,
@@ -92,7 +94,7 @@ public struct PipelineContext: Sendable {
         self.tls = tls
         self.services = services
         self.luaLoop = luaLoop
-        self.settings = settings
+        self.liveSettings = settings
         self.logger = logger
         self.tracker = tracker
     }

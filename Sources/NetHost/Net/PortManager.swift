@@ -102,11 +102,21 @@ public final class PortManager: Sendable {
         }
     }
 
+    /// What is listening now.
+    public var openListeners: [ListenRequest] {
+        bound.withLockedValue { $0.map(\.request) }
+    }
+
     /// Closes the listening sockets of the given services (all if nil); open connections stay.
     public func close(services: Set<String>? = nil) -> EventLoopFuture<Void> {
+        close { services?.contains($0.serviceName) ?? true }
+    }
+
+    /// Closes the listening sockets whose request matches; open connections stay.
+    public func close(where matches: (ListenRequest) -> Bool) -> EventLoopFuture<Void> {
         let closing = bound.withLockedValue { bound -> [Bound] in
             let (closing, keeping) = bound.reduce(into: ([Bound](), [Bound]())) { result, entry in
-                if services?.contains(entry.request.serviceName) ?? true {
+                if matches(entry.request) {
                     result.0.append(entry)
                 } else {
                     result.1.append(entry)

@@ -27,6 +27,11 @@ public final class ServiceRegistry: Sendable {
         }
     }
 
+    /// Replaces a service of the same name (a module changing its ports on reload).
+    public func replace(_ service: NetService) {
+        services.withLockedValue { $0[service.name] = service }
+    }
+
     public func service(named name: String) -> NetService? {
         services.withLockedValue { $0[name] }
     }

@@ -39,7 +39,10 @@ public final class NetHostServer: Sendable {
     public let tracker = ConnectionTracker()
     public let ports: PortManager
     public let problems = ProblemLog()
-    public let settings: NetworkSettings
+    /// The options in force; `reload` replaces them.
+    public let options: LiveOptions
+    private let liveSettings: LiveValue<NetworkSettings>
+    public var settings: NetworkSettings { liveSettings.value }
     public let tls: TLSSettings?
     public let limiter: ConnectionLimiter
     private let configuration: Options
@@ -52,20 +55,17 @@ public final class NetHostServer: Sendable {
 
     /// Loads the modules (on the Lua loop); no port is opened yet.
     public init(_ configuration: Options, logger: Logger) throws {
+        let options = LiveOptions(configuration.options)
+        var configuration = configuration
+        configuration.options = options
+        self.options = options
         self.configuration = configuration
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         self.luaLoop = group.next()
         self.ports = PortManager(group: group, logger: logger)
-        var settingProblems: [NetworkSettings.Problem] = []
-        self.settings = NetworkSettings(
-            from: configuration.options.value("network_settings", host: nil)?.tableValue,
-            problems: &settingProblems
-        )
-        for problem in settingProblems {
-            logger.warning("\(problem)")
-            problems.add(problem.description)
-        }
+        let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
+        self.liveSettings = LiveValue(settings)
         self.limiter = ConnectionLimiter(maximum: settings.maxConnections, logger: logger)
         self.tls = try TLSSettings.load(from: configuration.options.value("ssl", host: nil), baseDirectory: configuration.configDirectory)
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
@@ -90,18 +90,53 @@ public final class NetHostServer: Sendable {
         }
     }
 
+    private static func networkSettings(from options: any OptionSource, logger: Logger, problems: ProblemLog) -> NetworkSettings {
+        var settingProblems: [NetworkSettings.Problem] = []
+        let settings = NetworkSettings(
+            from: options.value("network_settings", host: nil)?.tableValue,
+            problems: &settingProblems
+        )
+        for problem in settingProblems {
+            logger.warning("\(problem)")
+            problems.add(problem.description)
+        }
+        return settings
+    }
+
     /// Opens the ports of every service; returns the ports that failed (also logged).
     @discardableResult
     public func start() -> [ListenError] {
-        let plan = ListenPlan(services: services.all, options: configuration.options)
+        let failures = openPlannedPorts()
+        summaryTask.withLockedValue { task in
+            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter] _ in
+                limiter.flushSummaries()
+            }
+        }
+        let modules = self.modules
+        luaLoop.execute { modules.value.fireEvent("server-started") }
+        return failures
+    }
+
+    /// Opens every planned port that is not open yet and closes the open ones
+    /// no longer planned; established connections are never touched.
+    private func openPlannedPorts() -> [ListenError] {
+        let plan = ListenPlan(services: services.all, options: options)
         for problem in plan.problems {
             logger.error("\(problem)")
             problems.add(problem)
         }
+        let planned = Set(plan.entries.map { ListenKey(service: $0.service, interface: $0.interface, port: $0.port) })
+        let open = Set(ports.openListeners.map { ListenKey(service: $0.serviceName, interface: $0.interface, port: $0.port) })
+        let closing = open.subtracting(planned)
+        if !closing.isEmpty {
+            _ = try? ports.close(where: { closing.contains(ListenKey(service: $0.serviceName, interface: $0.interface, port: $0.port)) }).wait()
+        }
         let context = PipelineContext(
-            services: services, settings: settings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls
+            services: services, settings: liveSettings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls
         )
-        let requests = plan.entries.compactMap { entry -> ListenRequest? in
+        let requests = plan.entries.filter {
+            !open.contains(ListenKey(service: $0.service, interface: $0.interface, port: $0.port))
+        }.compactMap { entry -> ListenRequest? in
             guard let service = services.service(named: entry.service) else { return nil }
             if service.usesDirectTLS, tls == nil {
                 let problem = PipelineContext.MissingCertificate(service: service.name).description
@@ -122,15 +157,42 @@ public final class NetHostServer: Sendable {
             )
         }
         let failures = ports.open(requests)
-        summaryTask.withLockedValue { task in
-            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter] _ in
-                limiter.flushSummaries()
-            }
-        }
         for failure in failures { problems.add(failure.description) }
-        let modules = self.modules
-        luaLoop.execute { modules.value.fireEvent("server-started") }
         return failures
+    }
+
+    private struct ListenKey: Hashable {
+        let service: String
+        let interface: String
+        let port: Int
+    }
+
+    /// Why a reload changed nothing.
+    public struct ReloadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Applies a new config without a restart: the options modules read, the
+    /// network settings and limits for new connections, modules added to or
+    /// removed from `modules_enabled`, each native module's own options
+    /// (net_proxy's mappings and trust list), and the ports that follow from
+    /// them. Established connections keep their service and settings. If a
+    /// module refuses the new options, nothing changes.
+    public func reload(_ newOptions: any OptionSource) throws {
+        let previous = options.snapshot
+        options.replace(with: newOptions)
+        let modules = self.modules
+        do {
+            try luaLoop.submit { try modules.value.reload() }.wait()
+        } catch {
+            options.replace(with: previous)
+            throw ReloadError(description: "\(error)")
+        }
+        let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
+        liveSettings.value = settings
+        limiter.maximum = settings.maxConnections
+        let failures = openPlannedPorts()
+        logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
 
     /// Closes a connection past `max_connections` before any handler sees it.

@@ -13,7 +13,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let port: Int
     private let runtime: ProxyRuntime
-    private var configuration: ProxyConfiguration { runtime.configuration }
+    /// The options in force when the connection arrived; a reload affects later ones.
+    private let configuration: ProxyConfiguration
     private var statistics: ProxyStatistics { runtime.statistics }
     private let context: PipelineContext
     /// The sender's address, once known; it holds a pending-header slot until the header is done.
@@ -34,8 +35,9 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(port: Int, runtime: ProxyRuntime, context: PipelineContext) {
         self.port = port
         self.runtime = runtime
+        self.configuration = runtime.configuration
         self.context = context
-        self.parser = ProxyHeaderParser(maximumHeaderLength: runtime.configuration.maximumHeaderLength)
+        self.parser = ProxyHeaderParser(maximumHeaderLength: configuration.maximumHeaderLength)
         self.logger = context.logger
         self.logger[metadataKey: "module"] = "net_proxy"
     }
@@ -57,7 +59,16 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         logger[metadataKey: "peer"] = "\(peer.map(Self.describe) ?? "?")"
         logger[metadataKey: "port"] = "\(port)"
         peerIP = peer?.ipAddress
-        guard let peer, configuration.trustedProxies.contains(peer) else {
+        guard let peer else {
+            // The peer reset before the accept completed (a health check that
+            // connects and leaves): nothing to trust or distrust.
+            state = .done
+            statistics.record(.closedEarly, port: port)
+            logger.debug("the peer was gone before its connection was accepted")
+            context.close(promise: nil)
+            return
+        }
+        guard configuration.trustedProxies.contains(peer) else {
             refuse(context: context, outcome: .untrusted, level: .warning,
                    message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
             return

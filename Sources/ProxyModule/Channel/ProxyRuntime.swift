@@ -4,8 +4,11 @@ import NetHost
 /// What every connection of the module's ports shares: the options, the
 /// counters, the flood-proof log and the per-address pending-header slots.
 struct ProxyRuntime: Sendable {
-    let configuration: ProxyConfiguration
+    /// Replaced by a reload; each connection reads it once, when accepted.
+    let liveConfiguration: LiveValue<ProxyConfiguration>
     let statistics: ProxyStatistics
     let events: RepeatedEventLog
     let pending = PendingHeaders()
+
+    var configuration: ProxyConfiguration { liveConfiguration.value }
 }
