@@ -24,31 +24,32 @@ struct CommandLineBrokenConfig: Sendable, CustomTestStringConvertible {
         "-- NetHost config for a test",
         #"interfaces = { "127.0.0.1", "::1" }"#,
         #"modules_enabled = { "echo" }"#,
+        "echo_ports = { PORT }",
     ]
 
     static let all: [CommandLineBrokenConfig] = [
         CommandLineBrokenConfig(
             name: "syntax error in the main file",
             files: ["prosody.cfg.lua": mainHeader + [
-                "echo_ports = { PORT,, }",  // line 4
+                "network_settings = { read_size = 8192,, }",  // line 5
                 #"log = "*console""#,
                 #"VirtualHost "localhost""#,
             ]],
-            file: "prosody.cfg.lua", line: 4, message: "unexpected symbol near ','"
+            file: "prosody.cfg.lua", line: 5, message: "unexpected symbol near ','"
         ),
         CommandLineBrokenConfig(
             name: "runtime error in the main file",
             files: ["prosody.cfg.lua": mainHeader + [
-                "echo_ports = { PORT }",
-                #"Includ "conf.d/*.cfg.lua""#,  // line 5: a typo, calls nil
                 #"log = "*console""#,
+                #"Includ "conf.d/*.cfg.lua""#,  // line 6: a typo, calls nil
+                #"VirtualHost "localhost""#,
             ]],
-            file: "prosody.cfg.lua", line: 5, message: "attempt to call a nil value (global 'Includ')"
+            file: "prosody.cfg.lua", line: 6, message: "attempt to call a nil value (global 'Includ')"
         ),
         CommandLineBrokenConfig(
             name: "syntax error in an included file",
             files: [
-                "prosody.cfg.lua": mainHeader + ["echo_ports = { PORT }", #"Include "conf.d/*.cfg.lua""#],
+                "prosody.cfg.lua": mainHeader + [#"Include "conf.d/*.cfg.lua""#],
                 "conf.d/10-fine.cfg.lua": ["-- nothing wrong here", "echo_ok = true"],
                 "conf.d/20-limits.cfg.lua": [
                     "-- limits",
@@ -62,7 +63,7 @@ struct CommandLineBrokenConfig: Sendable, CustomTestStringConvertible {
         CommandLineBrokenConfig(
             name: "runtime error in an included file",
             files: [
-                "prosody.cfg.lua": mainHeader + ["echo_ports = { PORT }", #"Include "conf.d/*.cfg.lua""#, "-- end"],
+                "prosody.cfg.lua": mainHeader + [#"Include "conf.d/*.cfg.lua""#, "-- end"],
                 "conf.d/10-fine.cfg.lua": ["-- nothing wrong here", "echo_ok = true"],
                 "conf.d/20-limits.cfg.lua": [
                     "-- limits",

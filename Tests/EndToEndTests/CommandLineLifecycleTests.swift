@@ -73,6 +73,41 @@ struct CommandLineStopTests {
     }
 }
 
+extension CommandLineStopTests {
+    /// A supervisor may stop NetHost the moment its port opens: that SIGTERM is
+    /// graceful too (status 0, pidfile removed), not the default action of the signal.
+    @Test
+    func aSignalAsSoonAsThePortOpensStillStopsGracefully() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "early-stop")
+        let port = try FreePort.allocate()
+        let config = try workspace.write(
+            """
+            modules_enabled = { "echo" }
+            interfaces = { "127.0.0.1" }
+            echo_ports = { \(port) }
+            pidfile = "nethost.pid"
+
+            """,
+            to: "prosody.cfg.lua")
+        let address = try SocketAddressStorage(host: "127.0.0.1", port: port)
+        // The window is a few milliseconds wide: try a few times, looking every 0.5 ms.
+        for attempt in 1...5 {
+            let nethost = try workspace.start(["--config", config])
+            defer { nethost.stop() }
+            let opened = try await poll(timeout: .seconds(15), interval: .microseconds(500)) { () -> Bool? in
+                if isListening(address) { return true }
+                return nethost.checkTermination() == nil ? nil : false
+            }
+            try #require(opened == true, "attempt \(attempt): nethost did not listen: \(nethost.output)")
+            nethost.send(signal: SIGTERM)
+            let ended = try await nethost.waitForExit(timeout: .seconds(15))
+            #expect(ended == .exited(0), "attempt \(attempt): \(nethost.output)")
+            #expect(!workspace.exists("nethost.pid"), "attempt \(attempt): the pidfile was left behind")
+            try? FileManager.default.removeItem(atPath: workspace.path("nethost.pid"))
+        }
+    }
+}
+
 @Suite("CommandLine: logging and options")
 struct CommandLineLoggingTests {
     /// `log = { info = "nethost.log" }`: a relative file name is beside the config,
