@@ -85,11 +85,12 @@ struct CommandLineLuaServiceTests {
     }
 
     /// `mod_NAME/mod_NAME.lua` in a plugin path is found, before NetHost's own `modules/`.
+    /// (Run as `nethost run`, with the default config `./prosody.cfg.lua`.)
     @Test
     func aPluginShadowsTheShippedModuleOfTheSameName() async throws {
         let workspace = try CommandLineWorkspace(prefix: "shadow")
         let port = try FreePort.allocate()
-        let config = try workspace.write(
+        try workspace.write(
             """
             plugin_paths = { "plugins" }
             modules_enabled = { "echo" }
@@ -105,7 +106,7 @@ struct CommandLineLuaServiceTests {
             } })
             """#,
             to: "plugins/mod_echo/mod_echo.lua")
-        let nethost = try await workspace.startListening(["--config", config], on: [("127.0.0.1", port)])
+        let nethost = try await workspace.startListening(["run"], on: [("127.0.0.1", port)])
         defer { nethost.stop() }
 
         let client = try TestClient(connectingTo: "127.0.0.1", port: port)
