@@ -37,6 +37,7 @@ struct CheckCommand: AsyncParsableCommand {
         let plan = ListenPlan(services: services, options: startup.configuration)
         problems += server.problems.all
         problems += plan.problems
+        problems += plan.clashes
         let modules = server.loadedModules
         server.shutdownNow()
 

@@ -29,37 +29,48 @@ struct RunCommand: AsyncParsableCommand {
         for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
 
         let pidFile = startup.configuration.string("pidfile").map { PIDFile(path: startup.resolve($0)) }
-        do {
-            try pidFile?.write()
-        } catch {
-            logger.error("\(error)")
-            throw ExitCode(1)
-        }
-        defer { pidFile?.remove() }
 
         logger.info("NetHost \(NetHostCommand.version) starting with \(startup.configPath)")
         let server = try NetHostServer(startup.serverOptions(), logger: logger)
-        server.start()
-        logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
 
+        // The pidfile and the ports come inside the service group: it traps SIGTERM and
+        // SIGINT before it runs its services, so a signal that arrives as soon as a port
+        // is open still stops NetHost gracefully (before, it killed the process and left
+        // the pidfile behind).
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: HostService(server: server, logger: logger))],
+                services: [.init(service: HostService(server: server, pidFile: pidFile, logger: logger))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as PIDFile.Failure {
+            logger.error("\(error)")
+            throw ExitCode(1)
+        }
         logger.info("stopped")
     }
 }
 
-/// Keeps the server running until a graceful shutdown is asked for, then stops it.
+/// Opens the ports, keeps the server running until a graceful shutdown is asked
+/// for, then stops it. Writes the pidfile first and removes it at the end.
 struct HostService: Service {
     let server: NetHostServer
+    let pidFile: PIDFile?
     let logger: Logger
 
     func run() async throws {
+        do {
+            try pidFile?.write()
+        } catch {
+            server.shutdownNow()
+            throw error
+        }
+        defer { pidFile?.remove() }
+        server.start()
+        logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
         // Returns once SIGTERM or SIGINT asks for a graceful shutdown.
         try? await gracefulShutdown()
         logger.info("stopping: closing listeners, then open connections")

@@ -42,6 +42,12 @@ public struct ListenError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         "could not listen on port \(port) of interface \(interface) for service '\(serviceName)': \(reason)"
     }
+
+    /// `service` cannot have a port that `other` is configured on already.
+    static func clash(_ service: String, with other: String, interface: String, port: Int) -> ListenError {
+        ListenError(serviceName: service, interface: interface, port: port,
+                    reason: "service '\(other)' is already configured on this port")
+    }
 }
 
 /// Opens and closes the listening sockets. Ports are only ever bound here.
@@ -69,10 +75,10 @@ public final class PortManager: Sendable {
                 if clash.serviceName == request.serviceName {
                     continue  // the same port listed twice for one service
                 }
-                errors.append(ListenError(
-                    serviceName: request.serviceName, interface: request.interface, port: request.port,
-                    reason: "service '\(clash.serviceName)' is already configured on this port"
-                ))
+                let failure = ListenError.clash(request.serviceName, with: clash.serviceName,
+                                                 interface: request.interface, port: request.port)
+                logger.error("\(failure)")
+                errors.append(failure)
                 continue
             }
             accepted.append(request)
@@ -138,10 +144,16 @@ public final class PortManager: Sendable {
     }
 
     private static func collide(_ a: ListenRequest, _ b: ListenRequest) -> Bool {
-        guard a.port == b.port, a.port != 0 else { return false }
-        return a.interface == b.interface
-            || (isWildcard(a.interface) && family(a.interface) == family(b.interface))
-            || (isWildcard(b.interface) && family(a.interface) == family(b.interface))
+        collide(port: a.port, interface: a.interface, port: b.port, interface: b.interface)
+    }
+
+    /// Whether two listeners would need the same socket: the same port (not 0) on the
+    /// same interface, or a wildcard and an address of the same family.
+    static func collide(port a: Int, interface ai: String, port b: Int, interface bi: String) -> Bool {
+        guard a == b, a != 0 else { return false }
+        return ai == bi
+            || (isWildcard(ai) && family(ai) == family(bi))
+            || (isWildcard(bi) && family(ai) == family(bi))
     }
 
     private static func isWildcard(_ interface: String) -> Bool {

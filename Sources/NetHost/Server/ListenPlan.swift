@@ -9,6 +9,27 @@ public struct ListenPlan: Sendable {
 
     public var entries: [Entry] = []
     public var problems: [String] = []
+    /// Entries of two services that need the same socket, described as `run` logs
+    /// them when it opens the ports (only the first service gets the port). Not part
+    /// of ``problems``, which `run` logs before it opens the ports.
+    public var clashes: [String] {
+        var accepted: [Entry] = []
+        var result: [String] = []
+        for entry in entries {
+            let clash = accepted.first {
+                PortManager.collide(port: $0.port, interface: $0.interface, port: entry.port, interface: entry.interface)
+            }
+            guard let clash else {
+                accepted.append(entry)
+                continue
+            }
+            if clash.service != entry.service {
+                result.append(ListenError.clash(entry.service, with: clash.service,
+                                                interface: entry.interface, port: entry.port).description)
+            }
+        }
+        return result
+    }
 
     public init(services: [NetService], options: any OptionSource) {
         for service in services {

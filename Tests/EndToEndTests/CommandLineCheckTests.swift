@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+
+// `nethost check [--config FILE]` loads the config and the modules without opening a
+// port, prints every problem (and the options NetHost accepts but does not use), and
+// exits 0 only if there is none (README, "The two commands").
+
+@Suite("CommandLine: nethost check")
+struct CommandLineCheckTests {
+    /// Prosody options NetHost accepts without using them; an existing prosody.cfg.lua has them.
+    static let prosodyOnlyOptions = """
+        -- Left over from a Prosody config: accepted, listed, not a problem.
+        daemonize = false
+        data_path = "/var/lib/prosody"
+        c2s_ports = { 5222 }
+
+        """
+
+    @Test
+    func theExampleConfigHasNoProblems() async throws {
+        let example = try CommandLineExampleConfig(prepending: Self.prosodyOnlyOptions)
+        let workspace = try CommandLineWorkspace(prefix: "check-ok")
+        let config = try workspace.write(example.text, to: "prosody.cfg.lua")
+        let watched = (example.allPorts + [5222]).flatMap { CommandLineWorkspace.onLoopbacks($0) }
+
+        let result = try await workspace.run(["check", "--config", config], watching: watched)
+
+        #expect(result.termination == .exited(0), "\(result.output)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains("no problems found"), "\(result.output)")
+        #expect(lines.contains("accepted, not used by NetHost: c2s_ports, daemonize, data_path"), "\(result.output)")
+        let modules = lines.first { $0.hasPrefix("modules loaded:") } ?? ""
+        for module in ["net_proxy", "echo", "client_info", "whoami"] {
+            #expect(modules.contains(module), "\(result.output)")
+        }
+        #expect(result.errorLines.isEmpty, "a config without problems made check complain: \(result.output)")
+        #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
+    }
+
+    @Test
+    func everyProblemIsPrintedAndTheStatusIsNonZero() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-bad")
+        let echoPort = try FreePort.allocate()
+        let proxyPort = try FreePort.allocate()
+        let hostPort = try FreePort.allocate()
+        let config = try workspace.write(
+            """
+            modules_enabled = { "net_proxy", "echo", "no_such_module" }
+            daemonize = true
+            data_path = "/var/lib/prosody"
+            c2s_ports = { 5222 }
+            echo_ports = { \(echoPort) }
+            proxy_port_mappings = { [\(proxyPort)] = "nobody_provides_this" }
+            interfaces = { "127.0.0.1" }
+            interfaces = { "127.0.0.1", "::1" }
+            VirtualHost "example.com"
+            echo_ports = { \(hostPort) }
+
+            """,
+            to: "prosody.cfg.lua")
+        let watched = [echoPort, proxyPort, hostPort, 5222].flatMap { CommandLineWorkspace.onLoopbacks($0) }
+
+        let result = try await workspace.run(["check", "--config", config], watching: watched)
+
+        guard case .exited(let status) = result.termination else {
+            Issue.record("check did not exit normally: \(result.output)")
+            return
+        }
+        #expect(status != 0, "\(result.output)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(!lines.contains("no problems found"), "\(result.output)")
+        #expect(lines.contains("accepted, not used by NetHost: c2s_ports, daemonize, data_path"), "\(result.output)")
+
+        let problems = lines.filter { $0.hasPrefix("  - ") }
+        let expected: [(what: String, parts: [String])] = [
+            ("the missing module", ["no_such_module"]),
+            ("the mapping to a service nobody provides", ["\(proxyPort)", "nobody_provides_this"]),
+            ("the option set twice", ["\(config):8:", "interfaces", "twice"]),
+            ("the *_ports under a VirtualHost", ["\(config):10:", "echo_ports", "example.com"]),
+        ]
+        for problem in expected {
+            let matching = problems.filter { line in problem.parts.allSatisfy { line.contains($0) } }
+            #expect(matching.count == 1, "\(problem.what): expected one problem line with \(problem.parts): \(result.output)")
+        }
+        #expect(problems.count == expected.count, "\(result.output)")
+        #expect(lines.contains("\(expected.count) problems:"), "\(result.output)")
+        #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
+    }
+
+    /// A missing config file is one message and a non-zero status, for both commands.
+    @Test(arguments: [["check"], []])
+    func aMissingConfigFileIsNamed(_ command: [String]) async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-missing")
+        let result = try await workspace.run(command + ["--config", workspace.path("nowhere.cfg.lua")])
+        guard case .exited(let status) = result.termination else {
+            Issue.record("nethost did not exit normally: \(result.output)")
+            return
+        }
+        #expect(status != 0, "\(result.output)")
+        #expect(result.errorLines.count == 1, "\(result.output)")
+        #expect(result.errorLines.first?.contains(workspace.path("nowhere.cfg.lua")) == true, "\(result.output)")
+    }
+}

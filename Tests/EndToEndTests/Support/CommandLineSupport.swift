@@ -1,0 +1,159 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A temporary folder laid out the way a user lays out NetHost's files (a config,
+/// files it includes, a plugins folder, maybe all under `etc/`), and the real
+/// `nethost` binary started or run to completion in it.
+///
+/// Unlike ``NetHostFixture`` it keeps stdout and stderr apart, lets the test choose
+/// the working directory (to tell "relative to the config" from "relative to the
+/// current directory") and can watch ports while a short run lasts.
+final class CommandLineWorkspace: Sendable {
+    /// The workspace folder (absolute).
+    let root: String
+    private let directory: TemporaryDirectory
+
+    init(prefix: String = "cli") throws {
+        self.directory = try TemporaryDirectory(prefix: prefix)
+        self.root = self.directory.path
+    }
+
+    /// The absolute path of `name` (relative to the workspace).
+    func path(_ name: String) -> String {
+        self.directory.file(name)
+    }
+
+    /// Writes `text` to `name` (creating folders) and returns the absolute path.
+    @discardableResult
+    func write(_ text: String, to name: String) throws -> String {
+        try self.directory.write(text, to: name)
+    }
+
+    /// The text of `name`, or nil if there is no such file.
+    func contents(of name: String) -> String? {
+        FileManager.default.contents(atPath: self.path(name)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func exists(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: self.path(name))
+    }
+
+    /// Starts `nethost arguments...` in `workingDirectory` (the workspace by default).
+    /// Its output goes to a folder of its own, not into the workspace.
+    func start(_ arguments: [String], workingDirectory: String? = nil) throws -> ManagedProcess {
+        try ManagedProcess(
+            executable: try NetHostFixture.binaryPath(),
+            arguments: arguments,
+            workingDirectory: workingDirectory ?? self.root,
+            name: "nethost"
+        )
+    }
+
+    /// Starts nethost and waits until it listens on every one of `listening`.
+    /// Throws with its output if it exits first or does not listen in time (it is stopped then).
+    func startListening(
+        _ arguments: [String],
+        on listening: [(host: String, port: Int)],
+        workingDirectory: String? = nil,
+        timeout: Duration = .seconds(15)
+    ) async throws -> ManagedProcess {
+        let process = try self.start(arguments, workingDirectory: workingDirectory)
+        do {
+            for address in listening {
+                try await waitForPort(host: address.host, port: address.port, timeout: timeout) {
+                    process.checkTermination().map { "nethost \($0)" }
+                }
+            }
+        } catch {
+            process.stop()
+            throw FixtureError("nethost did not start: \(error)\n  output:\n\(tail(process.output))")
+        }
+        return process
+    }
+
+    /// How a run to completion went.
+    struct Completed: Sendable {
+        var termination: ManagedProcess.Termination
+        var standardOutput: String
+        var standardError: String
+        /// The watched addresses seen listening while it ran, as `host:port`.
+        var listenedOn: [String]
+
+        /// The lines of stderr that are not empty.
+        var errorLines: [String] {
+            self.standardError.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        }
+
+        /// Both streams, for failure messages.
+        var output: String {
+            "status: \(self.termination)\n  stdout:\n\(tail(self.standardOutput))\n  stderr:\n\(tail(self.standardError))"
+        }
+    }
+
+    /// Runs `nethost arguments...` to completion, looking every few milliseconds
+    /// (in the kernel's socket tables, without connecting) whether anything listens
+    /// on one of `watching` meanwhile. Kills it and throws if it runs past `timeout`.
+    func run(
+        _ arguments: [String],
+        workingDirectory: String? = nil,
+        watching: [(host: String, port: Int)] = [],
+        timeout: Duration = .seconds(15)
+    ) async throws -> Completed {
+        let process = try self.start(arguments, workingDirectory: workingDirectory)
+        defer { process.stop() }
+        let addresses = try watching.map { try SocketAddressStorage(host: $0.host, port: $0.port) }
+        var seen: [String] = []
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            for address in addresses where isListening(address) && !seen.contains(address.description) {
+                seen.append(address.description)
+            }
+            if let termination = process.checkTermination() {
+                return Completed(
+                    termination: termination,
+                    standardOutput: process.standardOutput,
+                    standardError: process.standardError,
+                    listenedOn: seen
+                )
+            }
+            if clock.now >= deadline {
+                throw FixtureError("nethost still running after \(timeout); its output:\n\(tail(process.output))")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+}
+
+extension CommandLineWorkspace {
+    /// Whether a TCP connection to `host:port` is refused (nothing accepts there).
+    static func connectionRefused(host: String, port: Int) -> Bool {
+        do {
+            _ = try TestClient(connectingTo: host, port: port, timeout: .seconds(2))
+            return false
+        } catch {
+            return "\(error)".contains("refused")
+        }
+    }
+
+    /// The loopback addresses NetHost is told to listen on in these tests.
+    static let loopbacks = ["127.0.0.1", "::1"]
+
+    /// Each of `ports` on both loopback addresses.
+    static func onLoopbacks(_ ports: Int...) -> [(host: String, port: Int)] {
+        ports.flatMap { port in loopbacks.map { (host: $0, port: port) } }
+    }
+
+    /// The package's root folder, found from this source file.
+    static let packageRoot: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // Support
+        .deletingLastPathComponent()  // EndToEndTests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+        .path
+}
