@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+extension InteropTests {
+    /// HAProxy in TCP mode sends each kind of PROXY header it has to nethost; the Lua
+    /// service behind `net_proxy` must see the client HAProxy saw (127.0.0.5 and the
+    /// client's own port), HAProxy itself as the proxy, and the header's TLVs; and
+    /// the bytes after the header must reach it, and come back, unchanged.
+    @Suite("HAProxy (TCP mode) in front of nethost")
+    struct HAProxyTCP {
+        /// One `server` line set-up, and the TLV fields the service should report for
+        /// a plain-TCP client.
+        struct Sender: Sendable, CustomTestStringConvertible {
+            let sendProxy: HAProxyFixture.Configuration.SendProxy
+            let proxyV2Options: [String]
+            /// The frontend's `unique-id-format`, when the header carries a unique ID.
+            let uniqueIDFormat: String?
+
+            var testDescription: String {
+                ([sendProxy.rawValue] + (proxyV2Options.isEmpty ? [] : ["proxy-v2-options \(proxyV2Options.joined(separator: ","))"]))
+                    .joined(separator: " ")
+            }
+
+            var version: Int { sendProxy == .v1 ? 1 : 2 }
+
+            /// The fields of a client at `client:clientPort` HAProxy reports.
+            func tlvFields(_ base: [String: String], client: String, clientPort: Int) -> [String: String] {
+                var fields = base
+                switch sendProxy {
+                case .v2SSL, .v2SSLCN:
+                    // PP2_TYPE_SSL for a client that did not use TLS: flags 0, verify 0,
+                    // no sub-TLV (no version, no CN).
+                    fields = InteropReport.withSSL(fields, ["ssl": "false", "cert_conn": "false", "verified": "false"])
+                    fields["tlvs"] = "1"
+                    fields["tlv_types"] = "32"
+                case .none, .v1, .v2:
+                    break
+                }
+                if proxyV2Options.contains("crc32c") { fields["crc32c"] = "present" }
+                if uniqueIDFormat != nil { fields["unique_id"] = "interop-\(client):\(clientPort)" }
+                if proxyV2Options == ["crc32c", "unique-id"] {
+                    fields["tlvs"] = "2"
+                    fields["tlv_types"] = "3,5"  // PP2_TYPE_CRC32C, PP2_TYPE_UNIQUE_ID, in HAProxy's order
+                }
+                return fields
+            }
+        }
+
+        static let senders: [Sender] = [
+            Sender(sendProxy: .v1, proxyV2Options: [], uniqueIDFormat: nil),
+            Sender(sendProxy: .v2, proxyV2Options: [], uniqueIDFormat: nil),
+            Sender(sendProxy: .v2, proxyV2Options: ["crc32c", "unique-id"], uniqueIDFormat: "interop-%ci:%cp"),
+            Sender(sendProxy: .v2SSL, proxyV2Options: [], uniqueIDFormat: nil),
+            Sender(sendProxy: .v2SSLCN, proxyV2Options: [], uniqueIDFormat: nil),
+        ]
+
+        @Test("the service sees the client from 127.0.0.5 and its port; data round-trips", arguments: senders)
+        func serviceSeesTheClient(_ sender: Sender) async throws {
+            let port = try FreePort.allocate()
+            let nethost = try await InteropNetHost.start(ports: [port])
+            defer { nethost.stop() }
+            var configuration = HAProxyFixture.Configuration(
+                backendPort: port, sendProxy: sender.sendProxy, proxyV2Options: sender.proxyV2Options,
+                uniqueIDFormat: sender.uniqueIDFormat)
+            configuration.extraFrontendLines = [interopHAProxyLogFormat]
+            let haproxy = try await HAProxyFixture.start(configuration)
+            defer { haproxy.stop() }
+
+            let client = try TestClient(connectingTo: "127.0.0.1", port: haproxy.frontendPort, from: "127.0.0.5")
+            let report = try InteropReport.read(from: client)
+            try expectEchoRoundTrip(client, seed: UInt64(sender.version * 10 + sender.proxyV2Options.count))
+            client.close()
+
+            // HAProxy's own record of the session: where the client came from and
+            // which source port HAProxy used towards nethost (the proxy's port).
+            let session = try await InteropSenderLog.haproxySession(haproxy, client: "127.0.0.5:\(client.localPort)")
+            #expect(session["backend_source"]?.hasPrefix("127.0.0.1:") == true)
+            let proxyPort = try #require(InteropSenderLog.port(of: session["backend_source"]), "HAProxy's session: \(session)")
+
+            let base = InteropReport.proxied(
+                version: sender.version, client: "127.0.0.5", clientPort: client.localPort,
+                destination: "127.0.0.1", destinationPort: haproxy.frontendPort,
+                proxy: "127.0.0.1", proxyPort: proxyPort, serverPort: port)
+            let expected = sender.tlvFields(base, client: "127.0.0.5", clientPort: client.localPort)
+            #expect(report == expected)
+            // The same in nethost's own words.
+            let line = try await nethost.waitForLogLine(containing: "PROXY v\(sender.version) header: client 127.0.0.5 port \(client.localPort) ")
+            #expect(line.contains("peer=127.0.0.1:\(proxyPort) port=\(port)"), "\(line)")
+            #expect(!nethost.log.contains("untrusted"), "nethost:\n\(tail(nethost.log))")
+        }
+
+        @Test("a client over IPv6 (::1 to HAProxy, HAProxy to nethost over ::1)")
+        func ipv6Client() async throws {
+            let port = try FreePort.allocate()
+            let nethost = try await InteropNetHost.start(ports: [port])
+            defer { nethost.stop() }
+            var configuration = HAProxyFixture.Configuration(
+                backendPort: port, sendProxy: .v2, frontendHosts: ["::1"], backendHost: "::1")
+            configuration.extraFrontendLines = [interopHAProxyLogFormat]
+            let haproxy = try await HAProxyFixture.start(configuration)
+            defer { haproxy.stop() }
+
+            let client = try TestClient(connectingTo: "::1", port: haproxy.frontendPort, from: "::1")
+            let report = try InteropReport.read(from: client)
+            try expectEchoRoundTrip(client, count: 8 * 1024, seed: 6)
+            client.close()
+
+            let session = try await InteropSenderLog.haproxySession(haproxy, client: "::1:\(client.localPort)")
+            let proxyPort = try #require(InteropSenderLog.port(of: session["backend_source"]), "HAProxy's session: \(session)")
+            #expect(report == InteropReport.proxied(
+                version: 2, family: "inet6", client: "::1", clientPort: client.localPort,
+                destination: "::1", destinationPort: haproxy.frontendPort,
+                proxy: "::1", proxyPort: proxyPort, serverPort: port))
+        }
+    }
+}
