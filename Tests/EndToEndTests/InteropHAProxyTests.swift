@@ -89,13 +89,16 @@ extension InteropTests {
             #expect(!nethost.log.contains("untrusted"), "nethost:\n\(tail(nethost.log))")
         }
 
-        @Test("a client over IPv6 (::1 to HAProxy, HAProxy to nethost over ::1)")
-        func ipv6Client() async throws {
+        /// A client over IPv6 (from ::1, the only IPv6 loopback address). HAProxy
+        /// reaches nethost over IPv4, where the proxy's address differs from the
+        /// client's, and over IPv6, where only the ports tell them apart.
+        @Test("a client over IPv6, HAProxy to nethost over IPv4 or IPv6", arguments: ["127.0.0.1", "::1"])
+        func ipv6Client(backendHost: String) async throws {
             let port = try FreePort.allocate()
             let nethost = try await InteropNetHost.start(ports: [port])
             defer { nethost.stop() }
             var configuration = HAProxyFixture.Configuration(
-                backendPort: port, sendProxy: .v2, frontendHosts: ["::1"], backendHost: "::1")
+                backendPort: port, sendProxy: .v2, frontendHosts: ["::1"], backendHost: backendHost)
             configuration.extraFrontendLines = [interopHAProxyLogFormat]
             let haproxy = try await HAProxyFixture.start(configuration)
             defer { haproxy.stop() }
@@ -106,11 +109,12 @@ extension InteropTests {
             client.close()
 
             let session = try await InteropSenderLog.haproxySession(haproxy, client: "::1:\(client.localPort)")
+            #expect(session["backend_source"]?.hasPrefix("\(backendHost):") == true, "\(session)")
             let proxyPort = try #require(InteropSenderLog.port(of: session["backend_source"]), "HAProxy's session: \(session)")
             #expect(report == InteropReport.proxied(
                 version: 2, family: "inet6", client: "::1", clientPort: client.localPort,
                 destination: "::1", destinationPort: haproxy.frontendPort,
-                proxy: "::1", proxyPort: proxyPort, serverPort: port))
+                proxy: backendHost, proxyPort: proxyPort, serverPort: port))
         }
     }
 }

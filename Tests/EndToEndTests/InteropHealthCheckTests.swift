@@ -57,8 +57,9 @@ extension InteropTests {
             defer { haproxy.stop() }
 
             // HAProxy: the check expected the service's line, and got it.
-            try await haproxy.process.waitForLogLine(
+            let passed = try await haproxy.process.waitForLogLine(
                 containing: "Health check for server nethost_test_backend/backend succeeded, reason: Layer7 check passed")
+            #expect(passed.hasSuffix(" UP."), "\(passed)")
             #expect(!haproxy.log.contains("Health check for server nethost_test_backend/backend failed"), "\(tail(haproxy.log))")
 
             // Normal traffic goes through meanwhile, with the client's address.
