@@ -8,13 +8,14 @@ extension InteropTests {
     /// the bytes after the header must reach it, and come back, unchanged.
     @Suite("HAProxy (TCP mode) in front of nethost")
     struct HAProxyTCP {
-        /// One `server` line set-up, and the TLV fields the service should report for
-        /// a plain-TCP client.
+        /// One `server` line set-up, and the TLVs HAProxy adds for a plain-TCP client.
         struct Sender: Sendable, CustomTestStringConvertible {
             let sendProxy: HAProxyFixture.Configuration.SendProxy
-            let proxyV2Options: [String]
+            var proxyV2Options: [String] = []
             /// The frontend's `unique-id-format`, when the header carries a unique ID.
-            let uniqueIDFormat: String?
+            var uniqueIDFormat: String?
+            /// The TLV types of the header, in HAProxy's order.
+            var tlvTypes: [Int] = []
 
             var testDescription: String {
                 ([sendProxy.rawValue] + (proxyV2Options.isEmpty ? [] : ["proxy-v2-options \(proxyV2Options.joined(separator: ","))"]))
@@ -23,35 +24,28 @@ extension InteropTests {
 
             var version: Int { sendProxy == .v1 ? 1 : 2 }
 
-            /// The fields of a client at `client:clientPort` HAProxy reports.
-            func tlvFields(_ base: [String: String], client: String, clientPort: Int) -> [String: String] {
+            /// `base` with the TLV fields of this sender's header for the client at `client:clientPort`.
+            func withTLVFields(_ base: [String: String], client: String, clientPort: Int) -> [String: String] {
                 var fields = base
-                switch sendProxy {
-                case .v2SSL, .v2SSLCN:
+                if tlvTypes.contains(0x20) {
                     // PP2_TYPE_SSL for a client that did not use TLS: flags 0, verify 0,
                     // no sub-TLV (no version, no CN).
                     fields = InteropReport.withSSL(fields, ["ssl": "false", "cert_conn": "false", "verified": "false"])
-                    fields["tlvs"] = "1"
-                    fields["tlv_types"] = "32"
-                case .none, .v1, .v2:
-                    break
                 }
-                if proxyV2Options.contains("crc32c") { fields["crc32c"] = "present" }
-                if uniqueIDFormat != nil { fields["unique_id"] = "interop-\(client):\(clientPort)" }
-                if proxyV2Options == ["crc32c", "unique-id"] {
-                    fields["tlvs"] = "2"
-                    fields["tlv_types"] = "3,5"  // PP2_TYPE_CRC32C, PP2_TYPE_UNIQUE_ID, in HAProxy's order
-                }
+                if tlvTypes.contains(0x03) { fields["crc32c"] = "present" }
+                if tlvTypes.contains(0x05) { fields["unique_id"] = "interop-\(client):\(clientPort)" }
+                fields["tlvs"] = "\(tlvTypes.count)"
+                fields["tlv_types"] = tlvTypes.isEmpty ? "none" : tlvTypes.map(String.init).joined(separator: ",")
                 return fields
             }
         }
 
         static let senders: [Sender] = [
-            Sender(sendProxy: .v1, proxyV2Options: [], uniqueIDFormat: nil),
-            Sender(sendProxy: .v2, proxyV2Options: [], uniqueIDFormat: nil),
-            Sender(sendProxy: .v2, proxyV2Options: ["crc32c", "unique-id"], uniqueIDFormat: "interop-%ci:%cp"),
-            Sender(sendProxy: .v2SSL, proxyV2Options: [], uniqueIDFormat: nil),
-            Sender(sendProxy: .v2SSLCN, proxyV2Options: [], uniqueIDFormat: nil),
+            Sender(sendProxy: .v1),
+            Sender(sendProxy: .v2),
+            Sender(sendProxy: .v2, proxyV2Options: ["crc32c", "unique-id"], uniqueIDFormat: "interop-%ci:%cp", tlvTypes: [0x03, 0x05]),
+            Sender(sendProxy: .v2SSL, tlvTypes: [0x20]),
+            Sender(sendProxy: .v2SSLCN, tlvTypes: [0x20]),
         ]
 
         @Test("the service sees the client from 127.0.0.5 and its port; data round-trips", arguments: senders)
@@ -68,7 +62,7 @@ extension InteropTests {
 
             let client = try TestClient(connectingTo: "127.0.0.1", port: haproxy.frontendPort, from: "127.0.0.5")
             let report = try InteropReport.read(from: client)
-            try expectEchoRoundTrip(client, seed: UInt64(sender.version * 10 + sender.proxyV2Options.count))
+            try expectEchoRoundTrip(client, seed: UInt64(sender.version * 10 + sender.tlvTypes.count))
             client.close()
 
             // HAProxy's own record of the session: where the client came from and
@@ -81,7 +75,7 @@ extension InteropTests {
                 version: sender.version, client: "127.0.0.5", clientPort: client.localPort,
                 destination: "127.0.0.1", destinationPort: haproxy.frontendPort,
                 proxy: "127.0.0.1", proxyPort: proxyPort, serverPort: port)
-            let expected = sender.tlvFields(base, client: "127.0.0.5", clientPort: client.localPort)
+            let expected = sender.withTLVFields(base, client: "127.0.0.5", clientPort: client.localPort)
             #expect(report == expected)
             // The same in nethost's own words.
             let line = try await nethost.waitForLogLine(containing: "PROXY v\(sender.version) header: client 127.0.0.5 port \(client.localPort) ")

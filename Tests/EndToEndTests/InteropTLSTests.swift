@@ -197,8 +197,8 @@ final class InteropPipedProcess {
     }
 
     /// Closes its stdin and gives it `timeout` to exit by itself, then SIGKILL to its
-    /// PID (SIGKILL: the test process may block or ignore SIGTERM, and a child spawned
-    /// by Foundation inherits that); waits for it. Safe to call twice.
+    /// PID (not SIGTERM: `terminate()` was seen not to stop an `openssl s_client`
+    /// started this way within 5 s); waits for it. Safe to call twice.
     func stop(timeout: Duration = .seconds(3)) {
         try? self.input.fileHandleForWriting.close()
         guard self.process.isRunning else { return }
