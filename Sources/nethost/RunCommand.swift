@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NetHost
 import ServiceLifecycle
+import UnixSignals
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,7 +40,7 @@ struct RunCommand: AsyncParsableCommand {
         // the pidfile behind).
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: HostService(server: server, pidFile: pidFile, logger: logger))],
+                services: [.init(service: HostService(server: server, pidFile: pidFile, logger: logger, common: common))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -60,6 +61,7 @@ struct HostService: Service {
     let server: NetHostServer
     let pidFile: PIDFile?
     let logger: Logger
+    let common: CommonOptions
 
     func run() async throws {
         do {
@@ -71,9 +73,30 @@ struct HostService: Service {
         defer { pidFile?.remove() }
         server.start()
         logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
-        // Returns once SIGTERM or SIGINT asks for a graceful shutdown.
-        try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    reload()
+                }
+            }
+            // Returns once SIGTERM or SIGINT asks for a graceful shutdown.
+            try? await gracefulShutdown()
+            tasks.cancelAll()
+        }
         logger.info("stopping: closing listeners, then open connections")
         await server.shutdown()
+    }
+
+    /// SIGHUP: read the config again and apply it; a config with an error
+    /// changes nothing and is logged with its file and line.
+    private func reload() {
+        logger.info("SIGHUP: reloading \(common.config)")
+        do {
+            let startup = try Startup(options: common)
+            for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
+            try server.reload(startup.configuration)
+        } catch {
+            logger.error("reload refused, nothing changed: \(error)")
+        }
     }
 }

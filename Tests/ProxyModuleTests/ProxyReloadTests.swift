@@ -1,0 +1,82 @@
+import Foundation
+import NetHost
+import NetHostTestSupport
+import ProxyModule
+import Testing
+
+extension NetProxyEndToEnd {
+    /// SIGHUP re-reads the config; `NetHostServer.reload` applies it.
+    @Suite("Reload")
+    struct ProxyReloadTests {
+        static let echo = """
+            module:provides("net", { name = "echo", listener = {
+                onconnect = function (conn) conn:write(conn:ip() .. "\\n") end,
+                onincoming = function (conn, data) conn:write(data) end,
+            } })
+            """
+
+        private func options(mappings: [Int: String], trusted: [String] = ["127.0.0.1"]) -> FixedOptions {
+            FixedOptions(global: [
+                "modules_enabled": .strings("net_proxy", "echo", "whoami"),
+                "interfaces": .strings("127.0.0.1"),
+                "proxy_port_mappings": .table(ConfigTable(map: Dictionary(uniqueKeysWithValues: mappings.map { (.integer($0.key), .string($0.value)) }))),
+                "proxy_trusted_proxies": .table(ConfigTable(array: trusted.map { .string($0) })),
+            ])
+        }
+
+        @Test("new mappings open, removed ones close, the trust list changes; established connections keep their service")
+        func reloadMappingsAndTrust() async throws {
+            let ports = try distinctFreePorts(2)
+            let fixture = try HostFixture(modules: ["echo": Self.echo])
+            let server = try fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
+            let established = try TestSocket(host: "127.0.0.1", port: ports[0])
+            try established.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
+            #expect(try established.readLine() == "203.0.113.7")
+
+            try server.reload(options(mappings: [ports[1]: "whoami"], trusted: ["127.0.0.0/8"]))
+
+            // The old port is closed; its established connection still talks to echo.
+            #expect(throws: TestSocket.Failure.self) { try TestSocket(host: "127.0.0.1", port: ports[0]) }
+            try established.send("still echoing\n")
+            #expect(try established.readLine() == "still echoing")
+            // The new port serves whoami, and 127.0.0.5 is now trusted.
+            let fresh = try TestSocket(host: "127.0.0.1", port: ports[1], from: "127.0.0.5")
+            try fresh.send("PROXY TCP4 198.51.100.1 192.0.2.1 4000 443\r\n")
+            #expect(try fresh.readLine() == "198.51.100.1 4000")
+            await fixture.stop()
+        }
+
+        @Test("a reload whose proxy options are wrong changes nothing")
+        func badReload() async throws {
+            let ports = try distinctFreePorts(1)
+            let fixture = try HostFixture(modules: ["echo": Self.echo])
+            let server = try fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
+            var broken = options(mappings: [ports[0]: "echo"])
+            broken.global["proxy_trusted_proxies"] = .strings("10.0.0.0/99")
+            #expect(throws: NetHostServer.ReloadError.self) { try server.reload(broken) }
+            #expect(server.options.value("proxy_trusted_proxies", host: nil) == .strings("127.0.0.1"))
+            let client = try TestSocket(host: "127.0.0.1", port: ports[0])
+            try client.send("PROXY TCP4 203.0.113.9 192.0.2.1 51234 443\r\n")
+            #expect(try client.readLine() == "203.0.113.9")
+            await fixture.stop()
+        }
+
+        @Test("modules newly in modules_enabled load on reload; removed ones unload and stop listening")
+        func reloadModules() async throws {
+            let fixture = try HostFixture(modules: ["echo": Self.echo])
+            let server = try fixture.start(options: [
+                "modules_enabled": .strings("echo"), "echo_ports": .list(.integer(0)), "whoami_ports": .list(.integer(0)),
+            ], natives: BuiltinModules.all)
+            #expect(server.loadedModules == ["echo"])
+            try server.reload(FixedOptions(global: [
+                "modules_enabled": .strings("whoami"), "interfaces": .strings("127.0.0.1"),
+                "echo_ports": .list(.integer(0)), "whoami_ports": .list(.integer(0)),
+            ]))
+            #expect(server.loadedModules == ["whoami"])
+            #expect(server.ports.boundAddresses(of: "echo").isEmpty)
+            let client = try fixture.connect(to: "whoami")
+            #expect(try client.readLine() == "127.0.0.1 \(client.localPort)")
+            await fixture.stop()
+        }
+    }
+}
