@@ -1,5 +1,8 @@
 import Logging
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Loads and unloads modules by name: native Swift modules first, then Lua
 /// modules from the plugin paths. Lives on the Lua loop, like the Lua state.
@@ -26,7 +29,8 @@ public final class ModuleManager {
 
     private enum Loaded {
         case native(any NativeModule)
-        case lua(path: String)
+        /// `modified`: the file's modification time when loaded, to see it change.
+        case lua(path: String, modified: Int)
     }
     private var loaded: [String: Loaded] = [:]
     private var loading: Set<String> = []
@@ -112,6 +116,10 @@ public final class ModuleManager {
             }
         }
         for step in apply { step() }
+        for case (let name, .lua(let path, let modified)) in loaded.sorted(by: { $0.key < $1.key })
+        where Self.modificationTime(of: path) != modified {
+            reloadLuaModule(name)
+        }
         let enabled = Self.enabledModules(in: options)
         for name in loaded.keys.sorted() where !enabled.contains(name) {
             unload(name)
@@ -152,7 +160,7 @@ public final class ModuleManager {
         } catch {
             throw LoadError(module: name, reason: error.fullDescription)
         }
-        loaded[name] = .lua(path: path)
+        loaded[name] = .lua(path: path, modified: Self.modificationTime(of: path))
         logger.debug("loaded Lua module '\(name)' from \(path)")
     }
 
@@ -172,6 +180,29 @@ public final class ModuleManager {
             services.removeServices(of: name)
             throw LoadError(module: name, reason: "\(error)", isConfigurationError: error is any ModuleConfigurationError)
         }
+    }
+
+    /// Reloads a Lua module from its file (Prosody's module reload, with
+    /// `module.save`/`module.restore`). Its open connections keep working with
+    /// the code they started with; new ones get the new code. If the new code
+    /// fails to load, the error is logged and the module is gone.
+    public func reloadLuaModule(_ name: String, host: String = "*") {
+        guard case .lua(let path, _) = loaded[name] else { return }
+        do {
+            try runtime.reloadModule(name: name, host: host)
+            loaded[name] = .lua(path: path, modified: Self.modificationTime(of: path))
+            logger.info("reloaded module '\(name)' from \(path)")
+        } catch {
+            loaded[name] = nil
+            logger.error("reloading module '\(name)' failed, it is unloaded: \(error.fullDescription)")
+            problems.add("module '\(name)' failed to reload: \(error.message)")
+        }
+    }
+
+    private static func modificationTime(of path: String) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
     }
 
     /// Unloads a module: its `unload` runs, and its services, hooks and timers go.

@@ -152,7 +152,7 @@ public final class NetHostServer: Sendable {
                 childGroup: executor == .luaLoop ? luaLoop : group,
                 settings: settings,
                 initializeChild: Self.admitting(
-                    through: self.limiter, Self.initializer(for: service, port: entry.port, context: context)
+                    through: self.limiter, Self.initializer(for: service.name, port: entry.port, context: context)
                 )
             )
         }
@@ -206,22 +206,29 @@ public final class NetHostServer: Sendable {
         }
     }
 
+    /// Sets up each accepted connection with the service as the registry holds it
+    /// at that moment, so a module reloaded since the port opened serves the new
+    /// connections with its new listener.
     private static func initializer(
-        for service: NetService,
+        for serviceName: String,
         port: Int,
         context: PipelineContext
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        switch service.handling {
-        case .listener(let listener, _):
-            return { channel in
-                channel.eventLoop.makeCompletedFuture {
+        { channel in
+            guard let service = context.services.service(named: serviceName) else {
+                channel.close(promise: nil)
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            switch service.handling {
+            case .listener(let listener, _):
+                return channel.eventLoop.makeCompletedFuture {
                     try context.addServiceStages(
                         to: channel.pipeline.syncOperations, service: service, listener: listener, addresses: nil, origin: nil
                     )
                 }
+            case .pipeline(let pipeline):
+                return pipeline.initialize(channel: channel, port: port, context: context)
             }
-        case .pipeline(let pipeline):
-            return { channel in pipeline.initialize(channel: channel, port: port, context: context) }
         }
     }
 

@@ -73,6 +73,12 @@ public final class LuaRuntime {
         try callLoader("load", .string(name), .string(host), .string(path))
     }
 
+    /// Unloads and loads the module again, handing `module.save()`'s result to the
+    /// new `module.restore`.
+    func reloadModule(name: String, host: String) throws(LuaError) {
+        try callLoader("reload", .string(name), .string(host))
+    }
+
     /// Calls the module's `unload` and removes everything it registered.
     func unloadModule(name: String, host: String) {
         do {

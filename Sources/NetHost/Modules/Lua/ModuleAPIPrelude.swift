@@ -306,6 +306,27 @@ function loader.unload(name, host_name, failed)
 	return true
 end
 
+-- Prosody's module reload: the old module may hand state to the new one with
+-- module.save() and module.restore(state). Connections keep the listener they
+-- have (the old code); new connections get the new one.
+function loader.reload(name, host_name)
+	local old = loaded[host_name .. "/" .. name]
+	if not old then error("module '" .. name .. "' is not loaded", 0) end
+	local saved
+	if type(rawget(old, "save")) == "function" then
+		local ok, result = xpcall(old.save, debug.traceback)
+		if ok then saved = result
+		else host.log(name, host_name, "error", "error in module.save: " .. tostring(result)) end
+	end
+	loader.unload(name, host_name)
+	local new = loader.load(name, host_name, old.path)
+	if saved ~= nil and type(rawget(new, "restore")) == "function" then
+		local ok, err = xpcall(new.restore, debug.traceback, saved)
+		if not ok then host.log(name, host_name, "error", "error in module.restore: " .. tostring(err)) end
+	end
+	return new
+end
+
 function loader.is_loaded(name, host_name)
 	return loaded[host_name .. "/" .. name] ~= nil
 end
