@@ -13,9 +13,10 @@ enum Console {
     private static func write(_ descriptor: Int32, _ text: String) {
         var text = text
         text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
             var offset = 0
             while offset < bytes.count {
-                let written = unistd_write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                let written = unistd_write(descriptor, base + offset, bytes.count - offset)
                 if written <= 0 { return }
                 offset += written
             }

@@ -242,7 +242,7 @@ struct LogOptionReader {
             } else {
                 // Only one end given, and it lies beyond the default other end:
                 // `{ max = "trace" }`. That end alone, then.
-                result.formUnion(.range(minimum?.band ?? maximum!.band))
+                if let band = minimum?.band ?? maximum?.band { result.formUnion(.range(band)) }
             }
         }
 

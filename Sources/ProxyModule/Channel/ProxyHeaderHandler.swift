@@ -99,7 +99,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         if received == nil {
             received = incoming
         } else {
-            received!.writeBuffer(&incoming)
+            received?.writeBuffer(&incoming)  // in place: no copy of what came before
         }
         guard let bytes = received else { return }
         let result: ProxyHeaderParser.ParseResult
