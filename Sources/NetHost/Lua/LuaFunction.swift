@@ -65,7 +65,10 @@ extension LuaStack {
     /// Pushes a Swift closure as a Lua function. [-0, +1]
     public func push(function: @escaping LuaFunction) {
         // lua_newuserdatauv raises on allocation failure rather than returning NULL.
-        guard let slot = nethost_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer>.size) else { return }
+        guard let slot = nethost_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer>.size) else {
+            pushNil()
+            return
+        }
         let box = Unmanaged.passRetained(LuaFunctionBox(function))
         slot.storeBytes(of: box, as: Unmanaged<LuaFunctionBox>.self)
         nethost_luaL_getmetatable(L, LuaFunctionRegistry.metatableName)
