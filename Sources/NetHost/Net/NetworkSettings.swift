@@ -7,8 +7,10 @@ public struct NetworkSettings: Sendable, Equatable {
     public var sendTimeout: Double = 180
     /// Bytes a connection may have waiting to be sent; a writer past it is disconnected.
     public var maxSendBufferSize: Int = 32 * 1024 * 1024
-    /// The listen backlog.
-    public var tcpBacklog: Int = 128
+    /// The listen backlog. Larger than Prosody's 128: a burst of connections
+    /// (a load balancer reconnecting, a flood) must not push good clients into
+    /// SYN retransmits of a second or more. The kernel caps it at somaxconn.
+    public var tcpBacklog: Int = 1024
     /// The largest single read; receive buffers start small and grow up to it.
     public var readSize: Int = 8192
     /// TCP_NODELAY on accepted connections: request-response services should not
