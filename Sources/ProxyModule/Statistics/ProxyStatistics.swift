@@ -32,23 +32,37 @@ public final class ProxyStatistics: Sendable {
         let outcome: Outcome
     }
 
-    private let counts = NIOLockedValueBox<[Key: Int]>([:])
+    private struct Count {
+        var value = 0
+        /// Made once per port and outcome: creating a swift-metrics counter per
+        /// connection would cost a factory look-up and an allocation each time.
+        let metric: Counter
+    }
+
+    private let counts = NIOLockedValueBox<[Key: Count]>([:])
     private let invalidReasons = NIOLockedValueBox<[String: Int]>([:])
 
     public init() {}
 
     func record(_ outcome: Outcome, port: Int, reason: String? = nil) {
-        counts.withLockedValue { $0[Key(port: port, outcome: outcome), default: 0] += 1 }
+        let metric = counts.withLockedValue { counts -> Counter in
+            let key = Key(port: port, outcome: outcome)
+            if counts[key] == nil {
+                counts[key] = Count(metric: Counter(label: "nethost_proxy_connections_total", dimensions: [
+                    ("port", String(port)), ("outcome", outcome.rawValue),
+                ]))
+            }
+            counts[key]?.value += 1
+            return counts[key]?.metric ?? Counter(label: "nethost_proxy_connections_total")
+        }
+        metric.increment()
         if let reason {
             invalidReasons.withLockedValue { $0[reason, default: 0] += 1 }
         }
-        Counter(label: "nethost_proxy_connections_total", dimensions: [
-            ("port", String(port)), ("outcome", outcome.rawValue),
-        ]).increment()
     }
 
     public func count(_ outcome: Outcome, port: Int) -> Int {
-        counts.withLockedValue { $0[Key(port: port, outcome: outcome)] ?? 0 }
+        counts.withLockedValue { $0[Key(port: port, outcome: outcome)]?.value ?? 0 }
     }
 
     /// Rejected headers by reason (truncated, badSignature, crcMismatch, ...).
