@@ -47,13 +47,12 @@ public final class ProxyStatistics: Sendable {
     func record(_ outcome: Outcome, port: Int, reason: String? = nil) {
         let metric = counts.withLockedValue { counts -> Counter in
             let key = Key(port: port, outcome: outcome)
-            if counts[key] == nil {
-                counts[key] = Count(metric: Counter(label: "nethost_proxy_connections_total", dimensions: [
-                    ("port", String(port)), ("outcome", outcome.rawValue),
-                ]))
-            }
-            counts[key]?.value += 1
-            return counts[key]?.metric ?? Counter(label: "nethost_proxy_connections_total")
+            var count = counts[key] ?? Count(metric: Counter(label: "nethost_proxy_connections_total", dimensions: [
+                ("port", String(port)), ("outcome", outcome.rawValue),
+            ]))
+            count.value += 1
+            counts[key] = count
+            return count.metric
         }
         metric.increment()
         if let reason {
