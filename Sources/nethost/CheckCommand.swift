@@ -18,7 +18,7 @@ struct CheckCommand: AsyncParsableCommand {
             Console.error("nethost check: \(error)")
             throw ExitCode(1)
         }
-        var problems: [String] = startup.loaded.diagnostics.map { "\($0)" }
+        var problems: [String] = startup.loaded.diagnostics.map { "\($0)" } + startup.compatibilityWarnings
         do {
             let logging = try startup.logging(levelOverride: common.logLevel)
             problems += logging.warnings.map { "log: \($0)" }
@@ -45,7 +45,7 @@ struct CheckCommand: AsyncParsableCommand {
         Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")
         for service in services {
             let ports = plan.entries.filter { $0.service == service.name }
-                .map { "\($0.interface == "*" ? "0.0.0.0" : $0.interface):\($0.port)" }
+                .map { $0.interface.contains(":") ? "[\($0.interface)]:\($0.port)" : "\($0.interface == "*" ? "0.0.0.0" : $0.interface):\($0.port)" }
             Console.print("service \(service.name) (module \(service.module)): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))")
         }
         let unused = KnownOptions.unusedOptions(in: startup.configuration, services: Set(services.map(\.name)))

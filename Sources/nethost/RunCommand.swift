@@ -28,6 +28,7 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "nethost")
         for warning in logging.warnings { logger.warning("log: \(warning)") }
         for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
+        for warning in startup.compatibilityWarnings { logger.warning("\(warning)") }
 
         let pidFile = startup.configuration.string("pidfile").map { PIDFile(path: startup.resolve($0)) }
 

@@ -21,6 +21,15 @@ struct Startup {
         loaded = try ConfigLoader.load(path: options.config)
     }
 
+    /// What this config asks for that NetHost does differently, to say at start
+    /// and in `nethost check`.
+    var compatibilityWarnings: [String] {
+        configuration.sections.compactMap { section in
+            guard let option = section.options["modules_enabled"] else { return nil }
+            return "\(option.location): modules_enabled under \"\(section.name)\" is not used: NetHost loads modules once, from the global modules_enabled"
+        }
+    }
+
     static let nativeModules: [any NativeModule.Type] = BuiltinModules.all + ProxyModules.all
 
     /// `plugin_paths`, relative ones against the config's folder.
