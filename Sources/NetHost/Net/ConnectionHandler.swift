@@ -2,6 +2,11 @@ import Logging
 import NIOCore
 import NIOTLS
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The channel stage that turns NIO events into listener callbacks. It is the
 /// last handler of every service pipeline; `net_proxy` adds it once the PROXY
@@ -141,9 +146,3 @@ public final class ConnectionHandler: ChannelInboundHandler {
         return "\(error)"
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

@@ -2,6 +2,11 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One port to open: which service it is for, where, and how to set up each
 /// accepted connection.
@@ -213,9 +218,3 @@ public final class PortManager: Sendable {
         return "\(error)"
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
