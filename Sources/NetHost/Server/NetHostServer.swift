@@ -3,6 +3,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The whole host: loads the modules a config enables, opens the ports their
 /// services need and drives the connections. Lua runs on one loop of the group;
@@ -110,6 +113,7 @@ public final class NetHostServer: Sendable {
         summaryTask.withLockedValue { task in
             task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter] _ in
                 limiter.flushSummaries()
+                Self.returnFreedMemory()
             }
         }
         let modules = self.modules
@@ -194,6 +198,23 @@ public final class NetHostServer: Sendable {
         let failures = openPlannedPorts()
         logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
+
+    /// After a burst of connections (a flood, a reconnect storm) glibc keeps the
+    /// freed memory in its arenas; handing it back lets the process shrink to its
+    /// working size again. Cheap when there is nothing to return.
+    private static func returnFreedMemory() {
+        #if canImport(Glibc)
+        _ = mallocTrim?(0)
+        #endif
+    }
+
+    #if canImport(Glibc)
+    /// glibc's malloc_trim, which Swift's Glibc module does not import (malloc.h).
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+    }()
+    #endif
 
     /// Closes a connection past `max_connections` before any handler sees it.
     private static func admitting(
