@@ -183,7 +183,8 @@ async def main():
     good_results, latencies = queue.get(timeout=30)
     good.join(timeout=10)
     results.update(good_results)
-    await asyncio.sleep(3.0)
+    # NetHost returns freed memory every ten seconds: measure after that.
+    await asyncio.sleep(11.0)
     rss_end, fds_end = rss_kib(args.pid), fd_count(args.pid)
     latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000 if latencies else -1
