@@ -1,0 +1,65 @@
+# Developer and CI entry points. `make help` lists them.
+#
+#   make test               every test (scripts/test: deps, swift build, swift test)
+#   make run                NetHost on the example config (scripts/run)
+#   make fuzz               the PROXY parser fuzzer for FUZZ_SECONDS (600) on a temp copy of Fuzz/corpus
+#   make fuzz-ci            the same for 60 seconds
+#   make fuzz-build         only build .build-fuzz/proxy-parser-fuzzer
+#   make fuzz-corpus        regenerate Fuzz/corpus from the test samples
+#   make sanitize-address   the whole test suite under AddressSanitizer (.build-asan)
+#   make sanitize-thread    the whole test suite under ThreadSanitizer (.build-tsan)
+
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+FUZZ_SECONDS ?= 600
+FUZZ_MAX_LEN ?= 4096
+FUZZ_BUILD ?= .build-fuzz
+FUZZ_FLAGS ?=
+FUZZER := $(FUZZ_BUILD)/proxy-parser-fuzzer
+export FUZZ_BUILD
+
+.PHONY: help test run fuzz fuzz-ci fuzz-build fuzz-corpus sanitize-address sanitize-thread
+
+help:
+	@sed -n '3,10p' Makefile | sed 's/^# *//'
+
+test:
+	scripts/test
+
+run:
+	scripts/run
+
+fuzz-build:
+	Fuzz/build.sh fuzzer
+
+fuzz-corpus:
+	Fuzz/build.sh corpus
+
+# The fuzzer mutates a temp copy, so Fuzz/corpus only changes by hand.
+# A finding is written to $(FUZZ_BUILD)/artifacts/ (git ignores it) and fails
+# the target; turn it into a test in Tests/ProxyProtocolTests/RegressionTests.swift.
+# SWIFT_BACKTRACE=enable=no: Swift's own backtracer hangs on a trap under ASan;
+# libFuzzer's handler prints the stack and saves the input.
+fuzz: fuzz-build
+	work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	cp Fuzz/corpus/* "$$work"/; \
+	mkdir -p $(FUZZ_BUILD)/artifacts; \
+	SWIFT_BACKTRACE=enable=no $(FUZZER) "$$work" \
+	    -max_len=$(FUZZ_MAX_LEN) -max_total_time=$(FUZZ_SECONDS) -dict=Fuzz/proxy.dict \
+	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/ -print_final_stats=1 $(FUZZ_FLAGS)
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=60
+
+# The end-to-end tests start the nethost binary next to the test bundle,
+# so it is built with the same sanitizer first.
+sanitize-address:
+	scripts/install-deps --test
+	swift build --sanitize=address --scratch-path .build-asan
+	swift test --sanitize=address --scratch-path .build-asan
+
+sanitize-thread:
+	scripts/install-deps --test
+	swift build --sanitize=thread --scratch-path .build-tsan
+	swift test --sanitize=thread --scratch-path .build-tsan
