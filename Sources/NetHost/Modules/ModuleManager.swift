@@ -29,8 +29,8 @@ public final class ModuleManager {
 
     private enum Loaded {
         case native(any NativeModule)
-        /// `modified`: the file's modification time when loaded, to see it change.
-        case lua(path: String, modified: Int)
+        /// `version`: the file's identity when loaded, to see it change.
+        case lua(path: String, version: FileVersion)
     }
     private var loaded: [String: Loaded] = [:]
     private var loading: Set<String> = []
@@ -116,8 +116,8 @@ public final class ModuleManager {
             }
         }
         for step in apply { step() }
-        for case (let name, .lua(let path, let modified)) in loaded.sorted(by: { $0.key < $1.key })
-        where Self.modificationTime(of: path) != modified {
+        for case (let name, .lua(let path, let version)) in loaded.sorted(by: { $0.key < $1.key })
+        where FileVersion(path: path) != version {
             reloadLuaModule(name)
         }
         let enabled = Self.enabledModules(in: options)
@@ -160,7 +160,7 @@ public final class ModuleManager {
         } catch {
             throw LoadError(module: name, reason: error.fullDescription)
         }
-        loaded[name] = .lua(path: path, modified: Self.modificationTime(of: path))
+        loaded[name] = .lua(path: path, version: FileVersion(path: path))
         logger.debug("loaded Lua module '\(name)' from \(path)")
     }
 
@@ -190,19 +190,13 @@ public final class ModuleManager {
         guard case .lua(let path, _) = loaded[name] else { return }
         do {
             try runtime.reloadModule(name: name, host: host)
-            loaded[name] = .lua(path: path, modified: Self.modificationTime(of: path))
+            loaded[name] = .lua(path: path, version: FileVersion(path: path))
             logger.info("reloaded module '\(name)' from \(path)")
         } catch {
             loaded[name] = nil
             logger.error("reloading module '\(name)' failed, it is unloaded: \(error.fullDescription)")
             problems.add("module '\(name)' failed to reload: \(error.message)")
         }
-    }
-
-    private static func modificationTime(of path: String) -> Int {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return 0 }
-        return Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
     }
 
     /// Unloads a module: its `unload` runs, and its services, hooks and timers go.
@@ -227,5 +221,24 @@ public final class ModuleManager {
     /// Fires an event every Lua module can hook (e.g. "server-started", "server-stopping").
     public func fireEvent(_ name: String) {
         runtime.fireEvent(name)
+    }
+}
+
+/// Which version of a file is on disk: its inode, size and modification time.
+/// The inode catches an editor's save-by-rename even within one clock tick.
+struct FileVersion: Equatable {
+    let inode: UInt64
+    let size: Int64
+    let modified: Int
+
+    init(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            (inode, size, modified) = (0, -1, 0)
+            return
+        }
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
     }
 }

@@ -15,8 +15,26 @@ public final class Connection: LuaUserdata {
     /// The parsed PROXY header, when the connection came through `net_proxy`.
     public let origin: (any ConnectionOriginInfo)?
     public let settings: NetworkSettings
-    /// Carries the connection's metadata (id, client, service) into every line.
-    public var logger: Logger
+    /// Carries the connection's metadata (id, client, service, proxy) into every
+    /// line. Built on first use: most connections never log, and the metadata
+    /// would cost several string conversions each.
+    public var logger: Logger {
+        get {
+            if let cached = cachedLogger { return cached }
+            var logger = baseLogger
+            logger[metadataKey: "conn"] = "\(id)"
+            logger[metadataKey: "client"] = "\(addresses.clientIP):\(addresses.clientPort)"
+            logger[metadataKey: "service"] = "\(serviceName)"
+            if let proxyIP = addresses.proxyIP {
+                logger[metadataKey: "proxy"] = "\(proxyIP)"
+            }
+            cachedLogger = logger
+            return logger
+        }
+        set { cachedLogger = newValue }
+    }
+    private let baseLogger: Logger
+    private var cachedLogger: Logger?
     public private(set) var listener: any ConnectionListener
 
     private let context: ChannelHandlerContext
@@ -64,7 +82,7 @@ public final class Connection: LuaUserdata {
         self.addresses = addresses
         self.origin = origin
         self.settings = settings
-        self.logger = logger
+        self.baseLogger = logger
         self.readTimeout = .nanoseconds(Int64(settings.readTimeout * 1_000_000_000))
         self.lastReadTime = .now()
     }

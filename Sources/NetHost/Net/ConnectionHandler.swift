@@ -69,13 +69,6 @@ public final class ConnectionHandler: ChannelInboundHandler {
         let id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let addresses = self.addresses
             ?? ConnectionAddresses(peer: context.channel.remoteAddress, local: context.channel.localAddress)
-        var logger = baseLogger
-        logger[metadataKey: "conn"] = "\(id)"
-        logger[metadataKey: "client"] = "\(addresses.clientIP):\(addresses.clientPort)"
-        logger[metadataKey: "service"] = "\(serviceName)"
-        if let proxyIP = addresses.proxyIP {
-            logger[metadataKey: "proxy"] = "\(proxyIP)"
-        }
         let connection = Connection(
             id: id,
             context: context,
@@ -84,13 +77,13 @@ public final class ConnectionHandler: ChannelInboundHandler {
             addresses: addresses,
             origin: origin,
             settings: settings,
-            logger: logger,
+            logger: baseLogger,
             tls: tls,
             isTLS: startsWithTLS
         )
         self.connection = connection
         tracker?.add(context.channel)
-        logger.debug("connected")
+        connection.logger.debug("connected")
         connection.start()
         if !startsWithTLS {
             connection.announceConnect()

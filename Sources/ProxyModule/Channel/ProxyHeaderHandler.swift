@@ -23,7 +23,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var parser: ProxyHeaderParser
     private var received: ByteBuffer?
     private var timeout: Scheduled<Void>?
-    private var logger: Logger
+    private let baseLogger: Logger
+    private var peerAddress: SocketAddress?
     private var state = State.waitingForHeader
 
     private enum State {
@@ -38,8 +39,20 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.configuration = runtime.configuration
         self.context = context
         self.parser = ProxyHeaderParser(maximumHeaderLength: configuration.maximumHeaderLength)
-        self.logger = context.logger
-        self.logger[metadataKey: "module"] = "net_proxy"
+        self.baseLogger = context.logger
+    }
+
+    /// The stage's logger with the peer and port, built only when a line is logged.
+    private var logger: Logger {
+        var logger = baseLogger
+        logger[metadataKey: "module"] = "net_proxy"
+        logger[metadataKey: "peer"] = "\(peerDescription)"
+        logger[metadataKey: "port"] = "\(port)"
+        return logger
+    }
+
+    private var peerDescription: String {
+        peerAddress.map(Self.describe) ?? "?"
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -56,8 +69,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func start(context: ChannelHandlerContext) {
         guard timeout == nil, state == .waitingForHeader else { return }
         let peer = context.channel.remoteAddress
-        logger[metadataKey: "peer"] = "\(peer.map(Self.describe) ?? "?")"
-        logger[metadataKey: "port"] = "\(port)"
+        peerAddress = peer
         peerIP = peer?.ipAddress
         guard let peer else {
             // The peer reset before the accept completed (a health check that
@@ -132,7 +144,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
             let have = received?.readableBytes ?? 0
             runtime.events.record(
                 "the peer closed the connection before the PROXY header was complete", from: peerIP ?? "?",
-                level: .info, metadata: ["port": "\(port)", "received_bytes": "\(have)", "peer": logger[metadataKey: "peer"] ?? "?"]
+                level: .info, metadata: ["port": "\(port)", "received_bytes": "\(have)", "peer": "\(peerDescription)"]
             )
         }
         context.fireChannelInactive()
@@ -222,7 +234,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         // Identical refusals from one peer are logged once, then summarised.
         var metadata = metadata
         metadata["port"] = "\(port)"
-        metadata["peer"] = logger[metadataKey: "peer"]
+        metadata["peer"] = "\(peerDescription)"
         runtime.events.record(message, from: peerIP ?? "?", level: level, metadata: metadata)
         context.close(promise: nil)
     }
