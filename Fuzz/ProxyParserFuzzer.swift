@@ -158,13 +158,15 @@ struct FuzzCheck {
         var parser = ProxyHeaderParser(maximumHeaderLength: limit)
         var spoiled = 0
         for received in 0...bytes.count {
-            let result: ProxyHeaderParser.ParseResult
-            do {
-                result = try bytes.withUnsafeBytes { buffer throws(ProxyHeaderError) in
+            let attempt = bytes.withUnsafeBytes { buffer in
+                Result { () throws(ProxyHeaderError) in
                     try parser.parse(buffer: UnsafeRawBufferPointer(rebasing: buffer[0..<received]))
                 }
-            } catch {
-                return .failed(error, received: received)
+            }
+            let result: ProxyHeaderParser.ParseResult
+            switch attempt {
+            case .success(let answer): result = answer
+            case .failure(let error): return .failed(error, received: received)
             }
             switch result {
             case .needMoreData:
