@@ -17,7 +17,8 @@
 //      again it gives an equal header, and the encoding is a fixed point.
 //  (c) Every proper prefix of a complete header, and of the bytes before the
 //      one that made the parser fail, answers needMoreData, never an error.
-//  And: bytes after the header change nothing; the length limit is exact;
+//  And: bytes already examined are never read again (they are spoiled after
+//  each call and the answer stays the same); bytes after the header change nothing; the length limit is exact;
 //  `examinedByteCount` never passes the bytes given; an error's offset names
 //  the byte that ruled the input out (for v1 and the v2 prefix, the last byte
 //  received); TLVs, SSL info and addresses survive their typed views.
@@ -58,6 +59,8 @@ struct FuzzCheck {
 
         checkSameOutcome(whole, byteByByte: byteByByte, cuts: [input.count], "whole")
         checkSameOutcome(chunked, byteByByte: byteByByte, cuts: derivedCuts(), "chunked")
+        let tampered = deliverSpoilingExaminedBytes()
+        check(tampered == byteByByte, "with examined bytes spoiled: \(tampered), byte by byte: \(byteByByte)")
 
         // The generic (Collection) entry points agree with the raw-buffer one,
         // contiguous or not.
@@ -141,6 +144,37 @@ struct FuzzCheck {
                 // A complete parser repeats its answer, whatever it is given next.
                 let again = try? parser.parse(buffer: input)
                 check(again == result, "a complete parser answered \(String(describing: again)) after \(result)")
+                return .complete(header, consumed: consumed)
+            }
+        }
+        return .needMoreData
+    }
+
+    /// Never rescan: byte by byte, but after each call every byte the parser
+    /// says it has examined is inverted. A parser that looked at one again
+    /// (or that examined less than it claims) would answer differently.
+    func deliverSpoilingExaminedBytes() -> Outcome {
+        var bytes = Array(input)
+        var parser = ProxyHeaderParser(maximumHeaderLength: limit)
+        var spoiled = 0
+        for received in 0...bytes.count {
+            let attempt = bytes.withUnsafeBytes { buffer in
+                Result { () throws(ProxyHeaderError) in
+                    try parser.parse(buffer: UnsafeRawBufferPointer(rebasing: buffer[0..<received]))
+                }
+            }
+            let result: ProxyHeaderParser.ParseResult
+            switch attempt {
+            case .success(let answer): result = answer
+            case .failure(let error): return .failed(error, received: received)
+            }
+            switch result {
+            case .needMoreData:
+                while spoiled < parser.examinedByteCount {
+                    bytes[spoiled] = ~bytes[spoiled]
+                    spoiled += 1
+                }
+            case .complete(let header, let consumed):
                 return .complete(header, consumed: consumed)
             }
         }
