@@ -183,17 +183,17 @@ public final class Connection: LuaUserdata {
     /// A socket option by its Prosody name; false if unknown or refused.
     @discardableResult
     public func setOption(_ name: String, _ value: Bool) -> Bool {
-        let option: NIOBSDSocket.Option
+        let option: ChannelOptions.Types.SocketOption
         switch name {
         case "tcp-nodelay", "tcp_nodelay", "nodelay":
-            option = .tcp_nodelay
+            option = ChannelOptions.tcpOption(.tcp_nodelay)
         case "keepalive", "tcp-keepalive", "so_keepalive":
-            option = .so_keepalive
+            option = ChannelOptions.socketOption(.so_keepalive)
         default:
             return false
         }
         do {
-            try channel.syncOptions?.setOption(ChannelOptions.socketOption(option), value: value ? 1 : 0)
+            try channel.syncOptions?.setOption(option, value: value ? 1 : 0)
             return true
         } catch {
             logger.debug("setoption \(name) refused: \(error)")

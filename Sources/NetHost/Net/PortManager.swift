@@ -175,11 +175,18 @@ public final class PortManager: Sendable {
         let isIPv6: Bool
         if case .v6 = address { isIPv6 = true } else { isIPv6 = false }
         let settings = request.settings
-        var bootstrap = ServerBootstrap(group: group, childGroup: request.childGroup)
+        // Accept on the loop the connections will live on (for a Lua service, the Lua
+        // loop), so a new connection never hops threads. TCP_NODELAY is set on the
+        // listening socket, which accepted sockets inherit: no setsockopt per connection.
+        var bootstrap = ServerBootstrap(group: request.childGroup, childGroup: request.childGroup)
             .serverChannelOption(.backlog, value: Int32(clamping: settings.tcpBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)
-            .childChannelOption(.writeBufferWaterMark, value: .init(low: 1, high: 1))
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)
+            // Unwritable only once a real backlog builds up, so a write the socket takes at
+            // once costs no writability events; `Connection` enforces max_send_buffer_size.
+            .childChannelOption(.writeBufferWaterMark, value: .init(
+                low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize))
+            ))
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 64, initial: min(256, settings.readSize), maximum: settings.readSize
             ))
