@@ -216,6 +216,7 @@ public final class ModuleManager {
         for name in loaded.keys.sorted().reversed() {
             unload(name)
         }
+        runtime.releaseListeners()
     }
 
     /// Fires an event every Lua module can hook (e.g. "server-started", "server-stopping").

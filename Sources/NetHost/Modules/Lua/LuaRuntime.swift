@@ -125,6 +125,12 @@ public final class LuaRuntime {
         }
     }
 
+    /// Drops the listener cache at shutdown: each listener holds the runtime, so
+    /// the cache would otherwise keep the runtime (and its Lua state) alive forever.
+    func releaseListeners() {
+        listeners.removeAll()
+    }
+
     /// The listener for the table at `index`, made on first use. [-0, +0]
     func listener(forTableAt index: Int32, module: String) -> LuaListener {
         let stack = state.stack
