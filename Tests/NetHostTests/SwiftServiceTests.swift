@@ -31,7 +31,7 @@ struct SwiftServiceTests {
             journal.add("incoming \(text.trimmingCharacters(in: .newlines))")
             switch text {
             case "flood\n":
-                connection.write(ByteBuffer(repeating: UInt8(ascii: "x"), count: 4 << 20))
+                connection.write(ByteBuffer(repeating: UInt8(ascii: "x"), count: 32 << 20))
             case "timeout\n":
                 connection.setReadTimeout(0.2)
             case "switch\n":
@@ -119,7 +119,7 @@ struct SwiftServiceTests {
             let flooded = try fixture.connect(to: "recorder")
             _ = try flooded.readLine()
             try flooded.send("flood\n")
-            _ = try flooded.read(count: 4 << 20)
+            _ = try flooded.read(count: 32 << 20)
             #expect(waitFor("drain", in: fixture))
 
             let idle = try fixture.connect(to: "recorder")
