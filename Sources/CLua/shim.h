@@ -29,6 +29,8 @@ static inline int nethost_lua_getuservalue(lua_State *L, int idx) { return lua_g
 static inline int nethost_lua_setuservalue(lua_State *L, int idx) { return lua_setiuservalue(L, idx, 1); }
 static inline void nethost_luaL_getmetatable(lua_State *L, const char *name) { luaL_getmetatable(L, name); }
 static inline int nethost_lua_gc(lua_State *L, int what) { return lua_gc(L, what, 0); }
+/* Generational mode with Lua's default multipliers (lua_gc reads two more ints for LUA_GCGEN). */
+static inline int nethost_lua_gc_generational(lua_State *L) { return lua_gc(L, LUA_GCGEN, 0, 0); }
 static inline int nethost_lua_yield(lua_State *L, int nresults) { return lua_yield(L, nresults); }
 
 /// A Swift function Lua can call. It returns the number of results it pushed,

@@ -23,6 +23,18 @@ struct LuaServiceTests {
         await fixture.stop()
     }
 
+    @Test("the services' Lua state collects garbage generationally (per-event strings die young)")
+    func generationalCollector() async throws {
+        // collectgarbage(mode) switches mode and returns the previous one.
+        let fixture = try HostFixture(modules: ["gcmode": """
+            module:provides("net", { name = "gcmode", listener = {
+                onconnect = function (conn) conn:write(collectgarbage("generational") .. "\\n"); conn:close() end } })
+            """])
+        try fixture.start(options: ["modules_enabled": .strings("gcmode"), "gcmode_ports": .list(.integer(0))])
+        #expect(try fixture.connect(to: "gcmode").readLine() == "generational")
+        await fixture.stop()
+    }
+
     @Test("onconnect runs first, onincoming gets the bytes, conn:write answers")
     func connectAndEcho() async throws {
         try await withProbe { fixture in

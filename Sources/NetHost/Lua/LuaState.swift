@@ -80,6 +80,12 @@ public final class LuaState {
         Int(nethost_memory_used(stack.L))
     }
 
+    /// Switches the collector to generational mode (Lua 5.4), which suits states
+    /// that make many short-lived values around a stable set of long-lived ones.
+    public func useGenerationalCollector() {
+        _ = nethost_lua_gc_generational(stack.L)
+    }
+
     /// Runs a full garbage-collection cycle.
     public func collectGarbage() {
         _ = nethost_lua_gc(stack.L, LUA_GCCOLLECT)

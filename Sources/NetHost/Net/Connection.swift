@@ -35,6 +35,16 @@ public final class Connection: LuaUserdata {
     }
     private let baseLogger: Logger
     private var cachedLogger: Logger?
+
+    /// Logs a line with the connection's metadata. Checks the level before touching
+    /// `logger`, so a line below the level costs neither the metadata nor the message.
+    public func log(
+        _ level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
+        metadata: @autoclosure () -> Logger.Metadata? = nil
+    ) {
+        guard baseLogger.logLevel <= level else { return }
+        logger.log(level: level, message(), metadata: metadata())
+    }
     public private(set) var listener: any ConnectionListener
 
     private let context: ChannelHandlerContext
@@ -196,7 +206,7 @@ public final class Connection: LuaUserdata {
             try channel.syncOptions?.setOption(option, value: value ? 1 : 0)
             return true
         } catch {
-            logger.debug("setoption \(name) refused: \(error)")
+            log(.debug, "setoption \(name) refused: \(error)")
             return false
         }
     }
@@ -328,7 +338,7 @@ public final class Connection: LuaUserdata {
             lastReadTime = .now()
             armReadTimeout()
         } else {
-            logger.debug("read timeout, closing")
+            log(.debug, "read timeout, closing")
             closeNow(reason: "read timeout")
         }
     }

@@ -83,7 +83,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
         )
         self.connection = connection
         tracker?.add(context.channel)
-        connection.logger.debug("connected")
+        connection.log(.debug, "connected")
         connection.start()
         if !startsWithTLS {
             connection.announceConnect()
@@ -101,7 +101,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
-            connection?.logger.debug("TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
+            connection?.log(.debug, "TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
             if startsWithTLS {
                 connection?.announceConnect()  // direct TLS: the service meets the connection once it is encrypted
             }
@@ -112,7 +112,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         closeReason = closeReason ?? Self.describe(error)
-        connection?.logger.debug("connection error: \(error)")
+        connection?.log(.debug, "connection error: \(error)")
         context.close(promise: nil)
     }
 
@@ -120,7 +120,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
         tracker?.remove(context.channel)
         if let connection {
             self.connection = nil
-            connection.logger.debug("disconnected", metadata: closeReason.map { ["reason": "\($0)"] })
+            connection.log(.debug, "disconnected", metadata: closeReason.map { ["reason": "\($0)"] })
             connection.finished(reason: closeReason)
         }
         context.fireChannelInactive()

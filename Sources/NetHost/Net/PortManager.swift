@@ -61,7 +61,8 @@ public final class PortManager: Sendable {
     private let logger: Logger
     private struct Bound {
         let request: ListenRequest
-        let channel: any Channel
+        /// One listening socket per event loop of the request's group (see `bindOnEveryLoop`).
+        let channels: [any Channel]
     }
     private let bound = NIOLockedValueBox<[Bound]>([])
 
@@ -90,9 +91,9 @@ public final class PortManager: Sendable {
         }
         for request in accepted {
             do {
-                let channel = try bind(request)
-                bound.withLockedValue { $0.append(Bound(request: request, channel: channel)) }
-                let address = channel.localAddress.map(Self.describe) ?? "\(request.interface):\(request.port)"
+                let channels = try bindOnEveryLoop(request)
+                bound.withLockedValue { $0.append(Bound(request: request, channels: channels)) }
+                let address = channels.first?.localAddress.map(Self.describe) ?? "\(request.interface):\(request.port)"
                 logger.info("listening for service '\(request.serviceName)' on \(address)")
             } catch {
                 let failure = ListenError(
@@ -109,7 +110,7 @@ public final class PortManager: Sendable {
     /// The port actually bound for a service (useful when a config asks for port 0).
     public func boundAddresses(of serviceName: String) -> [SocketAddress] {
         bound.withLockedValue { bound in
-            bound.filter { $0.request.serviceName == serviceName }.compactMap { $0.channel.localAddress }
+            bound.filter { $0.request.serviceName == serviceName }.compactMap { $0.channels.first?.localAddress }
         }
     }
 
@@ -137,7 +138,7 @@ public final class PortManager: Sendable {
             return closing
         }
         let futures = closing.map { entry in
-            entry.channel.close().map { [logger] in
+            EventLoopFuture.andAllComplete(entry.channels.map { $0.close() }, on: group.next()).map { [logger] in
                 logger.info("stopped listening for service '\(entry.request.serviceName)' on port \(entry.request.port)")
             }.recover { _ in }
         }
@@ -169,16 +170,42 @@ public final class PortManager: Sendable {
         interface.contains(":") ? 6 : 4
     }
 
-    private func bind(_ request: ListenRequest) throws -> any Channel {
+    /// Binds one listening socket per loop of the request's group, all on one port with
+    /// SO_REUSEPORT, each accepting onto its own loop (as nginx's `reuseport`): the kernel
+    /// spreads connections over the loops and no connection ever changes threads. A
+    /// single-loop group (the Lua loop) gets one plain socket.
+    private func bindOnEveryLoop(_ request: ListenRequest) throws -> [any Channel] {
+        let loops = Array(request.childGroup.makeIterator())
         let host = request.interface == "*" ? "0.0.0.0" : request.interface
-        let address = try SocketAddress(ipAddress: host, port: request.port)
+        guard loops.count > 1 else {
+            return [try bind(request, on: request.childGroup, at: SocketAddress(ipAddress: host, port: request.port), sharingPort: false)]
+        }
+        var channels: [any Channel] = []
+        do {
+            // A configured port 0 means "any": the first socket picks it, the others join it.
+            var port = request.port
+            for loop in loops {
+                let channel = try bind(request, on: loop, at: SocketAddress(ipAddress: host, port: port), sharingPort: true)
+                channels.append(channel)
+                port = channel.localAddress?.port ?? port
+            }
+        } catch {
+            for channel in channels { channel.close(promise: nil) }
+            throw error
+        }
+        return channels
+    }
+
+    private func bind(
+        _ request: ListenRequest, on loops: any EventLoopGroup, at address: SocketAddress, sharingPort: Bool
+    ) throws -> any Channel {
         let isIPv6: Bool
         if case .v6 = address { isIPv6 = true } else { isIPv6 = false }
         let settings = request.settings
         // Accept on the loop the connections will live on (for a Lua service, the Lua
         // loop), so a new connection never hops threads. TCP_NODELAY is set on the
         // listening socket, which accepted sockets inherit: no setsockopt per connection.
-        var bootstrap = ServerBootstrap(group: request.childGroup, childGroup: request.childGroup)
+        var bootstrap = ServerBootstrap(group: loops, childGroup: loops)
             .serverChannelOption(.backlog, value: Int32(clamping: settings.tcpBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.tcpOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)
@@ -191,6 +218,11 @@ public final class PortManager: Sendable {
                 minimum: 64, initial: min(256, settings.readSize), maximum: settings.readSize
             ))
             .childChannelInitializer(request.initializeChild)
+        if sharingPort {
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1
+            )
+        }
         if settings.tcpKeepalive {
             bootstrap = bootstrap.childChannelOption(.socketOption(.so_keepalive), value: 1)
         }

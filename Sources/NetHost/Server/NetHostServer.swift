@@ -25,7 +25,7 @@ public final class NetHostServer: Sendable {
             nativeModules: [any NativeModule.Type] = [],
             pluginPaths: [String] = [],
             shippedModules: String? = nil,
-            threads: Int = System.coreCount
+            threads: Int = UsableProcessors.count
         ) {
             self.options = options
             self.configDirectory = configDirectory

@@ -51,6 +51,12 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         return logger
     }
 
+    /// Checks the level before building `logger`'s metadata: most connections log nothing.
+    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message) {
+        guard baseLogger.logLevel <= level else { return }
+        logger.log(level: level, message())
+    }
+
     private var peerDescription: String {
         peerAddress.map(Self.describe) ?? "?"
     }
@@ -76,7 +82,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
             // connects and leaves): nothing to trust or distrust.
             state = .done
             statistics.record(.closedEarly, port: port)
-            logger.debug("the peer was gone before its connection was accepted")
+            log(.debug, "the peer was gone before its connection was accepted")
             context.close(promise: nil)
             return
         }
@@ -155,7 +161,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
-        logger.debug("connection error while waiting for the PROXY header: \(error)")
+        log(.debug, "connection error while waiting for the PROXY header: \(error)")
         context.close(promise: nil)
     }
 
@@ -167,7 +173,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         timeout?.cancel()
         timeout = nil
         let channel = context.channel
-        let addresses = Self.addresses(for: header, channel: channel)
+        let addresses = Self.addresses(for: header, peerIP: peerIP, channel: channel)
         let outcome: ProxyStatistics.Outcome = header.command == .local
             ? .local : (header.usesRealConnectionAddresses ? .unknownAddresses : .proxied)
 
@@ -192,11 +198,11 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         statistics.record(outcome, port: port)
         switch outcome {
         case .local:
-            logger.debug("PROXY LOCAL header (a health check), serving with the connection's own addresses")
+            log(.debug, "PROXY LOCAL header (a health check), serving with the connection's own addresses")
         case .unknownAddresses:
-            logger.debug("PROXY header without client addresses (\(header.family)), serving with the connection's own addresses")
+            log(.debug, "PROXY header without client addresses (\(header.family)), serving with the connection's own addresses")
         default:
-            logger.debug("PROXY v\(header.version.rawValue) header: client \(addresses.clientIP) port \(addresses.clientPort)")
+            log(.debug, "PROXY v\(header.version.rawValue) header: client \(addresses.clientIP) port \(addresses.clientPort)")
         }
         do {
             // Adding the service's stages runs its onconnect (or, for a TLS service,
@@ -207,7 +213,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
                 service: service, listener: listener, addresses: addresses, origin: header
             )
         } catch {
-            logger.error("could not hand the connection to service '\(serviceName)': \(error)")
+            log(.error, "could not hand the connection to service '\(serviceName)': \(error)")
             context.close(promise: nil)
             return
         }
@@ -246,9 +252,15 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The addresses a service sees: the header's client when it names one,
-    /// else the socket's peer; the proxy is always the socket's peer.
-    static func addresses(for header: ProxyHeader, channel: any Channel) -> ConnectionAddresses {
-        var addresses = ConnectionAddresses(peer: channel.remoteAddress, local: channel.localAddress)
+    /// else the socket's peer; the proxy is always the socket's peer, whose address
+    /// `start` has already turned into text (`peerIP`).
+    static func addresses(for header: ProxyHeader, peerIP: String?, channel: any Channel) -> ConnectionAddresses {
+        let peer = channel.remoteAddress
+        let local = channel.localAddress
+        var addresses = ConnectionAddresses(
+            clientIP: peerIP ?? peer?.ipAddress ?? "", clientPort: peer?.port ?? 0,
+            serverIP: local?.ipAddress ?? "", serverPort: local?.port ?? 0
+        )
         addresses.proxyIP = addresses.clientIP
         addresses.proxyPort = addresses.clientPort
         if !header.usesRealConnectionAddresses, let ip = header.sourceAddress, let port = header.sourcePort {

@@ -53,6 +53,10 @@ public final class LuaRuntime {
 
     init(loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String) throws {
         self.state = try LuaState(libraries: .all)
+        // Services make short-lived strings and tables per event (each `data` received,
+        // each reply built); the generational collector frees them in cheap minor
+        // collections instead of re-marking every module's tables in full cycles.
+        state.useGenerationalCollector()
         self.loop = loop
         self.options = options
         self.services = services
