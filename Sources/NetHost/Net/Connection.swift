@@ -5,7 +5,12 @@ import NIOSSL
 /// One accepted connection: the object behind Lua's `conn` and the value Swift
 /// services are handed. It lives on its channel's event loop and must only be
 /// used there, like the channel handler that owns it.
-public final class Connection: LuaUserdata {
+/// Told when a connection has ended, after its listener's `onDisconnect`.
+protocol ConnectionFinishObserver: AnyObject {
+    func connectionFinished(_ connection: Connection)
+}
+
+public final class Connection: LuaUserdata, LoopTimerTarget {
     public static let luaTypeName = "conn"
 
     /// Unique for the life of the process, for logs.
@@ -14,27 +19,24 @@ public final class Connection: LuaUserdata {
     public let addresses: ConnectionAddresses
     /// The parsed PROXY header, when the connection came through `net_proxy`.
     public let origin: (any ConnectionOriginInfo)?
-    public let settings: NetworkSettings
+    /// `network_settings.read_timeout`, which `setReadTimeout` may override.
+    public let configuredReadTimeout: Double
+    private let sendTimeout: TimeAmount
+    private let maxSendBufferSize: Int
     /// Carries the connection's metadata (id, client, service, proxy) into every
-    /// line. Built on first use: most connections never log, and the metadata
-    /// would cost several string conversions each.
+    /// line. Built for each line logged, not stored: most connections never log, and
+    /// an idle connection should not carry a second `Logger`.
     public var logger: Logger {
-        get {
-            if let cached = cachedLogger { return cached }
-            var logger = baseLogger
-            logger[metadataKey: "conn"] = "\(id)"
-            logger[metadataKey: "client"] = "\(addresses.clientIP):\(addresses.clientPort)"
-            logger[metadataKey: "service"] = "\(serviceName)"
-            if let proxyIP = addresses.proxyIP {
-                logger[metadataKey: "proxy"] = "\(proxyIP)"
-            }
-            cachedLogger = logger
-            return logger
+        var logger = baseLogger
+        logger[metadataKey: "conn"] = "\(id)"
+        logger[metadataKey: "client"] = "\(addresses.clientIP):\(addresses.clientPort)"
+        logger[metadataKey: "service"] = "\(serviceName)"
+        if let proxyIP = addresses.proxyIP {
+            logger[metadataKey: "proxy"] = "\(proxyIP)"
         }
-        set { cachedLogger = newValue }
+        return logger
     }
     private let baseLogger: Logger
-    private var cachedLogger: Logger?
 
     /// Logs a line with the connection's metadata. Checks the level before touching
     /// `logger`, so a line below the level costs neither the metadata nor the message.
@@ -54,15 +56,22 @@ public final class Connection: LuaUserdata {
     private var state: State = .open
     private var readTimeout: TimeAmount?
     private var lastReadTime: NIODeadline
-    private var readTimeoutTask: Scheduled<Void>?
-    private var sendTimeoutTask: Scheduled<Void>?
+    /// When writes started waiting for the peer to read; nil while it keeps up.
+    private var sendBlockedSince: NIODeadline?
+    /// One entry on the loop's timer wheel, at the earlier of the read and send deadlines.
+    private let timers: LoopTimers
+    public var loopTimerSlot = LoopTimerSlot()
+    private var timerDeadline: NIODeadline?
     private var isPaused = false
 
     /// The Lua userdata standing for this connection, so every callback sees the
     /// same `conn` value (modules key their session tables by it). Lua loop only.
     var luaReference: LuaReference = .none
-    /// Releases `luaReference` once the connection has ended.
-    var onFinished: ((Connection) -> Void)?
+    /// This connection's place in its loop's list of open connections (`ConnectionTracker`).
+    var trackerIndex = -1
+    /// Releases `luaReference` once the connection has ended (the Lua runtime; weak,
+    /// and not a closure, so a Lua-served connection carries no extra allocation).
+    weak var finishObserver: (any ConnectionFinishObserver)?
 
     private enum State {
         case open
@@ -91,10 +100,13 @@ public final class Connection: LuaUserdata {
         self.listener = listener
         self.addresses = addresses
         self.origin = origin
-        self.settings = settings
+        self.configuredReadTimeout = settings.readTimeout
+        self.sendTimeout = .nanoseconds(Int64(settings.sendTimeout * 1_000_000_000))
+        self.maxSendBufferSize = settings.maxSendBufferSize
         self.baseLogger = logger
         self.readTimeout = .nanoseconds(Int64(settings.readTimeout * 1_000_000_000))
         self.lastReadTime = .now()
+        self.timers = LoopTimers.current(on: context.eventLoop)
     }
 
     public var channel: Channel { context.channel }
@@ -184,10 +196,9 @@ public final class Connection: LuaUserdata {
     /// Sets or clears (nil) the read timeout, in seconds.
     public func setReadTimeout(_ seconds: Double?) {
         readTimeout = seconds.map { .nanoseconds(Int64($0 * 1_000_000_000)) }
-        readTimeoutTask?.cancel()
-        readTimeoutTask = nil
         lastReadTime = .now()
-        armReadTimeout()
+        timerDeadline = nil  // the new timeout may be shorter than the one scheduled
+        scheduleTimer()
     }
 
     /// A socket option by its Prosody name; false if unknown or refused.
@@ -215,7 +226,7 @@ public final class Connection: LuaUserdata {
 
     /// The connection exists: its read timeout starts (it also bounds a TLS handshake).
     func start() {
-        armReadTimeout()
+        scheduleTimer()
     }
 
     /// The connection is ready for the service: at once, or after the handshake of direct TLS.
@@ -235,8 +246,7 @@ public final class Connection: LuaUserdata {
             armSendTimeout()
             return
         }
-        sendTimeoutTask?.cancel()
-        sendTimeoutTask = nil
+        sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
         switch state {
         case .open:
             if listener.wantsDrain {
@@ -259,14 +269,12 @@ public final class Connection: LuaUserdata {
         if state != .closed {
             state = .closed
         }
-        readTimeoutTask?.cancel()
-        sendTimeoutTask?.cancel()
-        readTimeoutTask = nil
-        sendTimeoutTask = nil
+        timers.cancel(self)
+        timerDeadline = nil
         let finalListener = listener
         finalListener.onDisconnect(self, reason: pendingCloseReason ?? reason)
-        onFinished?(self)
-        onFinished = nil
+        finishObserver?.connectionFinished(self)
+        finishObserver = nil
     }
 
     /// Why we closed, if we did, so `onDisconnect` gets our reason rather than
@@ -293,54 +301,65 @@ public final class Connection: LuaUserdata {
 
     private func checkSendBuffer() -> Bool {
         let buffered = bufferedBytes
-        guard buffered > settings.maxSendBufferSize else {
+        guard buffered > maxSendBufferSize else {
             armSendTimeout()
             return true
         }
         logger.warning("send buffer full, closing the connection", metadata: [
-            "buffered": "\(buffered)", "limit": "\(settings.maxSendBufferSize)",
+            "buffered": "\(buffered)", "limit": "\(maxSendBufferSize)",
         ])
         closeNow(reason: "send buffer full")
         return false
     }
 
     private func armSendTimeout() {
-        guard sendTimeoutTask == nil else { return }
-        let timeout = TimeAmount.nanoseconds(Int64(settings.sendTimeout * 1_000_000_000))
-        sendTimeoutTask = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: timeout) { [self] in
-            sendTimeoutTask = nil
-            guard !channel.isWritable || state == .closingAfterFlush else { return }
-            logger.info("send timeout: the peer did not read for \(settings.sendTimeout) s, closing")
-            closeNow(reason: "send timeout")
-        }
+        guard sendBlockedSince == nil else { return }
+        sendBlockedSince = .now()
+        scheduleTimer()
     }
 
-    private func armReadTimeout() {
-        guard let readTimeout, state != .closed else { return }
-        let deadline = lastReadTime + readTimeout
-        readTimeoutTask = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: deadline) { [self] in
-            readTimeoutTask = nil
-            readTimeoutFired()
+    /// Puts the connection on the wheel at its next deadline, unless it is already
+    /// there at an earlier one (firing early costs only a re-check).
+    private func scheduleTimer() {
+        guard state != .closed else { return }
+        var next: NIODeadline?
+        if let readTimeout { next = lastReadTime + readTimeout }
+        if let sendBlockedSince {
+            let sendDeadline = sendBlockedSince + sendTimeout
+            next = next.map { min($0, sendDeadline) } ?? sendDeadline
         }
-    }
-
-    private func readTimeoutFired() {
-        guard let readTimeout, state == .open else { return }
-        let idleSince = lastReadTime
-        if NIODeadline.now() < idleSince + readTimeout {
-            armReadTimeout()  // data arrived since the timer was set
+        guard let next else {
+            timers.cancel(self)
+            timerDeadline = nil
             return
         }
-        var keep = false
-        runCallback("onreadtimeout") { keep = try listener.onReadTimeout(self) }
-        guard state == .open else { return }
-        if keep {
-            lastReadTime = .now()
-            armReadTimeout()
-        } else {
-            log(.debug, "read timeout, closing")
-            closeNow(reason: "read timeout")
+        if let timerDeadline, timerDeadline <= next { return }
+        timerDeadline = next
+        timers.schedule(self, at: next)
+    }
+
+    public func loopTimerFired() {
+        timerDeadline = nil
+        guard state != .closed else { return }
+        let now = NIODeadline.now()
+        if let sendBlockedSince, now >= sendBlockedSince + sendTimeout,
+           !channel.isWritable || state == .closingAfterFlush {
+            logger.info("send timeout: the peer did not read for \(Double(sendTimeout.nanoseconds) / 1e9) s, closing")
+            closeNow(reason: "send timeout")
+            return
         }
+        if let readTimeout, state == .open, now >= lastReadTime + readTimeout {
+            var keep = false
+            runCallback("onreadtimeout") { keep = try listener.onReadTimeout(self) }
+            guard state == .open else { return }
+            guard keep else {
+                log(.debug, "read timeout, closing")
+                closeNow(reason: "read timeout")
+                return
+            }
+            lastReadTime = .now()
+        }
+        scheduleTimer()
     }
 
     /// Runs a listener callback; an error is logged and closes this one connection.

@@ -16,14 +16,31 @@ public final class ConnectionHandler: ChannelInboundHandler {
 
     private static let nextID = Atomic<UInt64>(1)
 
-    private let serviceName: String
-    private let listener: any ConnectionListener
-    private let settings: NetworkSettings
-    private let addresses: ConnectionAddresses?
-    private let origin: (any ConnectionOriginInfo)?
-    private let baseLogger: Logger
+    /// What `start` needs to make the `Connection`, released once it has: an idle
+    /// connection should not carry a second copy of its settings and addresses.
+    private final class Setup {
+        let serviceName: String
+        let listener: any ConnectionListener
+        let settings: NetworkSettings
+        let addresses: ConnectionAddresses?
+        let origin: (any ConnectionOriginInfo)?
+        let logger: Logger
+        let tls: TLSSettings?
+
+        init(serviceName: String, listener: any ConnectionListener, settings: NetworkSettings, addresses: ConnectionAddresses?,
+             origin: (any ConnectionOriginInfo)?, logger: Logger, tls: TLSSettings?) {
+            self.serviceName = serviceName
+            self.listener = listener
+            self.settings = settings
+            self.addresses = addresses
+            self.origin = origin
+            self.logger = logger
+            self.tls = tls
+        }
+    }
+
+    private var setup: Setup?
     private let tracker: ConnectionTracker?
-    private let tls: TLSSettings?
     private let startsWithTLS: Bool
     private var connection: Connection?
     private var closeReason: String?
@@ -42,14 +59,9 @@ public final class ConnectionHandler: ChannelInboundHandler {
         tls: TLSSettings? = nil,
         startsWithTLS: Bool = false
     ) {
-        self.tls = tls
+        self.setup = Setup(serviceName: serviceName, listener: listener, settings: settings, addresses: addresses,
+                           origin: origin, logger: logger, tls: tls)
         self.startsWithTLS = startsWithTLS
-        self.serviceName = serviceName
-        self.listener = listener
-        self.settings = settings
-        self.addresses = addresses
-        self.origin = origin
-        self.baseLogger = logger
         self.tracker = tracker
     }
 
@@ -65,24 +77,25 @@ public final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard connection == nil else { return }
+        guard connection == nil, let setup else { return }
+        self.setup = nil
         let id = Self.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
-        let addresses = self.addresses
+        let addresses = setup.addresses
             ?? ConnectionAddresses(peer: context.channel.remoteAddress, local: context.channel.localAddress)
         let connection = Connection(
             id: id,
             context: context,
-            serviceName: serviceName,
-            listener: listener,
+            serviceName: setup.serviceName,
+            listener: setup.listener,
             addresses: addresses,
-            origin: origin,
-            settings: settings,
-            logger: baseLogger,
-            tls: tls,
+            origin: setup.origin,
+            settings: setup.settings,
+            logger: setup.logger,
+            tls: setup.tls,
             isTLS: startsWithTLS
         )
         self.connection = connection
-        tracker?.add(context.channel)
+        tracker?.add(connection)
         connection.log(.debug, "connected")
         connection.start()
         if !startsWithTLS {
@@ -117,8 +130,8 @@ public final class ConnectionHandler: ChannelInboundHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        tracker?.remove(context.channel)
         if let connection {
+            tracker?.remove(connection)
             self.connection = nil
             connection.log(.debug, "disconnected", metadata: closeReason.map { ["reason": "\($0)"] })
             connection.finished(reason: closeReason)

@@ -214,8 +214,11 @@ public final class PortManager: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(
                 low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize))
             ))
+            // NIO keeps each connection's receive buffer between reads, idle or not: start
+            // at 128 bytes (a whole v1 header, or v2 without large TLVs) and grow with the
+            // traffic up to read_size.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
-                minimum: 64, initial: min(256, settings.readSize), maximum: settings.readSize
+                minimum: 64, initial: min(128, settings.readSize), maximum: settings.readSize
             ))
             .childChannelInitializer(request.initializeChild)
         if sharingPort {

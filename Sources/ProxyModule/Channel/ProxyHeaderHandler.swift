@@ -8,7 +8,7 @@ import ProxyProtocol
 /// connection to the mapped service: that service's `onconnect` runs, then its
 /// `onincoming` gets the bytes that followed the header, all before the next read.
 /// The parsing itself is `ProxyHeaderParser`'s; this stage only does the I/O.
-final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = ByteBuffer
 
     private let port: Int
@@ -22,7 +22,10 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var holdsPendingSlot = false
     private var parser: ProxyHeaderParser
     private var received: ByteBuffer?
-    private var timeout: Scheduled<Void>?
+    /// The header's time limit, on the loop's timer wheel (set by `start`, with the context).
+    private var timers: LoopTimers?
+    private var timedContext: ChannelHandlerContext?
+    var loopTimerSlot = LoopTimerSlot()
     private let baseLogger: Logger
     private var peerAddress: SocketAddress?
     private var state = State.waitingForHeader
@@ -73,7 +76,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard timeout == nil, state == .waitingForHeader else { return }
+        guard timers == nil, state == .waitingForHeader else { return }
         let peer = context.channel.remoteAddress
         peerAddress = peer
         peerIP = peer?.ipAddress
@@ -98,15 +101,23 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         holdsPendingSlot = true
-        let seconds = configuration.headerTimeout
-        timeout = context.eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(
-            in: .nanoseconds(Int64(seconds * 1_000_000_000))
-        ) { [self] in
-            guard state == .waitingForHeader else { return }
-            let have = received?.readableBytes ?? 0
-            refuse(context: context, outcome: .timeout, level: .warning,
-                   message: "no complete PROXY header within \(seconds) s", metadata: ["received_bytes": "\(have)"])
-        }
+        let timers = LoopTimers.current(on: context.eventLoop)
+        self.timers = timers
+        timedContext = context
+        timers.schedule(self, at: .now() + .nanoseconds(Int64(configuration.headerTimeout * 1_000_000_000)))
+    }
+
+    func loopTimerFired() {
+        guard state == .waitingForHeader, let context = timedContext else { return }
+        let have = received?.readableBytes ?? 0
+        refuse(context: context, outcome: .timeout, level: .warning,
+               message: "no complete PROXY header within \(configuration.headerTimeout) s", metadata: ["received_bytes": "\(have)"])
+    }
+
+    /// The header is done with, one way or another: its time limit goes.
+    private func stopTimer() {
+        timers?.cancel(self)
+        timedContext = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -144,7 +155,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if state == .waitingForHeader {
             state = .done
-            timeout?.cancel()
+            stopTimer()
             releasePendingSlot()
             statistics.record(.closedEarly, port: port)
             let have = received?.readableBytes ?? 0
@@ -170,8 +181,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func handOver(context: ChannelHandlerContext, header: ProxyHeader, remaining: ByteBuffer) {
         state = .done
         releasePendingSlot()
-        timeout?.cancel()
-        timeout = nil
+        stopTimer()
         let channel = context.channel
         let addresses = Self.addresses(for: header, peerIP: peerIP, channel: channel)
         let outcome: ProxyStatistics.Outcome = header.command == .local
@@ -233,8 +243,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
     ) {
         state = .done
         releasePendingSlot()
-        timeout?.cancel()
-        timeout = nil
+        stopTimer()
         received = nil
         statistics.record(outcome, port: port, reason: reason)
         // Identical refusals from one peer are logged once, then summarised.

@@ -76,7 +76,7 @@ enum ConnectionLuaAPI {
                 switch stack.type(at: 2) {
                 case .number: conn.setReadTimeout(stack.toNumber(at: 2))
                 case .boolean where !stack.toBoolean(at: 2): conn.setReadTimeout(nil)
-                default: conn.setReadTimeout(conn.settings.readTimeout)
+                default: conn.setReadTimeout(conn.configuredReadTimeout)
                 }
                 return 0
             },

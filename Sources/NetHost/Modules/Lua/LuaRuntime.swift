@@ -4,7 +4,7 @@ import NIOCore
 /// The Lua state that runs every Lua module, and the host primitives the
 /// module API is built on. Lives on one event loop (`loop`) and is only
 /// touched there: the module manager, Lua listeners and timers all run on it.
-public final class LuaRuntime {
+public final class LuaRuntime: ConnectionFinishObserver {
     let state: LuaState
     let loop: any EventLoop
     let options: any OptionSource
@@ -123,10 +123,12 @@ public final class LuaRuntime {
         }
         stack.pushUserdata(connection)
         connection.luaReference = stack.makeReference(to: -1)
-        connection.onFinished = { [unowned self] connection in
-            state.stack.release(connection.luaReference)
-            connection.luaReference = .none
-        }
+        connection.finishObserver = self
+    }
+
+    func connectionFinished(_ connection: Connection) {
+        state.stack.release(connection.luaReference)
+        connection.luaReference = .none
     }
 
     /// Drops the listener cache at shutdown: each listener holds the runtime, so
