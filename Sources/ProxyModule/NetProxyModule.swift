@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NetHost
@@ -66,6 +67,19 @@ public final class NetProxyModule: NativeModule {
             context.services.replace(service(for: updated))
             for warning in updated.warnings { context.logger.warning("\(warning)") }
             describe(updated)
+        }
+    }
+
+    /// One line per port (those listening now, and any that counted a
+    /// connection before a reload closed it): its connections since start, by
+    /// outcome, and its rejected headers by reason.
+    public func logStatistics() {
+        for port in Set(configuration.ports).union(statistics.countedPorts).sorted() {
+            var metadata: Logger.Metadata = ["port": "\(port)"]
+            for (key, count) in statistics.summary(port: port) {
+                metadata[key] = "\(count)"
+            }
+            context.logger.info("PROXY connections by outcome since start", metadata: metadata)
         }
     }
 

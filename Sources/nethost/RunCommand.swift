@@ -72,12 +72,19 @@ struct HostService: Service {
             throw error
         }
         defer { pidFile?.remove() }
+        // Trapped before the ports open: a signal sent as soon as one accepts
+        // must not meet the default action, which ends the process.
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         server.start()
         logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                    reload()
+                for await signal in signals {
+                    if signal == .sigusr1 {
+                        server.logStatistics()
+                    } else {
+                        reload()
+                    }
                 }
             }
             // Returns once SIGTERM or SIGINT asks for a graceful shutdown.

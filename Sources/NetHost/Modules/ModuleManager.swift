@@ -219,6 +219,13 @@ public final class ModuleManager {
         runtime.releaseListeners()
     }
 
+    /// Every native module logs its counters, in name order (SIGUSR1).
+    public func logStatistics() {
+        for case (_, .native(let module)) in loaded.sorted(by: { $0.key < $1.key }) {
+            module.logStatistics()
+        }
+    }
+
     /// Fires an event every Lua module can hook (e.g. "server-started", "server-stopping").
     public func fireEvent(_ name: String) {
         runtime.fireEvent(name)

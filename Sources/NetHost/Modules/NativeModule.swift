@@ -17,6 +17,9 @@ public protocol NativeModule: AnyObject, Sendable {
     /// (already the new ones) and return what applies them, or throw to refuse
     /// the reload as a whole. Nothing may change before the returned closure runs.
     func prepareReload() throws -> @Sendable () -> Void
+    /// An operator asked for the counters (SIGUSR1): log what the module
+    /// counts, if anything (net_proxy: one line per port, by outcome).
+    func logStatistics()
     func unload()
 }
 
@@ -24,6 +27,7 @@ extension NativeModule {
     public func load() throws {}
     public func allModulesLoaded() {}
     public func prepareReload() throws -> @Sendable () -> Void { {} }
+    public func logStatistics() {}
     public func unload() {}
 }
 

@@ -253,6 +253,14 @@ public final class NetHostServer: Sendable {
         }
     }
 
+    /// Has every module log its counters (SIGUSR1); net_proxy writes one line
+    /// per port with its connections by outcome. Does nothing once stopped.
+    public func logStatistics() {
+        guard !stopped.load(ordering: .acquiring) else { return }
+        let modules = self.modules
+        luaLoop.execute { modules.value.logStatistics() }
+    }
+
     /// The modules that loaded, by name.
     public var loadedModules: [String] {
         let modules = self.modules

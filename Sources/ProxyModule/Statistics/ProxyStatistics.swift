@@ -39,8 +39,13 @@ public final class ProxyStatistics: Sendable {
         let metric: Counter
     }
 
+    private struct ReasonKey: Hashable {
+        let port: Int
+        let reason: String
+    }
+
     private let counts = NIOLockedValueBox<[Key: Count]>([:])
-    private let invalidReasons = NIOLockedValueBox<[String: Int]>([:])
+    private let invalidReasons = NIOLockedValueBox<[ReasonKey: Int]>([:])
 
     public init() {}
 
@@ -56,7 +61,7 @@ public final class ProxyStatistics: Sendable {
         }
         metric.increment()
         if let reason {
-            invalidReasons.withLockedValue { $0[reason, default: 0] += 1 }
+            invalidReasons.withLockedValue { $0[ReasonKey(port: port, reason: reason), default: 0] += 1 }
         }
     }
 
@@ -64,8 +69,28 @@ public final class ProxyStatistics: Sendable {
         counts.withLockedValue { $0[Key(port: port, outcome: outcome)]?.value ?? 0 }
     }
 
-    /// Rejected headers by reason (truncated, badSignature, crcMismatch, ...).
+    /// Rejected headers by reason (truncated, badSignature, crcMismatch, ...), all ports.
     public func invalidCount(reason: String) -> Int {
-        invalidReasons.withLockedValue { $0[reason] ?? 0 }
+        invalidReasons.withLockedValue { reasons in
+            reasons.reduce(0) { $0 + ($1.key.reason == reason ? $1.value : 0) }
+        }
+    }
+
+    /// Every port that has counted a connection.
+    public var countedPorts: Set<Int> {
+        counts.withLockedValue { Set($0.keys.map(\.port)) }
+    }
+
+    /// What `port` counted, as `key=value` pairs for one log line: every
+    /// outcome (zeros too, so a reader sees the whole set), then the rejected
+    /// headers by reason as `invalid.REASON` (only the reasons seen).
+    public func summary(port: Int) -> [(key: String, count: Int)] {
+        let outcomes = counts.withLockedValue { counts in
+            Outcome.allCases.map { (key: $0.rawValue, count: counts[Key(port: port, outcome: $0)]?.value ?? 0) }
+        }
+        let reasons = invalidReasons.withLockedValue { reasons in
+            reasons.filter { $0.key.port == port }.map { (key: "invalid.\($0.key.reason)", count: $0.value) }
+        }
+        return outcomes + reasons.sorted { $0.key < $1.key }
     }
 }

@@ -98,6 +98,15 @@ final class TestClient {
 
     /// Sends all of `bytes`, waiting up to `timeout` for room in the socket buffer.
     func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) throws {
+        guard try self.sendUnlessClosed(bytes, timeout: timeout) else {
+            throw FixtureError("send failed: the peer has closed the connection (EPIPE or ECONNRESET)")
+        }
+    }
+
+    /// Sends all of `bytes`, or returns false if the peer has closed the connection
+    /// meanwhile (EPIPE, ECONNRESET): a server that refuses a client may close
+    /// before the client has finished sending.
+    func sendUnlessClosed(_ bytes: [UInt8], timeout: Duration = .seconds(5)) throws -> Bool {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { raw in
@@ -109,10 +118,13 @@ final class TestClient {
                 guard try Self.wait(self.fd, for: Int16(POLLOUT), timeout: timeout) else {
                     throw FixtureError("send timed out after \(timeout) with \(bytes.count - offset) bytes left")
                 }
+            } else if errno == EPIPE || errno == ECONNRESET {
+                return false
             } else {
                 throw FixtureError("send failed: \(String(cString: strerror(errno)))")
             }
         }
+        return true
     }
 
     func send(_ text: String, timeout: Duration = .seconds(5)) throws {
@@ -166,6 +178,15 @@ final class TestClient {
     /// Closes our sending side (FIN), keeping the socket open for reading.
     func shutdownWrite() {
         _ = shutdown(self.fd, Int32(SHUT_WR))
+    }
+
+    /// Aborts the connection: closes the socket with SO_LINGER 0, so the peer
+    /// gets a reset (RST) instead of an orderly FIN. Safe to call twice.
+    func reset() {
+        guard self.fd >= 0 else { return }
+        var abortive = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(self.fd, SOL_SOCKET, SO_LINGER, &abortive, socklen_t(MemoryLayout<linger>.size))
+        self.close()
     }
 
     /// Closes the socket. Safe to call twice.

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+/// The hostile peers of ``HostileInput/all`` against one running nethost, one at a
+/// time, each from its own loopback address. For each: nethost closes the
+/// connection (unless the peer left first) without serving it a byte, logs a line
+/// naming the peer's address and port and what was wrong, and counts exactly that
+/// outcome; then a good proxied connection is still served with exactly the
+/// address in its header, and its bytes echo back unchanged.
+///
+/// One at a time so that each case can read the counters (SIGUSR1) before and
+/// after itself and find that only its own outcome, and its liveness check's
+/// `proxied`, moved.
+@Suite(
+    "Hostile peers against one running nethost",
+    .serialized,
+    .hostileHost(headerTimeout: .seconds(1), maxPendingHeadersPerIP: 4)
+)
+struct HostileInputTests {
+    @Test("closed, not served, logged with its address, counted; a good connection is served after it",
+          arguments: HostileInput.all)
+    func hostilePeer(_ input: HostileInput) async throws {
+        let host = try HostileHost.suiteHost()
+        let before = try await host.statistics()
+
+        let started = ContinuousClock.now
+        let client = try host.connect(from: input.source)
+        let localPort = client.localPort
+        try #require(client.localAddress.description == "\(input.source):\(localPort)", "bound to \(client.localAddress)")
+
+        // What the peer does, and whether nethost closed the connection on it.
+        let closedByServer: Bool?
+        switch input.behaviour {
+        case .send(let bytes):
+            _ = try client.sendUnlessClosed(bytes)
+            closedByServer = try client.waitForPeerClose(timeout: self.closeBound(host))
+        case .drip(let bytes, let interval):
+            var sent = 0
+            for byte in bytes {
+                guard try client.sendUnlessClosed([byte]) else { break }
+                sent += 1
+                if try client.waitForPeerClose(timeout: interval) { break }
+            }
+            #expect(sent < bytes.count, "the whole header went out one byte at a time before nethost closed")
+            closedByServer = try client.waitForPeerClose(timeout: self.closeBound(host))
+        case .sendThenHalfClose(let bytes):
+            try client.send(bytes)
+            client.shutdownWrite()
+            closedByServer = try client.waitForPeerClose(timeout: self.closeBound(host))
+        case .sendThenClose(let bytes):
+            try client.send(bytes)
+            client.close()
+            closedByServer = nil
+        case .sendThenReset(let bytes):
+            try client.send(bytes)
+            // Let nethost accept and read first: a reset before the accept is a
+            // connection it never knew the peer of.
+            try await Task.sleep(for: .milliseconds(300))
+            client.reset()
+            closedByServer = nil
+        }
+        let elapsed = ContinuousClock.now - started
+
+        if let closedByServer {
+            #expect(closedByServer, "nethost kept the connection open for \(self.closeBound(host))")
+            let served = try client.readToEnd(timeout: .zero)
+            #expect(served.isEmpty, "nethost served the hostile peer: \(printable(served))")
+            if input.outcome == .timeout {
+                #expect(elapsed >= host.headerTimeout, "closed after \(elapsed), before the header timeout")
+            }
+        }
+        client.close()
+
+        // The log names the peer, its port and what was wrong.
+        var parts = [" \(input.logLevel) [nethost] \(input.logText)", "peer=\(input.source):\(localPort)", "port=\(host.port)"]
+        if let count = input.receivedBytes { parts.append("received_bytes=\(count)") }
+        try await host.logLine(parts)
+
+        // The service never saw it, nor the address it claimed.
+        #expect(host.servedConnections(from: input.source, port: localPort).isEmpty, "the service saw the hostile peer")
+        if let spoofed = input.spoofedClient {
+            #expect(InteropReport.logged(in: host.log).allSatisfy { $0["ip"] != spoofed },
+                    "the service was given the spoofed address \(spoofed)")
+        }
+
+        // Liveness: a good proxied connection is served, its address exactly as sent.
+        try host.expectServesAGoodConnection(input.index, version: input.index % 2 + 1)
+        #expect(host.fixture.process.isRunning)
+
+        // The counters moved by exactly this case's outcome, and the liveness check's.
+        let after = try await host.statistics()
+        var expected = ["proxied": 1, input.outcome.rawValue: 1]
+        if let reason = input.reason { expected["invalid.\(reason)"] = 1 }
+        #expect(Self.difference(before, after) == expected)
+    }
+
+    /// How long nethost may take to close: at once for a refusal, at the header
+    /// timeout for a peer that stalls; generous either way.
+    private func closeBound(_ host: HostileHost) -> Duration {
+        host.headerTimeout + .seconds(5)
+    }
+
+    /// The counters that changed, by how much.
+    static func difference(_ before: [String: Int], _ after: [String: Int]) -> [String: Int] {
+        var changed: [String: Int] = [:]
+        for key in Set(before.keys).union(after.keys) {
+            let delta = after[key, default: 0] - before[key, default: 0]
+            if delta != 0 { changed[key] = delta }
+        }
+        return changed
+    }
+}
