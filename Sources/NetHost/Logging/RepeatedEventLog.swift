@@ -17,19 +17,23 @@ public final class RepeatedEventLog: Sendable {
     }
 
     private let logger: Logger
+    /// The metadata key that names where the events come from (`peer` by default).
+    private let sourceLabel: String
     /// Keys whose first line is out and whose repeats are being counted.
     private let entries = NIOLockedValueBox<[Key: Entry]>([:])
     /// Beyond this many distinct keys, new ones are folded into one overflow count.
     private let maximumKeys: Int
 
-    public init(logger: Logger, maximumKeys: Int = 10_000) {
+    public init(logger: Logger, maximumKeys: Int = 10_000, sourceLabel: String = "peer") {
         self.logger = logger
         self.maximumKeys = maximumKeys
+        self.sourceLabel = sourceLabel
     }
 
     /// Records one event; logs it unless the same event from the same peer was
     /// logged since the last `flush()`. `peer` is what makes events "the same"
     /// (an address without its port); `metadata["peer"]` may name it more exactly.
+    /// (With another `sourceLabel`, read that label for "peer".)
     public func record(_ message: String, from peer: String, level: Logger.Level, metadata: Logger.Metadata? = nil) {
         let key = Key(message: message, peer: peer)
         let first: Bool = entries.withLockedValue { entries in
@@ -46,7 +50,7 @@ public final class RepeatedEventLog: Sendable {
         }
         if first {
             var metadata = metadata ?? [:]
-            metadata["peer"] = metadata["peer"] ?? "\(peer)"
+            metadata[sourceLabel] = metadata[sourceLabel] ?? "\(peer)"
             logger.log(level: level, "\(message)", metadata: metadata)
         }
     }
@@ -59,7 +63,7 @@ public final class RepeatedEventLog: Sendable {
             return Array(repeated)
         }
         for (key, entry) in repeated.sorted(by: { $0.1.suppressed > $1.1.suppressed }) {
-            logger.log(level: entry.level, "\(key.message) (repeated \(entry.suppressed) more times)", metadata: ["peer": "\(key.peer)"])
+            logger.log(level: entry.level, "\(key.message) (repeated \(entry.suppressed) more times)", metadata: [sourceLabel: "\(key.peer)"])
         }
     }
 }

@@ -65,11 +65,17 @@ public final class PortManager: Sendable {
         let channels: [any Channel]
     }
     private let bound = NIOLockedValueBox<[Bound]>([])
+    /// Failed accepts (out of file descriptors), logged once per listener until the next summary.
+    private let acceptErrors: RepeatedEventLog
 
     public init(group: any EventLoopGroup, logger: Logger) {
         self.group = group
         self.logger = logger
+        self.acceptErrors = RepeatedEventLog(logger: logger, sourceLabel: "listener")
     }
+
+    /// Logs the summaries of accept errors that repeated.
+    public func flushSummaries() { acceptErrors.flush() }
 
     /// Opens every requested port. Requests that collide (two services on one
     /// port and interface) and ports that cannot be opened are reported; the rest open.
@@ -205,7 +211,19 @@ public final class PortManager: Sendable {
         // Accept on the loop the connections will live on (for a Lua service, the Lua
         // loop), so a new connection never hops threads. TCP_NODELAY is set on the
         // listening socket, which accepted sockets inherit: no setsockopt per connection.
+        let acceptErrors = self.acceptErrors
+        let serviceName = request.serviceName
         var bootstrap = ServerBootstrap(group: loops, childGroup: loops)
+            // Out of file descriptors, accept would otherwise be retried at once, for
+            // ever, in a busy loop (this `bind` adds no AcceptBackoffHandler, and that
+            // one would not stop it either): see AcceptPauseHandler.
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptPauseHandler(events: acceptErrors, serviceName: serviceName)
+                    )
+                }
+            }
             .serverChannelOption(.backlog, value: Int32(clamping: settings.tcpBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.tcpOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)

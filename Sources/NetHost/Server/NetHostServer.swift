@@ -111,8 +111,9 @@ public final class NetHostServer: Sendable {
     public func start() -> [ListenError] {
         let failures = openPlannedPorts()
         summaryTask.withLockedValue { task in
-            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter] _ in
+            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter, ports] _ in
                 limiter.flushSummaries()
+                ports.flushSummaries()
                 Self.returnFreedMemory()
             }
         }

@@ -66,6 +66,27 @@ extension Duration {
     }
 }
 
+/// The whole text of a file, read until `read(2)` says the end: `/proc` files
+/// report a size of 0, and `String(contentsOfFile:)` returns only the first chunk
+/// of a long one (`/proc/net/tcp` with a few hundred sockets). Nil if it cannot be read.
+func readWholeFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count > 0 {
+            bytes += chunk[..<count]
+        } else if count == 0 {
+            return String(decoding: bytes, as: UTF8.self)
+        } else if errno != EINTR {
+            return nil
+        }
+    }
+}
+
 /// The last `count` lines of `text`, indented, for error messages.
 func tail(_ text: String, lines count: Int = 30) -> String {
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)

@@ -87,7 +87,7 @@ func isListening(_ address: SocketAddressStorage) -> Bool {
     let tables = address.family == AF_INET ? ["/proc/net/tcp", "/proc/net/tcp6"] : ["/proc/net/tcp6"]
     var readAny = false
     for table in tables {
-        guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+        guard let text = readWholeFile(table) else { continue }
         readAny = true
         if listenTable(text, containsListenerFor: address, ipv6Table: table.hasSuffix("6")) { return true }
     }

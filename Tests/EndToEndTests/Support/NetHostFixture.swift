@@ -32,7 +32,7 @@ final class NetHostFixture: Sendable {
         let modulesDirectory: String
     }
 
-    /// When ``start(config:modules:arguments:environment:readiness:timeout:)`` returns.
+    /// When ``start(config:modules:arguments:environment:launcher:readiness:timeout:)`` returns.
     enum Readiness: Sendable {
         /// Once a line of its output contains this text.
         case logLine(String)
@@ -54,6 +54,10 @@ final class NetHostFixture: Sendable {
     /// source) to the modules folder, starts `nethost` with `arguments` (by default
     /// `--config <configFile>`), and waits for every `readiness` condition.
     ///
+    /// `launcher` is a program, with its arguments, that runs nethost in the same
+    /// process (it execs it, so the PID is nethost's), such as
+    /// `["/usr/bin/prlimit", "--nofile=64:64", "--"]`; nethost's path and arguments follow it.
+    ///
     /// Throws, with nethost's output, if the binary is missing, if it exits first or
     /// if a condition does not hold within `timeout`; nethost is stopped then.
     static func start(
@@ -61,13 +65,15 @@ final class NetHostFixture: Sendable {
         modules: [String: String] = [:],
         arguments: (Paths) -> [String] = { ["--config", $0.configFile] },
         environment: [String: String] = [:],
+        launcher: [String] = [],
         readiness: [Readiness] = [],
         timeout: Duration = .seconds(10)
     ) async throws -> NetHostFixture {
         let (directory, paths) = try Self.prepare(config: config, modules: modules)
+        let binary = try Self.binaryPath()
         let process = try ManagedProcess(
-            executable: try Self.binaryPath(),
-            arguments: arguments(paths),
+            executable: launcher.first ?? binary,
+            arguments: Array(launcher.dropFirst()) + (launcher.isEmpty ? [] : [binary]) + arguments(paths),
             environment: environment,
             workingDirectory: paths.directory,
             outputDirectory: paths.directory,
