@@ -73,6 +73,23 @@ public struct ProxySSLInfo: Sendable, Hashable {
         (ProxyTLV.TypeCode.sslVersion...ProxyTLV.TypeCode.sslKeyAlgorithm).contains(type)
     }
 
+    /// Checks a PP2_TYPE_SSL value in place, with the rules and errors of `init(value:)`.
+    static func validate(_ bytes: UnsafeRawBufferPointer) throws(ProxyHeaderError.TLVProblem) {
+        guard bytes.count >= 5 else { throw .sslTooShort(actual: bytes.count) }
+        var offset = 5
+        while offset < bytes.count {
+            let available = bytes.count - offset
+            guard available >= 3 else { throw .badSubTLV(type: bytes[offset], .headerTruncated(available: available)) }
+            let type = bytes[offset]
+            let length = Int(readBigEndianUInt16(bytes, at: offset + 1))
+            guard length <= available - 3 else { throw .badSubTLV(type: type, .overrun(length: length, available: available - 3)) }
+            if isStringSubtype(type), !isValidUTF8(bytes[offset + 3..<offset + 3 + length]) {
+                throw .badSubTLV(type: type, .invalidUTF8)
+            }
+            offset += 3 + length
+        }
+    }
+
     /// Decodes a PP2_TYPE_SSL value; string sub-TLVs must be valid UTF-8.
     init(value: [UInt8]) throws(ProxyHeaderError.TLVProblem) {
         guard value.count >= 5 else { throw .sslTooShort(actual: value.count) }

@@ -88,8 +88,28 @@ public struct ProxyTLV: Sendable, Hashable {
         }
     }
 
-    /// Decodes the value, throwing if it breaks the rules of its type. The
-    /// parser calls this on every TLV, so a parsed header holds no malformed one.
+    /// Checks a value in place against the rules of its type, the same rules
+    /// (and errors) as `decode()`, without building the decoded value: the parser
+    /// validates every TLV this way, so a header allocates only its values' bytes.
+    static func validate(type: UInt8, value: UnsafeRawBufferPointer) throws(ProxyHeaderError.TLVProblem) {
+        switch type {
+        case TypeCode.authority, TypeCode.netns:
+            guard isValidUTF8(value) else { throw .invalidUTF8 }
+        case TypeCode.crc32c:
+            guard value.count == 4 else { throw .wrongLength(actual: value.count, expected: 4) }
+        case TypeCode.uniqueID:
+            guard value.count <= Self.maximumUniqueIDLength else {
+                throw .tooLong(actual: value.count, maximum: Self.maximumUniqueIDLength)
+            }
+        case TypeCode.ssl:
+            try ProxySSLInfo.validate(value)
+        default:
+            break
+        }
+    }
+
+    /// Decodes the value, throwing if it breaks the rules of its type. A parsed
+    /// header holds no malformed TLV: the parser has checked each with `validate`.
     func decode() throws(ProxyHeaderError.TLVProblem) -> Decoded {
         switch type {
         case TypeCode.alpn:
@@ -189,9 +209,13 @@ func bigEndianBytes(_ value: UInt32) -> [UInt8] {
      UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
 }
 
+/// Whether the bytes are UTF-8 without invalid sequences; allocates nothing.
+func isValidUTF8<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> Bool {
+    !transcode(bytes.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true) { _ in }
+}
+
 /// Decodes UTF-8 strictly: invalid sequences are an error, not U+FFFD.
 func utf8String(_ bytes: [UInt8]) throws(ProxyHeaderError.TLVProblem) -> String {
-    let failed = transcode(bytes.makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true) { _ in }
-    guard !failed else { throw .invalidUTF8 }
+    guard isValidUTF8(bytes) else { throw .invalidUTF8 }
     return String(decoding: bytes, as: UTF8.self)
 }

@@ -162,15 +162,16 @@ struct V2Parser: Sendable {
     }
 
     /// Reads the TLVs, validating each, and checks the CRC32C if one is
-    /// present. Allocates nothing when there are none.
+    /// present. Allocates nothing when there are none, or when one is bad.
     private func parseTLVs(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(ProxyHeaderError) -> [ProxyTLV] {
         guard !range.isEmpty else { return [] }
-        var tlvs: [ProxyTLV] = []
+        // Validate everything in place first: a bad header costs no allocation, and a
+        // good one allocates its TLV array once and one array per value.
+        var count = 0
         var checksumOffset: Int?
         try forEachTLV(in: bytes, range) { (type, start, valueRange) throws(ProxyHeaderError) in
-            let tlv = ProxyTLV(type: type, value: Array(bytes[valueRange]))
             do throws(ProxyHeaderError.TLVProblem) {
-                _ = try tlv.decode()
+                try ProxyTLV.validate(type: type, value: UnsafeRawBufferPointer(rebasing: bytes[valueRange]))
             } catch {
                 throw ProxyHeaderError(.badTLV(error, type: type, offset: start))
             }
@@ -180,7 +181,7 @@ struct V2Parser: Sendable {
                 }
                 checksumOffset = valueRange.lowerBound
             }
-            tlvs.append(tlv)
+            count += 1
         }
         if let checksumOffset {
             var checksum = prefixChecksum
@@ -191,6 +192,11 @@ struct V2Parser: Sendable {
             guard checksum.value == received else {
                 throw ProxyHeaderError(.crcMismatch(received: received, computed: checksum.value))
             }
+        }
+        var tlvs: [ProxyTLV] = []
+        tlvs.reserveCapacity(count)
+        try forEachTLV(in: bytes, range) { (type, _, valueRange) throws(ProxyHeaderError) in
+            tlvs.append(ProxyTLV(type: type, value: Array(bytes[valueRange])))
         }
         return tlvs
     }
