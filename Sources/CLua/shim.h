@@ -55,21 +55,6 @@ static inline void nethost_push_swift_function(lua_State *L, nethost_swift_funct
     lua_pushcclosure(L, nethost_swift_trampoline, nup + 1);
 }
 
-/// A count hook that raises an error once an instruction budget is spent;
-/// the budget is set with lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, n).
-static inline void nethost_budget_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "instruction budget exceeded");
-}
-static inline void nethost_set_instruction_budget(lua_State *L, int count) {
-    if (count > 0) {
-        lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, count);
-    } else {
-        lua_sethook(L, NULL, 0, 0);
-    }
-}
-
 /// An allocator that counts the state's memory and, while `enforcing`, refuses
 /// to grow past `limit` (Lua then raises a memory error in the running code).
 /// Enforcement is switched on only inside protected calls: an allocation
@@ -78,6 +63,9 @@ typedef struct {
     size_t used;
     size_t limit;
     int enforcing;
+    /// The instruction budget, shared by every thread (coroutine) of the state.
+    long long budget_remaining;
+    int budget_active;
 } nethost_allocator_state;
 
 static inline void *nethost_limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -98,11 +86,19 @@ static inline void *nethost_limited_alloc(void *ud, void *ptr, size_t osize, siz
     return grown;
 }
 
+static inline void nethost_budget_hook(lua_State *L, lua_Debug *ar);
+/// Instructions between two calls of the budget hook on each thread.
+#define NETHOST_BUDGET_STEP 1000
+
 static inline lua_State *nethost_newstate(void) {
     nethost_allocator_state *state = (nethost_allocator_state *)calloc(1, sizeof(nethost_allocator_state));
     if (state == NULL) return NULL;
     lua_State *L = lua_newstate(nethost_limited_alloc, state);
-    if (L == NULL) free(state);
+    if (L == NULL) {
+        free(state);
+        return NULL;
+    }
+    lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, NETHOST_BUDGET_STEP);
     return L;
 }
 
@@ -110,6 +106,39 @@ static inline nethost_allocator_state *nethost_allocator(lua_State *L) {
     void *ud = NULL;
     lua_getallocf(L, &ud);
     return (nethost_allocator_state *)ud;
+}
+
+
+/// The instruction budget. The count hook is set on the main thread when the state
+/// is made, so every coroutine, which copies its creator's hook, has it too; the
+/// budget itself lives in the state-wide allocator struct. While no budget is active
+/// the hook returns at once. Once a budget is spent the hook raises an error, and
+/// then fires at every instruction of that thread: a `pcall` in a loop cannot
+/// swallow the error and go on, since the loop's own next instruction fails too.
+static inline void nethost_budget_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    nethost_allocator_state *state = nethost_allocator(L);
+    if (!state->budget_active) {
+        if (lua_gethookcount(L) != NETHOST_BUDGET_STEP) {
+            lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, NETHOST_BUDGET_STEP);
+        }
+        return;
+    }
+    if (state->budget_remaining > 0) {
+        state->budget_remaining -= lua_gethookcount(L);
+        if (state->budget_remaining > 0) return;
+    }
+    lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "instruction budget exceeded");
+}
+
+/// Starts a budget of `count` instructions for everything the state runs until
+/// the next call; 0 switches it off.
+static inline void nethost_set_instruction_budget(lua_State *L, int count) {
+    nethost_allocator_state *state = nethost_allocator(L);
+    state->budget_remaining = count;
+    state->budget_active = count > 0;
+    lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, NETHOST_BUDGET_STEP);
 }
 
 static inline void nethost_close(lua_State *L) {

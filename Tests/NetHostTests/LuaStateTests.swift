@@ -201,4 +201,48 @@ struct LuaStateTests {
         lua.stack.setInstructionBudget(0)
         try lua.run("local x = 0 for i = 1, 1000000 do x = x + i end", chunkName: "=ok")
     }
+
+    @Test("the budget covers coroutines, and a pcall in a loop cannot swallow it", arguments: [
+        ("a loop inside a coroutine", "coroutine.wrap(function () while true do end end)()"),
+        ("pcall in a loop", "while true do pcall(function () while true do end end) end"),
+        ("a coroutine resumed in a loop", "local co = coroutine.create(function () while true do end end) while true do coroutine.resume(co) end"),
+        ("nested pcalls", "pcall(function () while true do pcall(function () while true do end end) end end) while true do end"),
+    ])
+    func budgetEverywhere(_ name: String, _ source: String) throws {
+        let lua = try LuaState()
+        lua.stack.setInstructionBudget(100_000)
+        let error = try #require(throws: LuaError.self) { try lua.run(source, chunkName: "=runaway") }
+        #expect(error.message.contains("instruction budget exceeded"), "\(name)")
+        lua.stack.setInstructionBudget(0)
+        try lua.run("local x = 0 for i = 1, 1000000 do x = x + i end", chunkName: "=ok")
+    }
+
+    @Test("a coroutine made under one budget is bound by the budget in force when it runs, not by the old one")
+    func coroutineAcrossBudgets() throws {
+        let lua = try LuaState()
+        lua.stack.setInstructionBudget(100_000)
+        // Made (as at a module's load) under a budget, resumed later in other callbacks.
+        try lua.run("""
+            worker = coroutine.create(function (n)
+                while true do
+                    local x = 0
+                    for i = 1, n do x = x + i end
+                    n = coroutine.yield(x)
+                end
+            end)
+            """, chunkName: "=load")
+        lua.stack.setInstructionBudget(0)
+        // No budget: a long run in the coroutine is fine (it once kept its creator's count).
+        try lua.run("assert(coroutine.resume(worker, 1000000))", chunkName: "=unbudgeted")
+        // Each budgeted call gets the whole budget again.
+        for _ in 0..<3 {
+            lua.stack.setInstructionBudget(100_000)
+            try lua.run("assert(coroutine.resume(worker, 10000))", chunkName: "=budgeted")
+        }
+        lua.stack.setInstructionBudget(100_000)
+        let error = try #require(throws: LuaError.self) {
+            try lua.run("local ok, message = coroutine.resume(worker, 1e12) error(message, 0)", chunkName: "=runaway")
+        }
+        #expect(error.message.contains("instruction budget exceeded"))
+    }
 }
