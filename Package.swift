@@ -67,6 +67,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // The benchmarks' bare-NIO reference server (scripts/bench), not part of NetHost.
+        .executableTarget(
+            name: "nio-baseline",
+            dependencies: [
+                "ProxyProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/nio-baseline"
+        ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
         // Real sockets, captured logs and a NetHost on loopback, shared by the test targets.
         .target(

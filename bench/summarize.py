@@ -7,7 +7,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-SYSTEMS = ["nethost-lua", "nethost-swift", "prosody", "nginx", "c"]
+SYSTEMS = ["nethost-lua", "nethost-swift", "nio", "prosody", "nginx", "c"]
 ROWS = [  # (test, metric, label, lower is better)
     ("conn_v2", "server_us_per_conn", "conn v2: server CPU µs/conn", True),
     ("conn_v2", "rate", "conn v2: conns/s", False),
@@ -24,7 +24,7 @@ ROWS = [  # (test, metric, label, lower is better)
     ("echo_16k", "p99_us", "echo 16 KiB: RTT p99 µs", True),
     ("idle", "kb_per_conn", "idle: KB per proxied conn", True),
 ]
-RATIOS = [("nethost-lua", "prosody"), ("nethost-lua", "c"), ("nethost-swift", "c"), ("nginx", "c")]
+RATIOS = [("nethost-lua", "prosody"), ("nethost-lua", "c"), ("nethost-swift", "c"), ("nethost-swift", "nio"), ("nio", "c"), ("nginx", "c")]
 
 
 def parse(path):

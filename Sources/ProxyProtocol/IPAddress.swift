@@ -26,12 +26,30 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
          UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
     }
 
-    /// Dotted quad, e.g. `192.0.2.1`.
+    /// Dotted quad, e.g. `192.0.2.1`. Written on the stack: at most 15 bytes, which
+    /// Swift keeps inside the String itself, so this allocates nothing.
     public var description: String {
-        var text: [UInt8] = []
-        text.reserveCapacity(15)
-        appendText(to: &text)
-        return String(decoding: text, as: UTF8.self)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { text in
+            var count = 0
+            for shift in stride(from: 24, through: 0, by: -8) {
+                if shift != 24 {
+                    text[count] = UInt8(ascii: ".")
+                    count += 1
+                }
+                let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+                if octet >= 100 {
+                    text[count] = UInt8(ascii: "0") + octet / 100
+                    count += 1
+                }
+                if octet >= 10 {
+                    text[count] = UInt8(ascii: "0") + octet / 10 % 10
+                    count += 1
+                }
+                text[count] = UInt8(ascii: "0") + octet % 10
+                count += 1
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: text[..<count]), as: UTF8.self)
+        }
     }
 
     func appendText(to text: inout [UInt8]) {

@@ -11,6 +11,16 @@ struct AddressTests {
         #expect(IPv4Address(value).description == text)
     }
 
+    @Test("every octet value prints as its shortest decimal, in order")
+    func ipv4TextForEveryOctet() {
+        for octet in UInt32(0)...255 {
+            let value = octet << 24 | (255 - octet) << 16 | (octet * 7 % 256) << 8 | octet / 3
+            let expected = [value >> 24, value >> 16 & 0xFF, value >> 8 & 0xFF, value & 0xFF].map(String.init).joined(separator: ".")
+            #expect(IPv4Address(value).description == expected)
+            #expect(IPv4Address(expected)?.value == value)
+        }
+    }
+
     @Test("anything else is not a PROXY IPv4 address", arguments: [
         "", "1.2.3", "1.2.3.4.5", "01.2.3.4", "1.2.3.04", "256.0.0.0", "1.2.3.4 ", " 1.2.3.4", "1..2.3",
         "1.2.3.", "a.b.c.d", "1.2.3.-4", "0x1.2.3.4", "1.2.3.1000",

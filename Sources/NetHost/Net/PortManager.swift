@@ -227,25 +227,11 @@ public final class PortManager: Sendable {
             .serverChannelOption(.backlog, value: Int32(clamping: settings.tcpBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.tcpOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)
-            // Unwritable only once a real backlog builds up, so a write the socket takes at
-            // once costs no writability events; `Connection` enforces max_send_buffer_size.
-            .childChannelOption(.writeBufferWaterMark, value: .init(
-                low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize))
-            ))
-            // NIO keeps each connection's receive buffer between reads, idle or not: start
-            // at 128 bytes (a whole v1 header, or v2 without large TLVs) and grow with the
-            // traffic up to read_size.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
-                minimum: 64, initial: min(128, settings.readSize), maximum: settings.readSize
-            ))
-            .childChannelInitializer(request.initializeChild)
+            .childChannelInitializer(Self.settingOptions(settings, then: request.initializeChild))
         if sharingPort {
             bootstrap = bootstrap.serverChannelOption(
                 ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1
             )
-        }
-        if settings.tcpKeepalive {
-            bootstrap = bootstrap.childChannelOption(.socketOption(.so_keepalive), value: 1)
         }
         if isIPv6 {
             // "::" means IPv6 only, as in Prosody; "*" covers IPv4.
@@ -254,6 +240,36 @@ public final class PortManager: Sendable {
             )
         }
         return try bootstrap.bind(to: address).wait()
+    }
+
+    /// Sets an accepted connection's options, then runs `initialize`. Set here
+    /// through `syncOptions` rather than as the bootstrap's child options, which NIO
+    /// applies through a chain of futures: about ten allocations per option and
+    /// connection.
+    private static func settingOptions(
+        _ settings: NetworkSettings, then initialize: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
+    ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
+        // Unwritable only once a real backlog builds up, so a write the socket takes at
+        // once costs no writability events; `Connection` enforces max_send_buffer_size.
+        let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize)))
+        // NIO keeps each connection's receive buffer between reads, idle or not: start
+        // at 128 bytes (a whole v1 header, or v2 without large TLVs) and grow with the
+        // traffic up to read_size.
+        let receiving = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: min(128, settings.readSize), maximum: settings.readSize)
+        let keepalive = settings.tcpKeepalive
+        return { channel in
+            do {
+                guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+                try options.setOption(.writeBufferWaterMark, value: waterMark)
+                try options.setOption(.recvAllocator, value: receiving)
+                if keepalive {
+                    try options.setOption(.socketOption(.so_keepalive), value: 1)
+                }
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+            return initialize(channel)
+        }
     }
 
     static func describe(_ address: SocketAddress) -> String {

@@ -111,7 +111,7 @@ final class CommandLineWorkspace: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         while true {
-            for address in addresses where isListening(address) && !seen.contains(address.description) {
+            for address in addresses where isListening(address, ownedBy: process.pid) && !seen.contains(address.description) {
                 seen.append(address.description)
             }
             if let termination = process.checkTermination() {

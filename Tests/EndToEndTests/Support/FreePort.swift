@@ -81,19 +81,36 @@ func waitForPort(
     }
 }
 
-/// Whether a TCP socket is listening on `address`.
-func isListening(_ address: SocketAddressStorage) -> Bool {
+/// Whether a TCP socket is listening on `address`; with `owner`, only a socket of
+/// that process counts (tests run side by side, and another test's server may be
+/// listening on the same port number on the wildcard address).
+func isListening(_ address: SocketAddressStorage, ownedBy owner: pid_t? = nil) -> Bool {
     #if os(Linux)
     let tables = address.family == AF_INET ? ["/proc/net/tcp", "/proc/net/tcp6"] : ["/proc/net/tcp6"]
+    let ownedInodes = owner.map(socketInodes(of:))
     var readAny = false
     for table in tables {
         guard let text = readWholeFile(table) else { continue }
         readAny = true
-        if listenTable(text, containsListenerFor: address, ipv6Table: table.hasSuffix("6")) { return true }
+        if listenTable(text, containsListenerFor: address, ipv6Table: table.hasSuffix("6"), inodes: ownedInodes) { return true }
     }
     if readAny { return false }
     #endif
     return canConnect(address)
+}
+
+/// The inodes of the sockets a process has open, from its /proc/PID/fd links
+/// (`socket:[12345]`).
+private func socketInodes(of pid: pid_t) -> Set<Substring> {
+    let directory = "/proc/\(pid)/fd"
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+    var inodes: Set<Substring> = []
+    for entry in entries {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(entry)"),
+              target.hasPrefix("socket:[") else { continue }
+        inodes.insert(Substring(target.dropFirst("socket:[".count).dropLast()))
+    }
+    return inodes
 }
 
 /// Whether a `/proc/net/tcp{,6}` table shows a socket in LISTEN state (`0A`) on the
@@ -101,12 +118,15 @@ func isListening(_ address: SocketAddressStorage) -> Bool {
 /// each 32-bit word of the address as the native integer it holds in memory (`%08X`),
 /// so comparing those words with the words of our own `in_addr`/`in6_addr` needs no
 /// byte swapping.
-private func listenTable(_ text: String, containsListenerFor address: SocketAddressStorage, ipv6Table: Bool) -> Bool {
+private func listenTable(
+    _ text: String, containsListenerFor address: SocketAddressStorage, ipv6Table: Bool, inodes: Set<Substring>?
+) -> Bool {
     let wanted = address.words
     let wildcard = [UInt32](repeating: 0, count: ipv6Table ? 4 : 1)
     for line in text.split(separator: "\n").dropFirst() {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count > 3, fields[3] == "0A" else { continue }
+        guard fields.count > 9, fields[3] == "0A" else { continue }
+        if let inodes, !inodes.contains(fields[9]) { continue }
         let local = fields[1].split(separator: ":")
         guard local.count == 2, let port = Int(local[1], radix: 16), port == address.port else { continue }
         let hex = local[0]
