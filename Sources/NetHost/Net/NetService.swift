@@ -70,8 +70,10 @@ public struct NetService: Sendable {
     }
 }
 
-/// What a custom pipeline needs from the host for each accepted connection.
-public struct PipelineContext: Sendable {
+/// What a custom pipeline needs from the host for each accepted connection. A class:
+/// each connection's stages keep it, and one reference is cheaper to pass and keep
+/// than a copy of all its references.
+public final class PipelineContext: Sendable {
     public let services: ServiceRegistry
     private let liveSettings: LiveValue<NetworkSettings>
     /// The settings in force for a connection accepted now (a reload may change them).
