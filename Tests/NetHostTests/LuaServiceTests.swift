@@ -253,7 +253,9 @@ struct MisbehavingLuaTests {
         try fixture.start(options: [
             "modules_enabled": .strings("bad"), "bad_ports": .list(.integer(0)), "lua_memory_limit": .integer(64 << 20),
         ])
-        let hog = try fixture.connect(to: "bad")
+        // Filling 64 MiB with Lua strings is quick uninstrumented, but can take well over
+        // the default 5 s under ThreadSanitizer, which intercepts every allocation.
+        let hog = try fixture.connect(to: "bad", timeout: 60)
         try hog.send("hog\n")
         #expect(try hog.isClosedByPeer())
         #expect(fixture.logs.contains("not enough memory"))
