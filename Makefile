@@ -7,7 +7,7 @@
 #   make fuzz-build         only build .build-fuzz/proxy-parser-fuzzer
 #   make fuzz-corpus        regenerate Fuzz/corpus from the test samples
 #   make sanitize-address   the whole test suite under AddressSanitizer (.build-asan)
-#   make sanitize-thread    the whole test suite under ThreadSanitizer (.build-tsan)
+#   make sanitize-thread    the whole test suite under ThreadSanitizer (.build-tsan); CI runs it
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
