@@ -92,9 +92,11 @@ struct ProcessSupportTests {
     @Test
     func managedProcessCapturesOutputWithEnvironmentAndWorkingDirectory() async throws {
         let folder = try TemporaryDirectory(prefix: "cwd")
+        // The sleep only has to outlast the checks below, which stop it; those can wait
+        // tens of seconds for a thread when the whole suite runs under ThreadSanitizer.
         let process = try ManagedProcess(
             executable: "sh",
-            arguments: ["-c", "echo \"cwd=$(pwd)\"; echo \"greeting=$GREETING\" >&2; exec sleep 30"],
+            arguments: ["-c", "echo \"cwd=$(pwd)\"; echo \"greeting=$GREETING\" >&2; exec sleep 600"],
             environment: ["GREETING": "hello from the test"],
             workingDirectory: folder.path
         )

@@ -81,8 +81,9 @@ public final class HostFixture {
         return port
     }
 
-    public func connect(to service: String) throws -> TestSocket {
-        try TestSocket(host: "127.0.0.1", port: port(of: service))
+    /// `timeout` bounds each send and receive on the socket, in seconds.
+    public func connect(to service: String, timeout: Double = 5) throws -> TestSocket {
+        try TestSocket(host: "127.0.0.1", port: port(of: service), timeout: timeout)
     }
 
     /// Waits (bounded) until `condition` holds, polling.

@@ -142,8 +142,16 @@ struct LuaServiceTests {
         try await withProbe { fixture in
             let client = try fixture.connect(to: "probe")
             _ = try client.readLine()
-            // More than the kernel's loopback buffers can absorb, so a backlog must form.
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
+            // More than the kernel's loopback buffers can absorb, so a backlog must form
+            // while the client reads nothing. The client waits until the whole flood is
+            // written before it reads: a client that reads at once can keep up with the
+            // writer (it did under ThreadSanitizer), and then nothing had to wait.
             try client.send("flood 33554432\n")
+            #expect(fixture.eventually(timeout: 30) {
+                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.contains("floods=1") == true
+            })
             let received = try client.read(count: 33_554_432)
             #expect(received.count == 33_554_432)
             try client.send("stats\n")
@@ -253,7 +261,9 @@ struct MisbehavingLuaTests {
         try fixture.start(options: [
             "modules_enabled": .strings("bad"), "bad_ports": .list(.integer(0)), "lua_memory_limit": .integer(64 << 20),
         ])
-        let hog = try fixture.connect(to: "bad")
+        // Filling 64 MiB with Lua strings is quick uninstrumented, but can take well over
+        // the default 5 s under ThreadSanitizer, which intercepts every allocation.
+        let hog = try fixture.connect(to: "bad", timeout: 60)
         try hog.send("hog\n")
         #expect(try hog.isClosedByPeer())
         #expect(fixture.logs.contains("not enough memory"))

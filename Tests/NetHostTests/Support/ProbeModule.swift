@@ -2,7 +2,7 @@
 /// by one-line commands from the test client.
 enum ProbeModule {
     static let source = #"""
-local stats = { connects = 0, disconnects = 0, drains = 0, reasons = {} }
+local stats = { connects = 0, disconnects = 0, drains = 0, floods = 0, reasons = {} }
 local listener, other = {}, {}
 
 local function reply(conn, text) conn:write(text .. "\n") end
@@ -18,8 +18,8 @@ function listener.onincoming(conn, data)
 		if command == "echo" then
 			reply(conn, argument)
 		elseif command == "stats" then
-			reply(conn, ("connects=%d disconnects=%d drains=%d reasons=%s"):format(
-				stats.connects, stats.disconnects, stats.drains, table.concat(stats.reasons, ",")))
+			reply(conn, ("connects=%d disconnects=%d drains=%d floods=%d reasons=%s"):format(
+				stats.connects, stats.disconnects, stats.drains, stats.floods, table.concat(stats.reasons, ",")))
 		elseif command == "boom" then
 			error("boom from the probe")
 		elseif command == "close" then
@@ -30,6 +30,7 @@ function listener.onincoming(conn, data)
 			for _ = 1, tonumber(argument) // 65536 do
 				if not conn:write(chunk) then break end
 			end
+			stats.floods = stats.floods + 1
 		elseif command == "who" then
 			reply(conn, ("%s %d %d %s"):format(conn:ip(), conn:port(), conn:serverport(), tostring(conn:proxyip())))
 		elseif command == "pause" then
