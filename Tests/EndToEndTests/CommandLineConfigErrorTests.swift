@@ -117,10 +117,9 @@ struct CommandLineConfigErrorTests {
             if arguments.first != "check" {
                 #expect(result.standardOutput.isEmpty, "\(what): \(result.output)")
             }
+            // Watched while it ran, counting only nethost's own sockets: once it has
+            // exited, another test's server may take the same port number.
             #expect(result.listenedOn.isEmpty, "\(what) listened on \(result.listenedOn)")
-            for host in CommandLineWorkspace.loopbacks {
-                #expect(CommandLineWorkspace.connectionRefused(host: host, port: port), "\(what): something accepts on \(host) port \(port)")
-            }
         }
 
         // The same config without its bad line opens the port: the check above means something.
