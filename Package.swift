@@ -32,6 +32,7 @@ let package = Package(
             name: "NetHost",
             dependencies: [
                 "CLua",
+                "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

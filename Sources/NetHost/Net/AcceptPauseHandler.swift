@@ -42,7 +42,7 @@ final class AcceptPauseHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let ioError = error as? IOError {
-            let listener = context.channel.localAddress.map(PortManager.describe) ?? "?"
+            let listener = context.channel.localAddress.map(\.logText) ?? "?"
             events.record(
                 Self.message(for: ioError.errnoCode), from: listener, level: .error,
                 metadata: ["service": "\(serviceName)"]

@@ -1,4 +1,5 @@
 import NIOCore
+import ProxyProtocol
 
 /// Who is at each end of a connection, as a service sees it.
 ///
@@ -25,11 +26,31 @@ public struct ConnectionAddresses: Sendable, Equatable {
     /// The addresses of the socket itself.
     public init(peer: SocketAddress?, local: SocketAddress?) {
         self.init(
-            clientIP: peer?.ipAddress ?? "",
+            clientIP: peer?.ipText ?? "",
             clientPort: peer?.port ?? 0,
-            serverIP: local?.ipAddress ?? "",
+            serverIP: local?.ipText ?? "",
             serverPort: local?.port ?? 0
         )
+    }
+}
+
+extension SocketAddress {
+    /// The IP address as text. IPv4 is written on the stack rather than through
+    /// NIO's `ipAddress`, which allocates twice a call; a dotted quad fits inside
+    /// the String, so this allocates nothing. Every connection needs its addresses
+    /// as text, so this is on the accept path.
+    public var ipText: String? {
+        if case .v4(let v4) = self {
+            return ProxyProtocol.IPv4Address(UInt32(bigEndian: v4.address.sin_addr.s_addr)).description
+        }
+        return ipAddress
+    }
+
+    /// `ip:port`, or `[ip]:port` for IPv6, for logs.
+    public var logText: String {
+        let ip = ipText ?? "?"
+        let port = self.port ?? 0
+        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }
 

@@ -29,7 +29,7 @@ public final class ConnectionLimiter: Sendable {
         let maximum = self.maximum
         guard before < maximum else {
             open.wrappingSubtract(1, ordering: .relaxed)
-            let peer = channel.remoteAddress?.ipAddress ?? "?"
+            let peer = channel.remoteAddress?.ipText ?? "?"
             refusals.record(
                 "max_connections (\(maximum)) reached: refused a connection", from: peer, level: .warning
             )

@@ -99,7 +99,7 @@ public final class PortManager: Sendable {
             do {
                 let channels = try bindOnEveryLoop(request)
                 bound.withLockedValue { $0.append(Bound(request: request, channels: channels)) }
-                let address = channels.first?.localAddress.map(Self.describe) ?? "\(request.interface):\(request.port)"
+                let address = channels.first?.localAddress.map(\.logText) ?? "\(request.interface):\(request.port)"
                 logger.info("listening for service '\(request.serviceName)' on \(address)")
             } catch {
                 let failure = ListenError(
@@ -270,12 +270,6 @@ public final class PortManager: Sendable {
             }
             return initialize(channel)
         }
-    }
-
-    static func describe(_ address: SocketAddress) -> String {
-        let ip = address.ipAddress ?? "?"
-        let port = address.port ?? 0
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     private static func reason(for error: any Error) -> String {

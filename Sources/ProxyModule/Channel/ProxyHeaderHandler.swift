@@ -61,7 +61,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     private var peerDescription: String {
-        peerAddress.map(Self.describe) ?? "?"
+        peerAddress.map(\.logText) ?? "?"
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -79,7 +79,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         guard timers == nil, state == .waitingForHeader else { return }
         let peer = context.channel.remoteAddress
         peerAddress = peer
-        peerIP = peer.flatMap(Self.ipText)
+        peerIP = peer?.ipText
         guard let peer else {
             // The peer reset before the accept completed (a health check that
             // connects and leaves): nothing to trust or distrust.
@@ -267,8 +267,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         let peer = channel.remoteAddress
         let local = channel.localAddress
         var addresses = ConnectionAddresses(
-            clientIP: peerIP ?? peer.flatMap(Self.ipText) ?? "", clientPort: peer?.port ?? 0,
-            serverIP: local.flatMap(Self.ipText) ?? "", serverPort: local?.port ?? 0
+            clientIP: peerIP ?? peer?.ipText ?? "", clientPort: peer?.port ?? 0,
+            serverIP: local?.ipText ?? "", serverPort: local?.port ?? 0
         )
         addresses.proxyIP = addresses.clientIP
         addresses.proxyPort = addresses.clientPort
@@ -277,21 +277,6 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
             addresses.clientPort = Int(port)
         }
         return addresses
-    }
-
-    /// An IP address as text. IPv4 is written without NIO's `ipAddress`, which
-    /// allocates twice a call; its text fits inside the String, so this allocates nothing.
-    static func ipText(_ address: SocketAddress) -> String? {
-        if case .v4(let v4) = address {
-            return IPv4Address(UInt32(bigEndian: v4.address.sin_addr.s_addr)).description
-        }
-        return address.ipAddress
-    }
-
-    private static func describe(_ address: SocketAddress) -> String {
-        let ip = address.ipAddress ?? "?"
-        let port = address.port ?? 0
-        return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 }
 
