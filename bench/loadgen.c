@@ -80,29 +80,35 @@ static void die(const char *what) {
 }
 
 /* ---- /proc readings ---- */
-static double proc_cpu_seconds(int pid) {
+/* user and system CPU seconds of one process (all threads); false if it is gone */
+static int proc_cpu_split(int pid, double *user, double *sys) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
+    if (!f) return 0;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
     char *p = strrchr(buf, ')');
-    if (!p) return -1;
+    if (!p) return 0;
     unsigned long utime = 0, stime = 0;
     /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return -1;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) return 0;
+    *user = (double)utime / (double)sysconf(_SC_CLK_TCK);
+    *sys = (double)stime / (double)sysconf(_SC_CLK_TCK);
+    return 1;
 }
 
-static double servers_cpu(void) {
-    double total = 0;
+/* CPU seconds of the measured servers; *user gets the part spent outside the kernel */
+static double servers_cpu(double *user) {
+    double total = 0, user_total = 0;
     for (int i = 0; i < npids; i++) {
-        double s = proc_cpu_seconds(pids[i]);
-        if (s < 0) return -1;
-        total += s;
+        double u, k;
+        if (!proc_cpu_split(pids[i], &u, &k)) return -1;
+        total += u + k;
+        user_total += u;
     }
+    *user = user_total;
     return total;
 }
 
@@ -456,7 +462,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < inflight; i++) start_conn(&conns[i], 1);
     uint64_t t_measure = t_begin + (uint64_t)(warmup * 1e9);
     uint64_t t_end = t_measure + (uint64_t)(duration * 1e9);
-    double cpu0 = -1, lg0 = 0, m0 = 0, m1 = 0;
+    double cpu0 = -1, lg0 = 0, m0 = 0, m1 = 0, user0 = 0, user1 = 0;
     uint64_t t0 = 0, t1 = 0;
     double cpu1 = -1, lg1 = 0;
     long count_at_end = 0;
@@ -465,17 +471,17 @@ int main(int argc, char **argv) {
     for (;;) {
         uint64_t t = now_ns();
         if (!measuring && t0 == 0 && t >= t_measure) {
-            measuring = 1; t0 = t; cpu0 = servers_cpu(); lg0 = self_cpu_seconds(); m0 = machine_busy_seconds();
+            measuring = 1; t0 = t; cpu0 = servers_cpu(&user0); lg0 = self_cpu_seconds(); m0 = machine_busy_seconds();
         }
         if (measuring && t >= t_end) {
-            t1 = t; cpu1 = servers_cpu(); lg1 = self_cpu_seconds(); m1 = machine_busy_seconds();
+            t1 = t; cpu1 = servers_cpu(&user1); lg1 = self_cpu_seconds(); m1 = machine_busy_seconds();
             count_at_end = done_count; bytes_at_end = bytes_echoed;
             measuring = 0;
         }
         if (t1 && (count_active() == 0 || t >= t1 + 2000000000ull)) break;  /* drain in flight, at most 2 s */
         if (t >= hard_stop) break;
         if (max_count > 0 && started >= max_count && count_active() == 0) {
-            if (measuring) { t1 = now_ns(); cpu1 = servers_cpu(); lg1 = self_cpu_seconds(); m1 = machine_busy_seconds(); count_at_end = done_count; bytes_at_end = bytes_echoed; measuring = 0; }
+            if (measuring) { t1 = now_ns(); cpu1 = servers_cpu(&user1); lg1 = self_cpu_seconds(); m1 = machine_busy_seconds(); count_at_end = done_count; bytes_at_end = bytes_echoed; measuring = 0; }
             break;
         }
         int n = epoll_wait(epfd, events, 256, 50);
@@ -495,13 +501,15 @@ int main(int argc, char **argv) {
     const char *unit = mode == CONNRATE ? "conn" : "msg";
     printf("mode=%s label=%s port=%d v=%d c=%d size=%d secs=%.3f count=%ld rate=%.0f mb_s=%.1f "
            "errors=%ld mismatches=%ld p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f "
-           "server_cpu_s=%.3f server_cpu_pct=%.1f server_us_per_%s=%.2f lg_cpu_pct=%.1f lg_us_per_%s=%.2f other_cpu_pct=%.1f\n",
+           "server_cpu_s=%.3f server_cpu_pct=%.1f server_us_per_%s=%.2f server_user_us_per_%s=%.2f server_sys_us_per_%s=%.2f lg_cpu_pct=%.1f lg_us_per_%s=%.2f other_cpu_pct=%.1f\n",
            mode == CONNRATE ? "connrate" : "echo", label, port, version, inflight, mode == CONNRATE ? 0 : msg_size,
            secs, count_at_end, secs > 0 ? count_at_end / secs : 0,
            secs > 0 ? (double)bytes_at_end / secs / 1e6 : 0, errors, mismatches,
            pct(0.50), pct(0.90), pct(0.99), nsamples ? samples[nsamples - 1] / 1000.0 : 0,
            server_cpu, secs > 0 && server_cpu >= 0 ? 100 * server_cpu / secs : -1,
            unit, count_at_end > 0 && server_cpu >= 0 ? 1e6 * server_cpu / count_at_end : -1,
+           unit, count_at_end > 0 && server_cpu >= 0 ? 1e6 * (user1 - user0) / count_at_end : -1,
+           unit, count_at_end > 0 && server_cpu >= 0 ? 1e6 * (server_cpu - (user1 - user0)) / count_at_end : -1,
            secs > 0 ? 100 * lg_cpu / secs : 0, unit, count_at_end > 0 ? 1e6 * lg_cpu / count_at_end : -1,
            secs > 0 && server_cpu >= 0 ? 100 * ((m1 - m0) - server_cpu - lg_cpu) / secs : -1);
     return count_at_end > 0 && errors == 0 && mismatches == 0 ? 0 : 1;

@@ -10,17 +10,21 @@ from collections import defaultdict
 SYSTEMS = ["nethost-lua", "nethost-swift", "nio", "prosody", "nginx", "c"]
 ROWS = [  # (test, metric, label, lower is better)
     ("conn_v2", "server_us_per_conn", "conn v2: server CPU µs/conn", True),
+    ("conn_v2", "server_user_us_per_conn", "conn v2: of which user space µs/conn", True),
+    ("conn_v2", "server_sys_us_per_conn", "conn v2: of which kernel µs/conn", True),
     ("conn_v2", "rate", "conn v2: conns/s", False),
     ("conn_v2", "p50_us", "conn v2: latency p50 µs", True),
     ("conn_v2", "p99_us", "conn v2: latency p99 µs", True),
     ("conn_v1", "server_us_per_conn", "conn v1: server CPU µs/conn", True),
     ("conn_v1", "rate", "conn v1: conns/s", False),
     ("echo_64", "server_us_per_msg", "echo 64 B: server CPU µs/msg", True),
+    ("echo_64", "server_user_us_per_msg", "echo 64 B: of which user space µs/msg", True),
     ("echo_64", "rate", "echo 64 B: msgs/s", False),
     ("echo_64", "p50_us", "echo 64 B: RTT p50 µs", True),
     ("echo_64", "p99_us", "echo 64 B: RTT p99 µs", True),
     ("echo_16k", "mb_s", "echo 16 KiB: MB/s", False),
     ("echo_16k", "server_us_per_msg", "echo 16 KiB: server CPU µs/msg", True),
+    ("echo_16k", "server_user_us_per_msg", "echo 16 KiB: of which user space µs/msg", True),
     ("echo_16k", "p99_us", "echo 16 KiB: RTT p99 µs", True),
     ("idle", "kb_per_conn", "idle: KB per proxied conn", True),
 ]
