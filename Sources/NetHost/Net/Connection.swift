@@ -265,21 +265,28 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     }
 
     /// The channel has gone: tell the listener, once.
-    func finished(reason: String?) {
+    func finished() {
         if state != .closed {
             state = .closed
         }
         timers.cancel(self)
         timerDeadline = nil
         let finalListener = listener
-        finalListener.onDisconnect(self, reason: pendingCloseReason ?? reason)
+        finalListener.onDisconnect(self, reason: closeReason)
         finishObserver?.connectionFinished(self)
         finishObserver = nil
     }
 
-    /// Why we closed, if we did, so `onDisconnect` gets our reason rather than
-    /// the channel's.
-    private var pendingCloseReason: String?
+    /// What `onDisconnect` is told: our reason if we closed with one, else the
+    /// channel's error, else nil (the peer closed).
+    private(set) var closeReason: String?
+
+    /// The channel failed (reset, broken pipe...); kept unless we already gave a reason.
+    func noteChannelError(_ reason: String) {
+        if closeReason == nil {
+            closeReason = reason
+        }
+    }
 
     /// Closes at once, discarding what was not sent. Used for errors.
     public func abort(reason: String) {
@@ -289,7 +296,9 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     private func closeNow(reason: String?) {
         guard state != .closed else { return }
         state = .closed
-        pendingCloseReason = reason
+        if let reason {
+            closeReason = reason
+        }
         context.close(promise: nil)
     }
 

@@ -43,7 +43,6 @@ public final class ConnectionHandler: ChannelInboundHandler {
     private let tracker: ConnectionTracker?
     private let startsWithTLS: Bool
     private var connection: Connection?
-    private var closeReason: String?
 
     /// - Parameters:
     ///   - addresses: the client as a proxy named it; nil means the socket's own peer.
@@ -124,7 +123,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        closeReason = closeReason ?? Self.describe(error)
+        connection?.noteChannelError(Self.describe(error))
         connection?.log(.debug, "connection error: \(error)")
         context.close(promise: nil)
     }
@@ -133,8 +132,8 @@ public final class ConnectionHandler: ChannelInboundHandler {
         if let connection {
             tracker?.remove(connection)
             self.connection = nil
-            connection.log(.debug, "disconnected", metadata: closeReason.map { ["reason": "\($0)"] })
-            connection.finished(reason: closeReason)
+            connection.log(.debug, "disconnected", metadata: connection.closeReason.map { ["reason": "\($0)"] })
+            connection.finished()
         }
         context.fireChannelInactive()
     }

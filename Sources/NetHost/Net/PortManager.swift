@@ -254,8 +254,8 @@ public final class PortManager: Sendable {
         let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize)))
         // NIO keeps each connection's receive buffer between reads, idle or not: start
         // at 128 bytes (a whole v1 header, or v2 without large TLVs) and grow with the
-        // traffic up to read_size.
-        let receiving = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: min(128, settings.readSize), maximum: settings.readSize)
+        // traffic up to read_size. The compact allocator is stored without a heap box.
+        let receiving = CompactAdaptiveRecvAllocator(minimum: 64, initial: min(128, settings.readSize), maximum: settings.readSize)
         let keepalive = settings.tcpKeepalive
         return { channel in
             do {

@@ -3,8 +3,9 @@ import NIOSSL
 /// The certificate NetHost serves TLS with, from Prosody's `ssl` option:
 /// `ssl = { certificate = "certs/example.crt", key = "certs/example.key" }`.
 /// Used by services with `encryption = "ssl"` (direct TLS, also after a PROXY
-/// header) and by `conn:starttls()`.
-public struct TLSSettings: Sendable {
+/// header) and by `conn:starttls()`. A class: every connection keeps a reference
+/// to it, one word rather than a copy of its fields.
+public final class TLSSettings: Sendable {
     public let certificatePath: String
     public let keyPath: String
     public let context: NIOSSLContext

@@ -1,0 +1,116 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+@testable import NetHost
+
+/// How big each connection's next receive buffer is: NIO's adaptive policy,
+/// stored small enough that NIO keeps it without a heap box.
+@Suite("Receive buffer sizing")
+struct ReceiveBufferSizingTests {
+    @Test("fits the inline buffer of an existential, so a channel stores it without allocating")
+    func fitsInline() {
+        // An existential keeps values of up to three words inline; NIO's own
+        // AdaptiveRecvByteBufferAllocator does not fit and is boxed on the heap.
+        let inlineCapacity = 3 * MemoryLayout<Int>.size
+        #expect(MemoryLayout<CompactAdaptiveRecvAllocator>.size <= inlineCapacity)
+        #expect(MemoryLayout<AdaptiveRecvByteBufferAllocator>.size > inlineCapacity)
+    }
+
+    @Test("rounds its bounds to powers of two as NIO does", arguments: [
+        (minimum: 64, initial: 128, maximum: 65536),
+        (minimum: 100, initial: 1000, maximum: 10000),
+        (minimum: 1, initial: 1, maximum: 1),
+        (minimum: 64, initial: 64, maximum: 64),
+    ])
+    func rounding(minimum: Int, initial: Int, maximum: Int) {
+        let compact = CompactAdaptiveRecvAllocator(minimum: minimum, initial: initial, maximum: maximum)
+        let nio = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
+        #expect(compact.minimum == nio.minimum)
+        #expect(compact.maximum == nio.maximum)
+        #expect(compact.nextBufferSize() == nio.initial)
+    }
+
+    @Test("grows and shrinks read by read exactly as NIO's adaptive allocator", arguments: [
+        (minimum: 64, initial: 128, maximum: 65536),
+        (minimum: 100, initial: 1000, maximum: 10000),
+        (minimum: 64, initial: 64, maximum: 64),
+    ])
+    func matchesNIOPolicy(minimum: Int, initial: Int, maximum: Int) {
+        var compact = CompactAdaptiveRecvAllocator(minimum: minimum, initial: initial, maximum: maximum)
+        var nio = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
+        var random = SplitMix64(seed: UInt64(minimum * 31 + maximum))
+        for step in 0..<5_000 {
+            let current = nio.nextBufferSize() ?? 0
+            // Mostly reads that fill the buffer, half of it, or a little of it: the
+            // shapes that move the size; sometimes anything.
+            let read: Int
+            switch random.next() % 4 {
+            case 0: read = current
+            case 1: read = current / 2
+            case 2: read = Int(random.next() % 32)
+            default: read = Int(random.next() % UInt64(2 * current + 1))
+            }
+            let compactGrew = compact.record(actualReadBytes: read)
+            let nioGrew = nio.record(actualReadBytes: read)
+            #expect(compactGrew == nioGrew, "step \(step): read \(read) of \(current)")
+            #expect(compact.nextBufferSize() == nio.nextBufferSize(), "step \(step): read \(read) of \(current)")
+            if compact.nextBufferSize() != nio.nextBufferSize() { return }
+        }
+    }
+
+    @Test("a 16 KiB message stream grows the buffer to hold a whole message, a quiet connection shrinks it")
+    func growsThenShrinks() {
+        var sizing = CompactAdaptiveRecvAllocator(minimum: 64, initial: 128, maximum: 65536)
+        for _ in 0..<20 {
+            _ = sizing.record(actualReadBytes: min(16384, sizing.nextBufferSize() ?? 0))
+        }
+        #expect(sizing.nextBufferSize() == 32768)
+        for _ in 0..<20 {
+            _ = sizing.record(actualReadBytes: 1)
+        }
+        #expect(sizing.nextBufferSize() == 64)
+    }
+
+    @Test("accepted connections size their reads with it, starting at 128 bytes and bounded by read_size")
+    func acceptedConnectionsUseIt() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var settings = NetworkSettings()
+        settings.readSize = 4096
+        let seen = NIOLockedValueBox<[CompactAdaptiveRecvAllocator]>([])
+        let ports = PortManager(group: group, logger: .init(label: "test"))
+        let errors = ports.open([ListenRequest(
+            serviceName: "probe", interface: "127.0.0.1", port: 0, childGroup: group, settings: settings,
+            initializeChild: { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sizing = try channel.syncOptions?.getOption(.recvAllocator) as? CompactAdaptiveRecvAllocator {
+                        seen.withLockedValue { $0.append(sizing) }
+                    }
+                    channel.close(promise: nil)
+                }
+            }
+        )])
+        #expect(errors.isEmpty)
+        let address = try #require(ports.boundAddresses(of: "probe").first)
+        let client = try await ClientBootstrap(group: group).connect(to: address).get()
+        try await client.closeFuture.get()
+        let sizing = try #require(seen.withLockedValue { $0.first })
+        #expect(sizing.nextBufferSize() == 128)
+        #expect(sizing.maximum == 4096)
+        try await ports.close().get()
+        try await group.shutdownGracefully()
+    }
+}
+
+/// A small deterministic generator, so a failing sequence is the same on every run.
+private struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
