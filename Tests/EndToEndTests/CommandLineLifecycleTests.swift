@@ -66,10 +66,9 @@ struct CommandLineStopTests {
             workspace.contents(of: "ondisconnect.txt") == "ondisconnect 127.0.0.1 \(client.localPort)\n",
             "ondisconnect did not run (once): \(nethost.output)")
         #expect(!workspace.exists("etc/nethost.pid"), "the pidfile is still there")
-        for host in CommandLineWorkspace.loopbacks {
-            #expect(!isListening(try SocketAddressStorage(host: host, port: port)))
-            #expect(CommandLineWorkspace.connectionRefused(host: host, port: port))
-        }
+        // Whether anything listens on the port now is not asked: the kernel closed
+        // nethost's sockets with the process, and another test's server may have
+        // taken the number since.
     }
 }
 
@@ -95,7 +94,7 @@ extension CommandLineStopTests {
             let nethost = try workspace.start(["--config", config])
             defer { nethost.stop() }
             let opened = try await poll(timeout: .seconds(15), interval: .microseconds(500)) { () -> Bool? in
-                if isListening(address) { return true }
+                if isListening(address, ownedBy: nethost.pid) { return true }
                 return nethost.checkTermination() == nil ? nil : false
             }
             try #require(opened == true, "attempt \(attempt): nethost did not listen: \(nethost.output)")

@@ -131,15 +131,6 @@ final class CommandLineWorkspace: Sendable {
 }
 
 extension CommandLineWorkspace {
-    /// Whether a TCP connection to `host:port` is refused (nothing accepts there).
-    static func connectionRefused(host: String, port: Int) -> Bool {
-        do {
-            _ = try TestClient(connectingTo: host, port: port, timeout: .seconds(2))
-            return false
-        } catch {
-            return "\(error)".contains("refused")
-        }
-    }
 
     /// The loopback addresses NetHost is told to listen on in these tests.
     static let loopbacks = ["127.0.0.1", "::1"]
