@@ -69,9 +69,12 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     var luaReference: LuaReference = .none
     /// This connection's place in its loop's list of open connections (`ConnectionTracker`).
     var trackerIndex = -1
-    /// Releases `luaReference` once the connection has ended (the Lua runtime; weak,
-    /// and not a closure, so a Lua-served connection carries no extra allocation).
-    weak var finishObserver: (any ConnectionFinishObserver)?
+    /// Releases `luaReference` once the connection has ended (the Lua runtime; not a
+    /// closure, so a Lua-served connection carries no extra allocation). Strong, and
+    /// cleared when the connection finishes: a weak reference would give the runtime
+    /// a side table, and every retain and release of it, several per Lua callback,
+    /// would take the runtime's slow path.
+    var finishObserver: (any ConnectionFinishObserver)?
 
     private enum State {
         case open
