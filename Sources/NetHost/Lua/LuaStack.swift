@@ -120,6 +120,15 @@ public struct LuaStack {
         return try body(UnsafeRawBufferPointer(start: pointer, count: length))
     }
 
+    /// Where a string value's bytes are, and how many: nil for anything but a string.
+    /// The address is valid while the string is reachable from Lua.
+    public func stringAddress(at index: Int32) -> (UnsafeRawPointer, Int)? {
+        guard type(at: index) == .string else { return nil }
+        var length = 0
+        guard let pointer = lua_tolstring(L, index, &length) else { return nil }
+        return (UnsafeRawPointer(pointer), length)
+    }
+
     /// A string value decoded as UTF-8 (invalid sequences repaired). Numbers are not converted.
     public func toString(at index: Int32) -> String? {
         withStringBytes(at: index) { String(decoding: $0, as: UTF8.self) }

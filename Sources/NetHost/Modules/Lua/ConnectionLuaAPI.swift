@@ -42,7 +42,10 @@ enum ConnectionLuaAPI {
             "service": { stack in pushOptional(stack, try connection(stack, "service").serviceName) },
             "write": { stack in
                 let conn = try connection(stack, "write")
-                guard let written = stack.withStringBytes(at: 2, { conn.write($0) }) else {
+                // The received bytes written back (echo, relay): send their buffer, no copy.
+                let written = IncomingBytes.buffer(ifStringAt: 2, of: stack, is: runtime.incoming).map { conn.write($0) }
+                    ?? stack.withStringBytes(at: 2, { conn.write($0) })
+                guard let written else {
                     throw LuaArgumentError(argument: 2, function: "write", "string expected, got \(stack.typeName(at: 2))")
                 }
                 if written {

@@ -25,8 +25,22 @@ public final class LuaListener: ConnectionListener {
     }
 
     public func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
+        let runtime = self.runtime.value
+        let stack = runtime.state.stack
+        let base = stack.top
+        // The string stays in this slot, below the call, until the callback has
+        // returned: `conn:write` may then recognise it by its address.
+        data.withUnsafeReadableBytes { stack.push(bytes: $0) }
+        let outer = runtime.incoming
+        if let (address, count) = stack.stringAddress(at: -1) {
+            runtime.incoming = IncomingBytes(string: address, count: count, buffer: data)
+        }
+        defer {
+            runtime.incoming = outer
+            stack.setTop(base)
+        }
         try call("onincoming", connection) { stack in
-            data.withUnsafeReadableBytes { stack.push(bytes: $0) }
+            stack.pushCopy(of: base + 1)
             return 1
         }
     }

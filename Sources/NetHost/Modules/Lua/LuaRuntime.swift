@@ -17,6 +17,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// reuse them instead of making a registry entry per call.
     private var listeners: [UnsafeRawPointer: LuaListener] = [:]
     private var nextTimerID = 1
+    /// The data of the `onincoming` callback running now, if any (see `IncomingBytes`).
+    var incoming: IncomingBytes?
 
     /// How many VM instructions one callback, timer or module load may run
     /// (`lua_instruction_budget`); 0 means no limit.

@@ -1,0 +1,142 @@
+import NIOCore
+import Testing
+@testable import NetHost
+import NetHostTestSupport
+
+/// `conn:write(data)` with the very string `onincoming` was given sends the
+/// received buffer rather than a copy of the string (`IncomingBytes`). What
+/// arrives must be exactly what the service wrote, whatever it did with `data`.
+@Suite("Lua services writing back what they received", .serialized)
+struct LuaWriteBackTests {
+    // MARK: Recognising the received string
+
+    @Test("the received string is recognised by its address; a copy with the same bytes is not")
+    func recognisesOnlyTheReceivedString() throws {
+        let lua = try LuaState()
+        let stack = lua.stack
+        let received = ByteBuffer(bytes: (0..<1000).map { UInt8($0 % 251) })
+        received.withUnsafeReadableBytes { stack.push(bytes: $0) }
+        let (address, count) = try #require(stack.stringAddress(at: -1))
+        let incoming = IncomingBytes(string: address, count: count, buffer: received)
+
+        #expect(IncomingBytes.buffer(ifStringAt: -1, of: stack, is: incoming) == received)
+        // Long strings are not interned: the same bytes pushed again are another string.
+        received.withUnsafeReadableBytes { stack.push(bytes: $0) }
+        #expect(IncomingBytes.buffer(ifStringAt: -1, of: stack, is: incoming) == nil)
+        stack.push("not it")
+        #expect(IncomingBytes.buffer(ifStringAt: -1, of: stack, is: incoming) == nil)
+        stack.push(1000)
+        #expect(IncomingBytes.buffer(ifStringAt: -1, of: stack, is: incoming) == nil)
+        #expect(IncomingBytes.buffer(ifStringAt: -4, of: stack, is: nil) == nil)
+        stack.pop(4)
+    }
+
+    // MARK: Over TCP: what the client gets back
+
+    /// Each connection's first line picks what the service does with every later
+    /// chunk; the service acknowledges it, so the line never shares a read with data.
+    static let module = #"""
+    local modes, peers = {}, {}
+    local waiting
+
+    local listener = {}
+
+    function listener.onincoming(conn, data)
+    	local mode = modes[conn]
+    	if not mode then
+    		mode = assert(data:match("^(%a+)\n$"), "expected a mode line")
+    		modes[conn] = mode
+    		if mode ~= "pair" then
+    			conn:write("ok\n")
+    		elseif waiting then
+    			peers[conn], peers[waiting] = waiting, conn
+    			waiting:write("ok\n")
+    			conn:write("ok\n")
+    			waiting = nil
+    		else
+    			waiting = conn
+    		end
+    		return
+    	end
+    	if mode == "echo" then
+    		conn:write(data)
+    	elseif mode == "upper" then
+    		conn:write(data:upper())
+    	elseif mode == "collect" then
+    		-- However the collector treats the received string meanwhile, the
+    		-- new string is what goes out.
+    		local n = #data
+    		data = nil
+    		collectgarbage()
+    		collectgarbage()
+    		conn:write(string.rep("z", n))
+    	elseif mode == "pair" then
+    		peers[conn]:write(data)
+    	end
+    end
+
+    function listener.ondisconnect(conn)
+    	modes[conn], peers[conn] = nil, nil
+    	if waiting == conn then waiting = nil end
+    end
+
+    module:provides("net", { name = "writeback", listener = listener })
+    """#
+
+    /// 48 KiB: many reads of every size the receive buffer grows through.
+    private static let payload: [UInt8] = (0..<48 * 1024).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+
+    private func withService(_ body: (HostFixture) async throws -> Void) async throws {
+        let fixture = try HostFixture(modules: ["writeback": Self.module])
+        try fixture.start(options: ["modules_enabled": .strings("writeback"), "writeback_ports": .list(.integer(0))])
+        do {
+            try await body(fixture)
+        } catch {
+            await fixture.stop()
+            throw error
+        }
+        await fixture.stop()
+    }
+
+    @Test("what comes back is what the service wrote: the data itself, a changed copy, or a new string", arguments: [
+        "echo", "upper", "collect",
+    ])
+    func writesWhatTheServiceWrote(mode: String) async throws {
+        try await withService { fixture in
+            let client = try fixture.connect(to: "writeback")
+            try client.send("\(mode)\n")
+            #expect(try client.readLine() == "ok")
+            try client.send(Self.payload)
+            let expected = switch mode {
+            case "upper": Self.payload.map { (0x61...0x7A).contains($0) ? $0 - 0x20 : $0 }
+            case "collect": [UInt8](repeating: UInt8(ascii: "z"), count: Self.payload.count)
+            default: Self.payload
+            }
+            let got = try client.read(count: expected.count)
+            #expect(got == expected, "mode \(mode): first difference at byte \(Self.firstDifference(got, expected))")
+        }
+    }
+
+    @Test("a relay writes each side's data to the other, byte for byte")
+    func relaysBetweenConnections() async throws {
+        try await withService { fixture in
+            let first = try fixture.connect(to: "writeback")
+            try first.send("pair\n")
+            let second = try fixture.connect(to: "writeback")
+            try second.send("pair\n")
+            #expect(try first.readLine() == "ok")
+            #expect(try second.readLine() == "ok")
+            try first.send(Self.payload)
+            let atSecond = try second.read(count: Self.payload.count)
+            #expect(atSecond == Self.payload, "first difference at byte \(Self.firstDifference(atSecond, Self.payload))")
+            let back = Array(Self.payload.reversed())
+            try second.send(back)
+            let atFirst = try first.read(count: back.count)
+            #expect(atFirst == back, "first difference at byte \(Self.firstDifference(atFirst, back))")
+        }
+    }
+
+    private static func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
+    }
+}
