@@ -101,6 +101,24 @@ public final class HostFixture {
         server = nil
         try? FileManager.default.removeItem(atPath: directory)
     }
+
+    /// A host serving `modules` with `options` for the length of `body`; it is
+    /// stopped however `body` ends.
+    public static func running(
+        modules: [String: String],
+        options: [String: ConfigValue],
+        _ body: (HostFixture) async throws -> Void
+    ) async throws {
+        let fixture = try HostFixture(modules: modules)
+        try fixture.start(options: options)
+        do {
+            try await body(fixture)
+        } catch {
+            await fixture.stop()
+            throw error
+        }
+        await fixture.stop()
+    }
 }
 
 extension ConfigValue {

@@ -10,17 +10,9 @@ struct LuaServiceTests {
         options: [String: ConfigValue] = [:],
         _ body: (HostFixture) async throws -> Void
     ) async throws {
-        let fixture = try HostFixture(modules: ["probe": ProbeModule.source])
         var options = options
         options["modules_enabled"] = options["modules_enabled"] ?? .strings("probe")
-        try fixture.start(options: options)
-        do {
-            try await body(fixture)
-        } catch {
-            await fixture.stop()
-            throw error
-        }
-        await fixture.stop()
+        try await HostFixture.running(modules: ["probe": ProbeModule.source], options: options, body)
     }
 
     @Test("the services' Lua state collects garbage generationally (per-event strings die young)")

@@ -87,15 +87,10 @@ struct LuaWriteBackTests {
     private static let payload: [UInt8] = (0..<48 * 1024).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
 
     private func withService(_ body: (HostFixture) async throws -> Void) async throws {
-        let fixture = try HostFixture(modules: ["writeback": Self.module])
-        try fixture.start(options: ["modules_enabled": .strings("writeback"), "writeback_ports": .list(.integer(0))])
-        do {
-            try await body(fixture)
-        } catch {
-            await fixture.stop()
-            throw error
-        }
-        await fixture.stop()
+        try await HostFixture.running(
+            modules: ["writeback": Self.module],
+            options: ["modules_enabled": .strings("writeback"), "writeback_ports": .list(.integer(0))],
+            body)
     }
 
     @Test("what comes back is what the service wrote: the data itself, a changed copy, or a new string", arguments: [

@@ -17,12 +17,15 @@ struct ReceiveBufferSizingTests {
         #expect(MemoryLayout<AdaptiveRecvByteBufferAllocator>.size > inlineCapacity)
     }
 
-    @Test("rounds its bounds to powers of two as NIO does", arguments: [
+    /// NetHost's own bounds, bounds that are not powers of two, and degenerate ones.
+    static let bounds = [
         (minimum: 64, initial: 128, maximum: 65536),
         (minimum: 100, initial: 1000, maximum: 10000),
         (minimum: 1, initial: 1, maximum: 1),
         (minimum: 64, initial: 64, maximum: 64),
-    ])
+    ]
+
+    @Test("rounds its bounds to powers of two as NIO does", arguments: bounds)
     func rounding(minimum: Int, initial: Int, maximum: Int) {
         let compact = CompactAdaptiveRecvAllocator(minimum: minimum, initial: initial, maximum: maximum)
         let nio = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
@@ -31,25 +34,27 @@ struct ReceiveBufferSizingTests {
         #expect(compact.nextBufferSize() == nio.initial)
     }
 
-    @Test("grows and shrinks read by read exactly as NIO's adaptive allocator", arguments: [
-        (minimum: 64, initial: 128, maximum: 65536),
-        (minimum: 100, initial: 1000, maximum: 10000),
-        (minimum: 64, initial: 64, maximum: 64),
-    ])
+    // NIO's allocator traps on a size of 1 (it requires even sizes): compared without that case.
+    @Test("grows and shrinks read by read exactly as NIO's adaptive allocator", arguments: bounds.filter { $0.minimum > 1 })
     func matchesNIOPolicy(minimum: Int, initial: Int, maximum: Int) {
         var compact = CompactAdaptiveRecvAllocator(minimum: minimum, initial: initial, maximum: maximum)
         var nio = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
-        var random = SplitMix64(seed: UInt64(minimum * 31 + maximum))
+        // A fixed pseudo-random sequence (a 64-bit LCG), so a failure repeats on every run.
+        var state = UInt64(minimum * 31 + maximum)
+        func random() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
         for step in 0..<5_000 {
             let current = nio.nextBufferSize() ?? 0
             // Mostly reads that fill the buffer, half of it, or a little of it: the
             // shapes that move the size; sometimes anything.
             let read: Int
-            switch random.next() % 4 {
+            switch random() % 4 {
             case 0: read = current
             case 1: read = current / 2
-            case 2: read = Int(random.next() % 32)
-            default: read = Int(random.next() % UInt64(2 * current + 1))
+            case 2: read = Int(random() % 32)
+            default: read = Int(random() % UInt64(2 * current + 1))
             }
             let compactGrew = compact.record(actualReadBytes: read)
             let nioGrew = nio.record(actualReadBytes: read)
@@ -99,18 +104,5 @@ struct ReceiveBufferSizingTests {
         #expect(sizing.maximum == 4096)
         try await ports.close().get()
         try await group.shutdownGracefully()
-    }
-}
-
-/// A small deterministic generator, so a failing sequence is the same on every run.
-private struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
