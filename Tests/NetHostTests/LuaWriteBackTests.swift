@@ -31,6 +31,19 @@ struct LuaWriteBackTests {
         stack.pop(4)
     }
 
+    @Test("a few bytes in a large receive buffer are copied: a waiting send holds at most four times its bytes")
+    func onlyTightBuffersAreSentAsReceived() throws {
+        var large = ByteBufferAllocator().buffer(capacity: 32 * 1024)
+        large.writeBytes([UInt8](repeating: 1, count: 16 * 1024))
+        #expect(IncomingBytes.mayBeSentAsReceived(large))
+        var small = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+        small.writeBytes([UInt8](repeating: 1, count: 100))
+        #expect(!IncomingBytes.mayBeSentAsReceived(small))
+        // A slice counts its own bytes against the whole storage it keeps.
+        let slice = try #require(large.getSlice(at: 0, length: 1024))
+        #expect(!IncomingBytes.mayBeSentAsReceived(slice))
+    }
+
     // MARK: Over TCP: what the client gets back
 
     /// Each connection's first line picks what the service does with every later

@@ -15,6 +15,14 @@ struct IncomingBytes {
     let count: Int
     let buffer: ByteBuffer
 
+    /// Whether `buffer` may be sent as it is. A send that waits for the peer keeps the
+    /// buffer's whole storage, while `max_send_buffer_size` counts only its bytes: a
+    /// few bytes read into a large receive buffer are copied instead, so waiting
+    /// sends never hold more than four times what the limit counts.
+    static func mayBeSentAsReceived(_ buffer: ByteBuffer) -> Bool {
+        buffer.readableBytes * 4 >= buffer.storageCapacity
+    }
+
     /// `buffer` if the string at `index` is the received one.
     static func buffer(ifStringAt index: Int32, of stack: LuaStack, is incoming: IncomingBytes?) -> ByteBuffer? {
         guard let incoming, let (pointer, count) = stack.stringAddress(at: index),

@@ -32,7 +32,7 @@ public final class LuaListener: ConnectionListener {
         // returned: `conn:write` may then recognise it by its address.
         data.withUnsafeReadableBytes { stack.push(bytes: $0) }
         let outer = runtime.incoming
-        if let (address, count) = stack.stringAddress(at: -1) {
+        if IncomingBytes.mayBeSentAsReceived(data), let (address, count) = stack.stringAddress(at: -1) {
             runtime.incoming = IncomingBytes(string: address, count: count, buffer: data)
         }
         defer {
