@@ -14,6 +14,8 @@
  * Prints exactly one summary line of key=value pairs on stdout. Server CPU comes
  * from /proc/PID/stat (utime+stime, all threads, dead ones included) sampled at the
  * start and end of the measured window; the load generator's own CPU from getrusage.
+ * The split into user space (utime) and kernel (stime) is the kernel's own, made by
+ * sampling at each clock tick: exact enough over seconds, not over a few ticks.
  * Every loop is bounded: by -d seconds (plus a short drain), by -n, and by a hard
  * wall-clock limit.
  */

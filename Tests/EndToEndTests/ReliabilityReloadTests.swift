@@ -114,6 +114,8 @@ struct ReliabilityReloadTests {
         // Before any reload: C serves, B is closed, 127.0.0.3 is not trusted.
         #expect(try Self.probe(port: c, from: "127.0.0.1", expecting: "v1"))
         probes += 1
+        // The owner-filtered check sees nethost's sockets (so its "no" below means something).
+        #expect(try Self.listens(nethost, on: a) && Self.listens(nethost, on: c))
         #expect(try !Self.listens(nethost, on: b))
         #expect(try Self.isClosedWithoutAnswer(port: a, from: "127.0.0.3"))
 

@@ -1,4 +1,6 @@
+import Logging
 import NIOCore
+import NIOEmbedded
 import Testing
 @testable import NetHost
 import NetHostTestSupport
@@ -42,6 +44,64 @@ struct LuaWriteBackTests {
         // A slice counts its own bytes against the whole storage it keeps.
         let slice = try #require(large.getSlice(at: 0, length: 1024))
         #expect(!IncomingBytes.mayBeSentAsReceived(slice))
+    }
+
+    // MARK: Through a connection: which bytes go out, and from where
+
+    @Test("an echo sends the received buffer itself; a changed copy and a few bytes of a large buffer are copied")
+    func sendsTheReceivedStorageOnlyForTheReceivedString() throws {
+        let loop = EmbeddedEventLoop()
+        let runtime = try LuaRuntime(loop: loop, options: FixedOptions(), services: ServiceRegistry(),
+                                     logger: Logger(label: "test"), configDirectory: "/")
+        let stack = runtime.state.stack
+        try runtime.state.run("""
+            return { onincoming = function (conn, data)
+                local first = data:sub(1, 1)
+                if first == "u" then conn:write(data:upper())
+                elseif first == "!" then error("failing on purpose")
+                else conn:write(data) end
+            end }
+            """, chunkName: "=writeback", results: 1)
+        let listener = runtime.listener(forTableAt: -1, module: "writeback")
+        stack.pop()
+        let channel = EmbeddedChannel(loop: loop)
+        try channel.pipeline.syncOperations.addHandler(
+            ConnectionHandler(serviceName: "writeback", listener: listener, settings: NetworkSettings(), logger: Logger(label: "test")))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        let top = stack.top
+
+        func send(_ text: String, inBufferOf capacity: Int) throws -> (sent: ByteBuffer, out: ByteBuffer) {
+            var sent = channel.allocator.buffer(capacity: capacity)
+            sent.writeString(text)
+            try channel.writeInbound(sent)
+            return (sent, try #require(try channel.readOutbound(as: ByteBuffer.self)))
+        }
+        func storage(_ buffer: ByteBuffer) -> UnsafeRawPointer? {
+            buffer.withUnsafeReadableBytes { $0.baseAddress.map { UnsafeRawPointer($0) } }
+        }
+
+        let echo = try send(String(repeating: "e", count: 16384), inBufferOf: 32768)
+        #expect(echo.out == echo.sent)
+        #expect(storage(echo.out) == storage(echo.sent), "the echo was copied")
+
+        let upper = try send("u" + String(repeating: "x", count: 16383), inBufferOf: 32768)
+        #expect(upper.out == ByteBuffer(string: "U" + String(repeating: "X", count: 16383)))
+        #expect(storage(upper.out) != storage(upper.sent))
+
+        let few = try send("hello", inBufferOf: 65536)
+        #expect(few.out == few.sent)
+        #expect(storage(few.out) != storage(few.sent), "5 bytes of a 64 KiB buffer went out without a copy")
+
+        #expect(runtime.incoming == nil)
+        #expect(stack.top == top)
+
+        // A failing callback closes its connection and leaves nothing behind either.
+        var failing = channel.allocator.buffer(capacity: 64)
+        failing.writeString("!")
+        try channel.writeInbound(failing)
+        #expect(runtime.incoming == nil)
+        #expect(stack.top == top)
+        #expect(!channel.isActive)
     }
 
     // MARK: Over TCP: what the client gets back

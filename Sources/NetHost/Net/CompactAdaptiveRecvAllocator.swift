@@ -16,14 +16,17 @@ public struct CompactAdaptiveRecvAllocator: RecvByteBufferAllocator, Sendable {
     /// The last read used at most half of the buffer; one more such read shrinks it.
     private var decreaseNow = false
 
-    /// Rounds as NIO does: `minimum` and `initial` down to a power of two, `maximum` up.
+    /// Rounds as NIO does: `minimum` and `initial` down to a power of two, `maximum`
+    /// up, each first capped at 2^30 (a larger `read_size` means 1 GiB).
     public init(minimum: Int, initial: Int, maximum: Int) {
-        precondition(minimum >= 1 && minimum <= initial && initial <= maximum && maximum <= 1 << 30,
-                     "receive sizes must satisfy 1 <= minimum <= initial <= maximum <= 2^30")
-        minimumExponent = Self.exponent(roundingDown: minimum)
-        nextExponent = Self.exponent(roundingDown: initial)
-        maximumExponent = Self.exponent(roundingUp: maximum)
+        precondition(minimum >= 1 && minimum <= initial && initial <= maximum,
+                     "receive sizes must satisfy 1 <= minimum <= initial <= maximum")
+        minimumExponent = Self.exponent(roundingDown: min(minimum, Self.largest))
+        nextExponent = Self.exponent(roundingDown: min(initial, Self.largest))
+        maximumExponent = Self.exponent(roundingUp: min(maximum, Self.largest))
     }
+
+    private static let largest = 1 << 30
 
     public var minimum: Int { 1 << Int(minimumExponent) }
     public var maximum: Int { 1 << Int(maximumExponent) }

@@ -26,23 +26,22 @@ public final class LuaListener: ConnectionListener {
 
     public func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
         let runtime = self.runtime.value
-        let stack = runtime.state.stack
-        let base = stack.top
-        // The string stays in this slot, below the call, until the callback has
-        // returned: `conn:write` may then recognise it by its address.
-        data.withUnsafeReadableBytes { stack.push(bytes: $0) }
         let outer = runtime.incoming
-        if IncomingBytes.mayBeSentAsReceived(data), let (address, count) = stack.stringAddress(at: -1) {
-            runtime.incoming = IncomingBytes(string: address, count: count, buffer: data)
-        }
-        defer {
-            runtime.incoming = outer
-            stack.setTop(base)
-        }
-        try call("onincoming", connection) { stack in
-            stack.pushCopy(of: base + 1)
+        defer { runtime.incoming = outer }
+        var pinned: Int32 = 0
+        try call("onincoming", connection, prepare: { stack in
+            // The string stays in a slot of its own, below the function, until the
+            // callback has returned: `conn:write` may recognise it by its address.
+            data.withUnsafeReadableBytes { stack.push(bytes: $0) }
+            stack.insert(at: -2)
+            pinned = stack.top - 1
+            if IncomingBytes.mayBeSentAsReceived(data), let (address, count) = stack.stringAddress(at: pinned) {
+                runtime.incoming = IncomingBytes(string: address, count: count, buffer: data)
+            }
+        }, arguments: { stack in
+            stack.pushCopy(of: pinned)
             return 1
-        }
+        })
     }
 
     public func onDisconnect(_ connection: Connection, reason: String?) {
@@ -91,11 +90,14 @@ public final class LuaListener: ConnectionListener {
     }
 
     /// Calls `table[name](conn, extra arguments...)` if the listener has that callback.
+    /// `prepare` runs once the function is found, with it on top of the stack, and
+    /// must leave it there; whatever it puts below stays until the call has returned.
     private func call(
         _ name: String,
         _ connection: Connection,
         results: Int32 = 0,
         readResults: (LuaStack) -> Void = { _ in },
+        prepare: (LuaStack) -> Void = { _ in },
         arguments: (LuaStack) -> Int32 = { _ in 0 }
     ) throws {
         let runtime = self.runtime.value
@@ -105,6 +107,7 @@ public final class LuaListener: ConnectionListener {
         stack.push(table)
         guard stack.rawGetField(name, from: -1) == .function else { return }
         stack.remove(at: -2)
+        prepare(stack)
         runtime.push(connection)
         let extra = arguments(stack)
         do throws(LuaError) {
