@@ -13,9 +13,6 @@ static inline int nethost_lua_upvalueindex(int i) { return lua_upvalueindex(i); 
 static inline int nethost_lua_multret(void) { return LUA_MULTRET; }
 static inline lua_Integer nethost_lua_ridx_globals(void) { return LUA_RIDX_GLOBALS; }
 
-static inline int nethost_lua_pcall(lua_State *L, int nargs, int nresults, int msgh) {
-    return lua_pcall(L, nargs, nresults, msgh);
-}
 static inline void nethost_lua_pop(lua_State *L, int n) { lua_pop(L, n); }
 static inline void nethost_lua_newtable(lua_State *L) { lua_newtable(L); }
 static inline void nethost_lua_insert(lua_State *L, int idx) { lua_insert(L, idx); }
@@ -33,27 +30,6 @@ static inline int nethost_lua_gc(lua_State *L, int what) { return lua_gc(L, what
 static inline int nethost_lua_gc_generational(lua_State *L) { return lua_gc(L, LUA_GCGEN, 0, 0); }
 static inline int nethost_lua_yield(lua_State *L, int nresults) { return lua_yield(L, nresults); }
 
-/// A Swift function Lua can call. It returns the number of results it pushed,
-/// or -1 after pushing an error value, which the trampoline then raises: the
-/// longjmp of lua_error must never cross a Swift frame.
-typedef int (*nethost_swift_function)(lua_State *L);
-
-static inline int nethost_swift_trampoline(lua_State *L) {
-    nethost_swift_function fn = (nethost_swift_function)lua_touserdata(L, lua_upvalueindex(1));
-    int results = fn(L);
-    if (results < 0) {
-        return lua_error(L);
-    }
-    return results;
-}
-
-/// Pushes a C closure that calls `fn` through the trampoline. The `nup` values
-/// on top of the stack become upvalues 2...nup+1; upvalue 1 is `fn` itself.
-static inline void nethost_push_swift_function(lua_State *L, nethost_swift_function fn, int nup) {
-    lua_pushlightuserdata(L, (void *)fn);
-    lua_insert(L, -(nup + 1));
-    lua_pushcclosure(L, nethost_swift_trampoline, nup + 1);
-}
 
 /// An allocator that counts the state's memory and, while `enforcing`, refuses
 /// to grow past `limit` (Lua then raises a memory error in the running code).
@@ -63,6 +39,15 @@ typedef struct {
     size_t used;
     size_t limit;
     int enforcing;
+    /// How many Swift host functions are running now. While one runs the limit is
+    /// not applied: a refused allocation would raise a memory error whose longjmp
+    /// crosses its Swift frames (skipping their cleanup). The Lua code that runs
+    /// after it returns meets the limit at its next allocation instead.
+    int host_depth;
+    /// Set once the host is gone (the runtime was deallocated without closing the
+    /// state first): a finalizer that calls a host function then gets an error,
+    /// raised in C, instead of reaching Swift objects that no longer exist.
+    int host_stopped;
     /// The instruction budget, shared by every thread (coroutine) of the state.
     long long budget_remaining;
     int budget_active;
@@ -76,7 +61,7 @@ static inline void *nethost_limited_alloc(void *ud, void *ptr, size_t osize, siz
         state->used -= old;
         return NULL;
     }
-    if (state->enforcing && state->limit > 0 && nsize > old && state->used - old + nsize > state->limit) {
+    if (state->enforcing && state->host_depth == 0 && state->limit > 0 && nsize > old && state->used - old + nsize > state->limit) {
         return NULL;
     }
     void *grown = realloc(ptr, nsize);
@@ -108,6 +93,47 @@ static inline nethost_allocator_state *nethost_allocator(lua_State *L) {
     return (nethost_allocator_state *)ud;
 }
 
+
+/// A protected call. The Lua code it runs meets the memory limit again even when
+/// a Swift host function made the call; the depth of host functions is restored
+/// afterwards however the call ended.
+static inline int nethost_lua_pcall(lua_State *L, int nargs, int nresults, int msgh) {
+    nethost_allocator_state *state = nethost_allocator(L);
+    int host_depth = state->host_depth;
+    state->host_depth = 0;
+    int status = lua_pcall(L, nargs, nresults, msgh);
+    state->host_depth = host_depth;
+    return status;
+}
+
+/// A Swift function Lua can call. It returns the number of results it pushed,
+/// or -1 after pushing an error value, which the trampoline then raises: the
+/// longjmp of lua_error must never cross a Swift frame.
+typedef int (*nethost_swift_function)(lua_State *L);
+
+static inline int nethost_swift_trampoline(lua_State *L) {
+    nethost_swift_function fn = (nethost_swift_function)lua_touserdata(L, lua_upvalueindex(1));
+    nethost_allocator_state *state = nethost_allocator(L);
+    if (state->host_stopped) {
+        lua_pushliteral(L, "NetHost has stopped: host functions are no longer available");
+        return lua_error(L);
+    }
+    state->host_depth += 1;
+    int results = fn(L);
+    state->host_depth -= 1;
+    if (results < 0) {
+        return lua_error(L);
+    }
+    return results;
+}
+
+/// Pushes a C closure that calls `fn` through the trampoline. The `nup` values
+/// on top of the stack become upvalues 2...nup+1; upvalue 1 is `fn` itself.
+static inline void nethost_push_swift_function(lua_State *L, nethost_swift_function fn, int nup) {
+    lua_pushlightuserdata(L, (void *)fn);
+    lua_insert(L, -(nup + 1));
+    lua_pushcclosure(L, nethost_swift_trampoline, nup + 1);
+}
 
 /// The instruction budget. The count hook is set on the main thread when the state
 /// is made, so every coroutine, which copies its creator's hook, has it too; the
@@ -141,6 +167,27 @@ static inline void nethost_set_instruction_budget(lua_State *L, int count) {
     lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, NETHOST_BUDGET_STEP);
 }
 
+/// The budget in force, to put back after work that needs a budget of its own.
+typedef struct {
+    long long remaining;
+    int active;
+} nethost_budget;
+
+static inline nethost_budget nethost_current_budget(lua_State *L) {
+    nethost_allocator_state *state = nethost_allocator(L);
+    nethost_budget budget = { state->budget_remaining, state->budget_active };
+    return budget;
+}
+
+static inline void nethost_restore_budget(lua_State *L, nethost_budget budget) {
+    nethost_allocator_state *state = nethost_allocator(L);
+    state->budget_remaining = budget.remaining;
+    state->budget_active = budget.active;
+    lua_sethook(L, nethost_budget_hook, LUA_MASKCOUNT, NETHOST_BUDGET_STEP);
+}
+
+static inline void nethost_stop_host(lua_State *L) { nethost_allocator(L)->host_stopped = 1; }
+
 static inline void nethost_close(lua_State *L) {
     nethost_allocator_state *state = nethost_allocator(L);
     lua_close(L);
@@ -148,7 +195,13 @@ static inline void nethost_close(lua_State *L) {
 }
 
 static inline void nethost_set_memory_limit(lua_State *L, size_t limit) { nethost_allocator(L)->limit = limit; }
-static inline void nethost_enforce_memory_limit(lua_State *L, int on) { nethost_allocator(L)->enforcing = on; }
+/// Switches enforcement on or off; returns whether it was on.
+static inline int nethost_enforce_memory_limit(lua_State *L, int on) {
+    nethost_allocator_state *state = nethost_allocator(L);
+    int was = state->enforcing;
+    state->enforcing = on;
+    return was;
+}
 static inline size_t nethost_memory_used(lua_State *L) { return nethost_allocator(L)->used; }
 
 /// Message handler for protected calls: turns the error into "message\ntraceback".

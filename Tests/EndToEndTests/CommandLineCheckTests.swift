@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // `nethost check [--config FILE]` loads the config and the modules without opening a
 // port, prints every problem (and the options NetHost accepts but does not use), and
 // exits 0 only if there is none (README, "The two commands").
@@ -99,5 +103,57 @@ struct CommandLineCheckTests {
         #expect(status != 0, "\(result.output)")
         #expect(result.errorLines.count == 1, "\(result.output)")
         #expect(result.errorLines.first?.contains(workspace.path("nowhere.cfg.lua")) == true, "\(result.output)")
+    }
+}
+
+/// A module's finalizer (`__gc`) that calls the host runs when `check` or `run`
+/// stops, and neither aborts: systemd and CI scripts read the exit status.
+@Suite("CommandLine: modules with finalizers")
+struct CommandLineFinalizerTests {
+    static let module = """
+        keep = setmetatable({}, { __gc = function () module:log("warn", "finalizer of mod_final ran") end })
+        """
+
+    @Test
+    func checkExitsZeroAndTheFinalizerRuns() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-gc")
+        _ = try workspace.write(Self.module, to: "plugins/mod_final.lua")
+        let config = try workspace.write(
+            """
+            plugin_paths = { "plugins" }
+            modules_enabled = { "final" }
+
+            """,
+            to: "prosody.cfg.lua")
+
+        let result = try await workspace.run(["check", "--config", config])
+
+        #expect(result.termination == .exited(0), "\(result.output)")
+        #expect(result.standardOutput.contains("no problems found"), "\(result.output)")
+        #expect(result.output.contains("finalizer of mod_final ran"), "\(result.output)")
+    }
+
+    @Test
+    func sigtermExitsZeroAndTheFinalizerRuns() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "run-gc")
+        let port = try FreePort.allocate()
+        _ = try workspace.write(Self.module, to: "plugins/mod_final.lua")
+        let config = try workspace.write(
+            """
+            plugin_paths = { "plugins" }
+            modules_enabled = { "final", "echo" }
+            interfaces = { "127.0.0.1", "::1" }
+            echo_ports = { \(port) }
+
+            """,
+            to: "prosody.cfg.lua")
+        let nethost = try await workspace.startListening(["--config", config], on: CommandLineWorkspace.onLoopbacks(port))
+        defer { nethost.stop() }
+
+        nethost.send(signal: SIGTERM)
+        let ended = try await nethost.waitForExit(timeout: .seconds(15))
+
+        #expect(ended == .exited(0), "\(nethost.output)")
+        #expect(nethost.output.contains("finalizer of mod_final ran"), "\(nethost.output)")
     }
 }

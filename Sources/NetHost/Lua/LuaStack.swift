@@ -314,4 +314,13 @@ public struct LuaStack {
     public func setInstructionBudget(_ count: Int32) {
         nethost_set_instruction_budget(L, count)
     }
+
+    /// Runs `body` under a budget of `count` instructions of its own, then puts
+    /// back the budget that was in force, spent or not.
+    public func withOwnInstructionBudget<T, E: Error>(_ count: Int32, _ body: () throws(E) -> T) throws(E) -> T {
+        let outer = nethost_current_budget(L)
+        nethost_set_instruction_budget(L, count)
+        defer { nethost_restore_budget(L, outer) }
+        return try body()
+    }
 }

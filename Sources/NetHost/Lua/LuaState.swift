@@ -29,8 +29,26 @@ public final class LuaState {
         LuaFunctionRegistry.installMetatable(stack)
     }
 
+    /// Whether `close()` has run; the stack must not be used after it.
+    public private(set) var isClosed = false
+
     deinit {
+        if !isClosed { nethost_close(stack.L) }
+    }
+
+    /// Closes the state now: pending finalizers (`__gc`) run, then every Lua
+    /// value is freed. Later calls do nothing.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
         nethost_close(stack.L)
+    }
+
+    /// From now on a host function called from Lua (say, by a finalizer while
+    /// the state closes) raises an error instead of running: for an owner that
+    /// is going away and cannot serve those calls any more.
+    public func stopHostFunctions() {
+        nethost_stop_host(stack.L)
     }
 
     /// The most memory the state may use while running Lua code (0: no limit).
@@ -41,9 +59,19 @@ public final class LuaState {
 
     /// Applies `memoryLimit` only while `body` runs, which must be a protected call:
     /// outside one, a refused allocation would abort the process.
+    /// Swift functions called from Lua are exempt while they run (see the shim's
+    /// allocator): the limit can never raise a memory error through their frames.
     public func enforcingMemoryLimit<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        nethost_enforce_memory_limit(stack.L, 1)
-        defer { nethost_enforce_memory_limit(stack.L, 0) }
+        let was = nethost_enforce_memory_limit(stack.L, 1)
+        defer { nethost_enforce_memory_limit(stack.L, was) }
+        return try body()
+    }
+
+    /// Lifts `memoryLimit` while `body` runs: for the host's own clean-up, which
+    /// must work even when a module has used all the memory it may.
+    public func ignoringMemoryLimit<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        let was = nethost_enforce_memory_limit(stack.L, 0)
+        defer { nethost_enforce_memory_limit(stack.L, was) }
         return try body()
     }
 

@@ -18,7 +18,7 @@ public final class ModuleManager {
         }
     }
 
-    private let runtime: LuaRuntime
+    let runtime: LuaRuntime
     private let natives: [String: any NativeModule.Type]
     private let finder: LuaModuleFinder
     private let options: any OptionSource
@@ -158,10 +158,16 @@ public final class ModuleManager {
         do {
             try runtime.loadModule(name: name, host: host, path: path)
         } catch {
-            throw LoadError(module: name, reason: error.fullDescription)
+            throw LoadError(module: name, reason: Self.describe(error, of: name, budget: runtime.instructionBudget))
         }
         loaded[name] = .lua(path: path, version: FileVersion(path: path))
         logger.debug("loaded Lua module '\(name)' from \(path)")
+    }
+
+    /// A Lua load error as the log shows it; running out of instruction budget is said in words.
+    private static func describe(_ error: LuaError, of name: String, budget: Int32) -> String {
+        guard LuaRuntime.isBudgetExceeded(error) else { return error.fullDescription }
+        return "it ran past its budget of \(budget) Lua instructions while loading (lua_instruction_budget): \(error.fullDescription)"
     }
 
     private func loadNative(_ type: any NativeModule.Type, name: String, host: String) throws {
@@ -216,7 +222,7 @@ public final class ModuleManager {
         for name in loaded.keys.sorted().reversed() {
             unload(name)
         }
-        runtime.releaseListeners()
+        runtime.close()
     }
 
     /// Every native module logs its counters, in name order (SIGUSR1).

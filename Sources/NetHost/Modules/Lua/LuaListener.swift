@@ -2,11 +2,13 @@ import NIOCore
 
 /// A Lua listener table (`{ onconnect = ..., onincoming = ... }`) as a
 /// `ConnectionListener`. Its connections live on the Lua loop, so every call
-/// happens there; `NIOLoopBound` checks that at run time. The runtime makes one
-/// per table and keeps it (see `LuaRuntime.listener(forTableAt:)`), so the
-/// registry slot lives as long as the state.
+/// happens there; `NIOLoopBound` checks that at run time. It keeps the table in
+/// the registry while it lives and gives the slot back when the last service or
+/// connection using it lets go.
 public final class LuaListener: ConnectionListener {
     private let runtime: NIOLoopBound<LuaRuntime>
+    private let lifetime: LuaRuntimeLifetime
+    private let loop: any EventLoop
     /// The listener table, kept in the registry.
     let table: LuaReference
     public let wantsDrain: Bool
@@ -15,9 +17,21 @@ public final class LuaListener: ConnectionListener {
 
     init(runtime: LuaRuntime, table: LuaReference, wantsDrain: Bool, module: String) {
         self.runtime = NIOLoopBound(runtime, eventLoop: runtime.loop)
+        self.lifetime = runtime.lifetime
+        self.loop = runtime.loop
         self.table = table
         self.wantsDrain = wantsDrain
         self.module = module
+    }
+
+    deinit {
+        let (runtime, table) = (self.runtime, self.table)
+        if loop.inEventLoop {
+            runtime.value.release(table)
+        } else if !lifetime.isClosed {
+            // The last user let go on another loop (a PROXY hand-over racing an unload).
+            loop.execute { runtime.value.release(table) }
+        }
     }
 
     public func onConnect(_ connection: Connection) throws {
@@ -101,6 +115,7 @@ public final class LuaListener: ConnectionListener {
         arguments: (LuaStack) -> Int32 = { _ in 0 }
     ) throws {
         let runtime = self.runtime.value
+        guard !runtime.isClosed else { return }  // a connection that outlived shutdown
         let stack = runtime.state.stack
         let base = stack.top
         defer { stack.setTop(base) }

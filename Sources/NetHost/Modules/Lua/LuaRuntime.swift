@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// The Lua state that runs every Lua module, and the host primitives the
 /// module API is built on. Lives on one event loop (`loop`) and is only
@@ -12,11 +13,12 @@ public final class LuaRuntime: ConnectionFinishObserver {
     let logger: Logger
     let configDirectory: String
     private var loader: LuaReference = .none
-    private var timers: [Int: Scheduled<Void>] = [:]
-    /// One `LuaListener` per listener table, so `provides` and `conn:setlistener`
-    /// reuse them instead of making a registry entry per call.
-    private var listeners: [UnsafeRawPointer: LuaListener] = [:]
+    private var timers: [Int: LuaTimer] = [:]
     private var nextTimerID = 1
+    /// Set by `close()`: the Lua state is gone, and every entry point returns at once.
+    private(set) var isClosed = false
+    /// `isClosed` for other threads (a listener released off the Lua loop).
+    let lifetime = LuaRuntimeLifetime()
     /// The data of the `onincoming` callback running now, if any (see `IncomingBytes`).
     var incoming: IncomingBytes?
 
@@ -69,20 +71,84 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 
     deinit {
-        for timer in timers.values { timer.cancel() }
+        for timer in timers.values { timer.task?.cancel() }
+        // Not closed first (a test, or a start-up that failed): the state closes
+        // after this object is gone, and a finalizer that calls a host function
+        // must get an error rather than reach it.
+        if !state.isClosed { state.stopHostFunctions() }
+    }
+
+    /// Closes the Lua state at shutdown, after the modules were unloaded. The
+    /// modules' finalizers run now, while their calls into the host still work;
+    /// afterwards listeners, timers and connections that outlive the state find it
+    /// closed and do nothing.
+    func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        lifetime.markClosed()
+        for timer in timers.values { timer.task?.cancel() }
+        timers.removeAll()
+        state.close()
+    }
+
+    /// The state's memory after a full garbage collection: what is really kept.
+    func memoryAfterFullCollection() -> Int {
+        guard !isClosed else { return 0 }
+        state.collectGarbage()
+        return state.memoryInUse
+    }
+
+    /// Gives back a registry slot (a listener table, a callback) once nothing uses it.
+    func release(_ reference: LuaReference) {
+        guard !isClosed else { return }
+        state.stack.release(reference)
     }
 
     // MARK: Loading modules
 
     /// Runs a module file in its own environment with its own `module` object.
+    /// If it fails, nothing it registered stays.
     func loadModule(name: String, host: String, path: String) throws(LuaError) {
-        try callLoader("load", .string(name), .string(host), .string(path))
+        do {
+            try callLoader("load", .string(name), .string(host), .string(path))
+        } catch {
+            discardFailedModule(name: name, host: host)
+            throw error
+        }
     }
 
     /// Unloads and loads the module again, handing `module.save()`'s result to the
-    /// new `module.restore`.
+    /// new `module.restore`. If the new code fails, nothing of either version stays.
     func reloadModule(name: String, host: String) throws(LuaError) {
-        try callLoader("reload", .string(name), .string(host))
+        do {
+            try callLoader("reload", .string(name), .string(host))
+        } catch {
+            discardFailedModule(name: name, host: host)
+            throw error
+        }
+    }
+
+    /// Removes the hooks, timers and services of a module whose load (or unload) failed, and
+    /// forgets it so that the next load runs its file afresh. The failure may have
+    /// been the module spending its whole instruction budget or memory, so this
+    /// runs with a budget of its own and without the memory limit; the services go
+    /// on the Swift side as well, in case even that fails.
+    private func discardFailedModule(name: String, host: String) {
+        defer { services.removeServices(of: name) }
+        guard !isClosed else { return }
+        let stack = state.stack
+        let base = stack.top
+        defer { stack.setTop(base) }
+        let count = pushLoaderCall("unload", [.string(name), .string(host), .boolean(true)])
+        do throws(LuaError) {
+            try stack.withOwnInstructionBudget(instructionBudget) { () throws(LuaError) in
+                try state.ignoringMemoryLimit { () throws(LuaError) in
+                    try stack.call(arguments: count, results: 0)
+                }
+            }
+        } catch {
+            logger.error("could not clean up after module '\(name)' failed: \(error.fullDescription)")
+        }
     }
 
     /// Calls the module's `unload` and removes everything it registered.
@@ -91,6 +157,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
             try callLoader("unload", .string(name), .string(host))
         } catch {
             logger.error("unloading module '\(name)' failed: \(error.fullDescription)")
+            discardFailedModule(name: name, host: host)
         }
     }
 
@@ -105,19 +172,29 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     /// Calls `loader[function](arguments...)` from the module API prelude, leaving the stack as it was.
     private func callLoader(_ function: String, _ arguments: ConfigValue...) throws(LuaError) {
+        guard !isClosed else { throw LuaError(kind: .runtime, message: "the Lua runtime has stopped") }
         let stack = state.stack
         let base = stack.top
         defer { stack.setTop(base) }
+        let count = pushLoaderCall(function, arguments)
+        try withinBudget { () throws(LuaError) in
+            try stack.call(arguments: count, results: 0)
+        }
+    }
+
+    /// Pushes `loader[function]` and its arguments; returns how many arguments. [-0, +2+n]
+    private func pushLoaderCall(_ function: String, _ arguments: [ConfigValue]) -> Int32 {
+        let stack = state.stack
         stack.push(loader)
         stack.rawGetField(function, from: -1)
+        stack.remove(at: -2)
         for argument in arguments { stack.push(argument) }
-        try withinBudget { () throws(LuaError) in
-            try stack.call(arguments: Int32(arguments.count), results: 0)
-        }
+        return Int32(arguments.count)
     }
 
     /// Pushes the one userdata that stands for `connection` in Lua. [-0, +1]
     func push(_ connection: Connection) {
+        guard !isClosed else { return }
         let stack = state.stack
         if !connection.luaReference.isNone {
             stack.push(connection.luaReference)
@@ -129,27 +206,20 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 
     func connectionFinished(_ connection: Connection) {
-        state.stack.release(connection.luaReference)
+        release(connection.luaReference)
         connection.luaReference = .none
     }
 
-    /// Drops the listener cache at shutdown: each listener holds the runtime, so
-    /// the cache would otherwise keep the runtime (and its Lua state) alive forever.
-    func releaseListeners() {
-        listeners.removeAll()
-    }
-
-    /// The listener for the table at `index`, made on first use. [-0, +0]
+    /// A listener for the table at `index`. It keeps the table in the registry
+    /// for as long as a service or a connection uses it, and no longer: a module
+    /// that is reloaded, or that calls `conn:setlistener` with a new table each
+    /// time, leaves nothing behind. [-0, +0]
     func listener(forTableAt index: Int32, module: String) -> LuaListener {
         let stack = state.stack
-        let identity = stack.identity(at: index)
-        if let existing = identity.flatMap({ listeners[$0] }) { return existing }
         stack.rawGetField("ondrain", from: index)
         let wantsDrain = stack.type(at: -1) == .function
         stack.pop()
-        let listener = LuaListener(runtime: self, table: stack.makeReference(to: index), wantsDrain: wantsDrain, module: module)
-        if let identity { listeners[identity] = listener }
-        return listener
+        return LuaListener(runtime: self, table: stack.makeReference(to: index), wantsDrain: wantsDrain, module: module)
     }
 
     // MARK: The host primitives behind the module API
@@ -175,8 +245,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
             "depends": { [unowned self] stack in try depends(stack) },
             "add_timer": { [unowned self] stack in try addTimer(stack) },
             "stop_timer": { [unowned self] stack in
-                let id = try stack.checkInteger(1, function: "stop_timer")
-                timers.removeValue(forKey: id)?.cancel()
+                stopTimer(try stack.checkInteger(1, function: "stop_timer"))
                 return 0
             },
         ]
@@ -304,38 +373,74 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     private func addTimer(_ stack: LuaStack) throws -> Int32 {
         let module = try stack.checkString(1, function: "add_timer")
-        let delay = try stack.checkNumber(3, function: "add_timer")
+        let delay = try Self.timerDelay(try stack.checkNumber(3, function: "add_timer"))
         try stack.checkType(4, .function, function: "add_timer")
-        let callback = stack.makeReference(to: 4)
         let id = nextTimerID
         nextTimerID += 1
-        schedule(timer: id, callback: callback, module: module, after: delay)
+        timers[id] = LuaTimer(callback: stack.makeReference(to: 4), module: module)
+        schedule(timer: id, after: delay)
         stack.push(id)
         return 1
     }
 
-    /// Runs `callback` after `delay` seconds; a number it returns re-arms it.
-    private func schedule(timer id: Int, callback: LuaReference, module: String, after delay: Double) {
-        let amount = TimeAmount.nanoseconds(Int64(max(0, delay) * 1_000_000_000))
-        timers[id] = loop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: amount) { [unowned self] in
-            // The entry stays while the callback runs, so a `stop()` inside it is seen.
-            guard timers[id] != nil else { return }
-            let stack = state.stack
-            let base = stack.top
-            defer { stack.setTop(base) }
-            stack.push(callback)
-            stack.push(Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
-            do {
-                try withinBudget { () throws(LuaError) in try stack.call(arguments: 1, results: 1) }
-                if let again = stack.toNumber(at: -1), timers[id] != nil {
-                    schedule(timer: id, callback: callback, module: module, after: again)
-                    return
-                }
-            } catch {
-                logger.error("error in timer callback: \(ErrorDescription(error))", metadata: ["module": "\(module)"])
-            }
-            timers[id] = nil
-            stack.release(callback)
+    /// A timer's delay in seconds as the loop's time. What is not a number of
+    /// seconds (NaN, infinity) is refused; a negative delay means at once, as in
+    /// Prosody; one longer than a century is shortened to a century, which no
+    /// process outlives and which the loop's clock can still add without overflow.
+    static func timerDelay(_ seconds: Double) throws -> TimeAmount {
+        guard seconds.isFinite else {
+            throw LuaArgumentError("a timer's delay must be a finite number of seconds, got \(seconds)")
+        }
+        let century = 100 * 365.25 * 86_400.0
+        return .nanoseconds(Int64(min(max(0, seconds), century) * 1_000_000_000))
+    }
+
+    private func schedule(timer id: Int, after delay: TimeAmount) {
+        timers[id]?.task = loop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [unowned self] in
+            fire(timer: id)
         }
     }
+
+    /// Runs a timer's callback; a number it returns re-arms it, anything else ends it.
+    private func fire(timer id: Int) {
+        // The entry stays while the callback runs, so a `stop()` inside it is seen.
+        guard !isClosed, let timer = timers[id] else { return }
+        let stack = state.stack
+        let base = stack.top
+        defer { stack.setTop(base) }
+        stack.push(timer.callback)
+        stack.push(Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
+        do {
+            try withinBudget { () throws(LuaError) in try stack.call(arguments: 1, results: 1) }
+            guard timers[id] != nil else { return }  // stopped by its own callback
+            if let again = stack.toNumber(at: -1) {
+                schedule(timer: id, after: try Self.timerDelay(again))
+                return
+            }
+        } catch {
+            logger.error("error in timer callback, the timer is stopped: \(ErrorDescription(error))", metadata: ["module": "\(timer.module)"])
+        }
+        stopTimer(id)
+    }
+
+    /// Cancels a timer and gives back its callback's registry slot.
+    private func stopTimer(_ id: Int) {
+        guard let timer = timers.removeValue(forKey: id) else { return }
+        timer.task?.cancel()
+        release(timer.callback)
+    }
+}
+
+/// A module's timer: its callback, kept in the registry until the timer ends.
+private struct LuaTimer {
+    let callback: LuaReference
+    let module: String
+    var task: Scheduled<Void>?
+}
+
+/// Whether the runtime has closed its Lua state, readable from any thread.
+final class LuaRuntimeLifetime: Sendable {
+    private let closed = Atomic<Bool>(false)
+    var isClosed: Bool { closed.load(ordering: .acquiring) }
+    func markClosed() { closed.store(true, ordering: .releasing) }
 }

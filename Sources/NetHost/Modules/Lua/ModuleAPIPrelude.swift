@@ -27,12 +27,16 @@ function events.add(name, fn, priority, owner)
 	end)
 end
 
+-- Removes the handlers that match; a nil name, function or owner matches any.
 function events.remove(name, fn, owner)
-	local list = events.handlers[name]
-	if not list then return end
-	for i = #list, 1, -1 do
-		local h = list[i]
-		if (fn == nil or h.fn == fn) and (owner == nil or h.owner == owner) then t_remove(list, i) end
+	local lists = events.handlers
+	if name ~= nil then lists = { [name] = events.handlers[name] } end
+	for event, list in pairs(lists) do
+		for i = #list, 1, -1 do
+			local h = list[i]
+			if (fn == nil or h.fn == fn) and (owner == nil or h.owner == owner) then t_remove(list, i) end
+		end
+		if #list == 0 then events.handlers[event] = nil end
 	end
 end
 
@@ -267,7 +271,9 @@ end
 
 local loader = {}
 
--- Loads a module file into its own environment; on any error nothing of it stays registered.
+-- Loads a module file into its own environment. On an error the host calls
+-- loader.unload(name, host, true) with a budget of its own, since the error may be
+-- the budget running out, which would stop any clean-up attempted here.
 function loader.load(name, host_name, path)
 	local key = host_name .. "/" .. name
 	if loaded[key] then return loaded[key] end
@@ -284,10 +290,7 @@ function loader.load(name, host_name, path)
 	if ok and type(rawget(module, "load")) == "function" then
 		ok, run_err = xpcall(module.load, debug.traceback)
 	end
-	if not ok then
-		loader.unload(name, host_name, true)
-		error(run_err, 0)
-	end
+	if not ok then error(run_err, 0) end
 	return module
 end
 
