@@ -58,22 +58,37 @@ extension ConfigTests {
             #expect(try folder.load().configuration.boolean("loaded") == true)
         }
 
-        @Test("an included file starts in the current section, and the section is restored after it")
-        func currentSection() throws {
+        @Test("an included file starts in the global section, as in Prosody, and the includer's section resumes after it")
+        func includedFilesStartGlobal() throws {
             let folder = try ConfigFolder()
             try folder.write("prosody.cfg.lua", """
                 VirtualHost "a.example"
-                Include "a-options.cfg.lua"
+                Include "global-options.cfg.lua"
                 Include "other-host.cfg.lua"
                 still_a = true
                 """)
-            try folder.write("a-options.cfg.lua", "storage = \"sql\"\n")
+            try folder.write("global-options.cfg.lua", "storage = \"sql\"\n")
             try folder.write("other-host.cfg.lua", "VirtualHost \"b.example\"\nstorage = \"memory\"\n")
             let config = try folder.load().configuration
-            #expect(config.string("storage", host: "a.example") == "sql")
+            #expect(config.string("storage") == "sql")
+            #expect(config.location(of: "storage")?.file == folder.file("global-options.cfg.lua"))
             #expect(config.string("storage", host: "b.example") == "memory")
             #expect(config.boolean("still_a", host: "a.example") == true)
             #expect(config.value("still_a", host: "b.example") == nil)
+        }
+
+        @Test("Debian's layout: conf.d/*.cfg.lua included after VirtualHost \"localhost\" sets global options")
+        func debianLayout() throws {
+            let folder = try ConfigFolder()
+            try folder.write("prosody.cfg.lua", """
+                modules_enabled = { "net_proxy" }
+                VirtualHost "localhost"
+                Include "conf.d/*.cfg.lua"
+                """)
+            try folder.write("conf.d/proxy.cfg.lua", "proxy_port_mappings = { [15222] = \"c2s\" }\n")
+            let config = try folder.load().configuration
+            #expect(config.value("proxy_port_mappings") == .table(ConfigTable(map: [.integer(15222): .string("c2s")])))
+            #expect(config.value("proxy_port_mappings", host: "localhost") == config.value("proxy_port_mappings"))
         }
 
         @Test("a missing file is an error at the Include line naming the file")

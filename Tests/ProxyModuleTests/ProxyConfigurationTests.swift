@@ -113,8 +113,19 @@ struct ProxyConfigurationTests {
         #expect(config.warnings.isEmpty)
     }
 
+    @Test("numbers may be given as strings, as ENV_ variables give them (Prosody reads them with tonumber)")
+    func numbersFromStrings() throws {
+        let config = try configuration([
+            "proxy_port_mappings": oneMapping, "proxy_ports": .string("15222"),
+            "proxy_header_timeout": .string("5"), "proxy_max_header_size": .string("4096"),
+        ])
+        #expect(config.ports == [15222])
+        #expect(config.headerTimeout == 5)
+        #expect(config.maximumHeaderLength == 4096)
+    }
+
     @Test("proxy_ports must hold port numbers", arguments: [
-        ConfigValue.string("15222"), .integer(0), .list(.integer(15222), .integer(70000)), .list(.string("x")),
+        ConfigValue.string("fifteen"), .integer(0), .list(.integer(15222), .integer(70000)), .list(.string("x")),
     ])
     func badPorts(value: ConfigValue) {
         #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_ports": value])
@@ -202,7 +213,7 @@ struct ProxyConfigurationTests {
     }
 
     @Test("a header timeout out of bounds or not a number is refused", arguments: [
-        ConfigValue.integer(0), .number(-1), .number(3600.5), .number(.infinity), .number(.nan), .string("5"), .boolean(true),
+        ConfigValue.integer(0), .number(-1), .number(3600.5), .number(.infinity), .number(.nan), .string("five"), .string("inf"), .boolean(true),
     ])
     func badHeaderTimeout(value: ConfigValue) {
         #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_header_timeout": value])
@@ -220,7 +231,7 @@ struct ProxyConfigurationTests {
     }
 
     @Test("a header size out of bounds or not a whole number is refused", arguments: [
-        ConfigValue.integer(231), .integer(65552), .number(1024.5), .string("4096"),
+        ConfigValue.integer(231), .integer(65552), .number(1024.5), .string("4k"),
     ])
     func badMaxHeaderSize(value: ConfigValue) {
         #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_max_header_size": value])

@@ -149,9 +149,13 @@ extension ConfigRun {
         } catch {
             throw failure(.runtime, "cannot read included file \"\(path)\": \(error.description)", stack)
         }
+        // As in Prosody, an included file is a config file of its own: it starts in
+        // the global section (Debian's stock config includes conf.d/*.cfg.lua after
+        // its VirtualHost "localhost"), and the includer's section resumes after it.
         let savedSection = currentSection
+        currentSection = Self.globalSection
+        defer { currentSection = savedSection }
         try run(addSource(path: path), contents: contents, on: stack)
-        currentSection = savedSection
     }
 
     // MARK: Files

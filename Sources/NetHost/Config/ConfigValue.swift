@@ -40,21 +40,43 @@ extension ConfigValue {
     }
 
     /// An integer, also from a number with no fractional part (Lua 5.4 keeps
-    /// `5222` and `5222.0` apart; configs use both).
+    /// `5222` and `5222.0` apart; configs use both) and from a string that reads
+    /// as one, as Prosody's `tonumber` takes it (`ENV_` variables are strings).
     public var integerValue: Int? {
         switch self {
         case .integer(let value): return value
         case .number(let value) where value.rounded() == value && abs(value) < 9.0e15: return Int(value)
+        case .string(let text): return Self.number(fromText: text)?.integerValue
         default: return nil
         }
     }
 
+    /// A number, also from a string that reads as one (see `integerValue`).
     public var numberValue: Double? {
         switch self {
         case .integer(let value): return Double(value)
         case .number(let value): return value
+        case .string(let text): return Self.number(fromText: text)?.numberValue
         default: return nil
         }
+    }
+
+    /// What Lua's `tonumber` makes of a string: decimal or hexadecimal integers,
+    /// decimal floats, with spaces around; not "inf" or "nan", which Lua refuses.
+    static func number(fromText text: String) -> ConfigValue? {
+        var trimmed = Substring(text.drop(while: \.isWhitespace))
+        while trimmed.last?.isWhitespace == true { trimmed = trimmed.dropLast() }
+        let unsigned = trimmed.hasPrefix("-") || trimmed.hasPrefix("+") ? trimmed.dropFirst() : trimmed
+        let negative = trimmed.hasPrefix("-")
+        if unsigned.lowercased().hasPrefix("0x") {
+            guard let magnitude = Int(unsigned.dropFirst(2), radix: 16) else { return nil }
+            return .integer(negative ? -magnitude : magnitude)
+        }
+        if let integer = Int(trimmed) { return .integer(integer) }
+        guard unsigned.allSatisfy({ $0.isASCII && ($0.isNumber || "eE.+-".contains($0)) }),
+              let number = Double(String(trimmed)), number.isFinite
+        else { return nil }
+        return .number(number)
     }
 
     public var booleanValue: Bool? {

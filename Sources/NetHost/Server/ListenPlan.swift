@@ -62,12 +62,18 @@ public struct ListenPlan: Sendable {
         return ports
     }
 
+    /// Prosody's portmanager order: the service's own option, then, for a private
+    /// service, `local_interfaces` (so an admin service stays local however
+    /// `interfaces` is set), then `interfaces`, then what the service asked for.
     private func interfaces(of service: NetService, options: any OptionSource) -> [String] {
         if let specific = options.stringList("\(service.name)_interfaces") { return specific }
+        if service.isPrivate { return options.stringList("local_interfaces") ?? Self.localInterfaces }
         if let general = options.stringList("interfaces") { return general }
         if let defaults = service.defaultInterfaces { return defaults }
-        return service.isPrivate ? ["127.0.0.1", "::1"] : ["*", "::"]
+        return ["*", "::"]
     }
+
+    static let localInterfaces = ["127.0.0.1", "::1"]
 
     private static func describe(_ value: ConfigValue) -> String {
         switch value {
