@@ -114,10 +114,12 @@ public final class ConnectionHandler: ChannelInboundHandler {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
             connection?.log(.debug, "TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
-            if startsWithTLS {
-                connection?.announceConnect()  // direct TLS: the service meets the connection once it is encrypted
-            }
+            // Prosody's order: the status first, then, for direct TLS, onconnect, so
+            // the service meets the connection once it is encrypted.
             connection?.status("ssl-handshake-complete")
+            if startsWithTLS {
+                connection?.announceConnect()
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
