@@ -14,6 +14,10 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
+        // Trapped before anything else: a SIGHUP or SIGUSR1 sent while the config is
+        // read or modules load must not meet the default action, which ends the
+        // process. A reload asked for during start-up is applied once it is done.
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
         let startup: Startup
         let logging: LoggingConfiguration
         do {
@@ -30,25 +34,26 @@ struct RunCommand: AsyncParsableCommand {
         for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
         for warning in startup.compatibilityWarnings { logger.warning("\(warning)") }
 
-        let pidFile = startup.configuration.string("pidfile").map { PIDFile(path: startup.resolve($0)) }
-
         logger.info("NetHost \(NetHostCommand.version) starting with \(startup.configPath)")
-        let server = try NetHostServer(startup.serverOptions(), logger: logger)
-
-        // The pidfile and the ports come inside the service group: it traps SIGTERM and
-        // SIGINT before it runs its services, so a signal that arrives as soon as a port
-        // is open still stops NetHost gracefully (before, it killed the process and left
-        // the pidfile behind).
+        // The pidfile, the modules and the ports all come inside the service group:
+        // it traps SIGTERM and SIGINT before it runs its services, so a signal that
+        // arrives while modules load or as soon as a port is open still stops
+        // NetHost gracefully.
+        let host = HostService(
+            options: startup.serverOptions(),
+            pidFilePath: startup.configuration.string("pidfile").map(startup.resolve),
+            signals: signals, logger: logger, common: common
+        )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: HostService(server: server, pidFile: pidFile, logger: logger, common: common))],
+                services: [.init(service: host)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         do {
             try await group.run()
-        } catch let error as PIDFile.Failure {
+        } catch let error as HostService.StartFailure {
             logger.error("\(error)")
             throw ExitCode(1)
         }
@@ -56,34 +61,43 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Opens the ports, keeps the server running until a graceful shutdown is asked
-/// for, then stops it. Writes the pidfile first and removes it at the end.
+/// Takes the pidfile, loads the modules, opens the ports, keeps the server
+/// running until a graceful shutdown is asked for, then stops it and lets the
+/// pidfile go.
 struct HostService: Service {
-    let server: NetHostServer
-    let pidFile: PIDFile?
+    let options: NetHostServer.Options
+    let pidFilePath: String?
+    let signals: UnixSignalsSequence
     let logger: Logger
     let common: CommonOptions
 
+    /// Why NetHost did not start; `run` exits 1 after logging it.
+    struct StartFailure: Error, CustomStringConvertible {
+        let description: String
+    }
+
     func run() async throws {
+        let pidFile = pidFilePath.map(PIDFile.init(path:))
         do {
-            try pidFile?.write()
+            try pidFile?.acquire()
         } catch {
-            server.shutdownNow()
-            throw error
+            throw StartFailure(description: "\(error)")
         }
-        defer { pidFile?.remove() }
-        // Trapped before the ports open: a signal sent as soon as one accepts
-        // must not meet the default action, which ends the process.
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
-        server.start()
+        defer { pidFile?.release() }
+        let server = try NetHostServer(options, logger: logger)
+        let failures = server.start()
+        if !failures.isEmpty, server.ports.openListeners.isEmpty {
+            await server.shutdown()
+            throw StartFailure(description: "no port could be opened (\(failures.count) failed), so NetHost does not run")
+        }
         logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
         await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
+            tasks.addTask { [signals] in
                 for await signal in signals {
                     if signal == .sigusr1 {
                         server.logStatistics()
                     } else {
-                        reload()
+                        reload(server)
                     }
                 }
             }
@@ -97,7 +111,7 @@ struct HostService: Service {
 
     /// SIGHUP: read the config again and apply it; a config with an error
     /// changes nothing and is logged with its file and line.
-    private func reload() {
+    private func reload(_ server: NetHostServer) {
         logger.info("SIGHUP: reloading \(common.config)")
         do {
             let startup = try Startup(options: common)
