@@ -102,15 +102,64 @@ public final class PortManager: Sendable {
                 let address = channels.first?.localAddress.map(\.logText) ?? "\(request.interface):\(request.port)"
                 logger.info("listening for service '\(request.serviceName)' on \(address)")
             } catch {
-                let failure = ListenError(
-                    serviceName: request.serviceName, interface: request.interface, port: request.port,
-                    reason: Self.reason(for: error)
-                )
-                logger.error("\(failure)")
-                errors.append(failure)
+                errors.append(failure(request, error))
             }
         }
         return errors
+    }
+
+    /// Moves listeners onto other loops (a reload changed where a port's connections
+    /// must live): each request takes the place of the listener its service has on
+    /// the same interface and port, or opens as new if there is none. The new
+    /// sockets join the port (SO_REUSEPORT) before the old ones close, so the port
+    /// never refuses connections in between and stays with the old listener if the
+    /// new one cannot bind. Established connections are untouched.
+    public func replace(_ requests: [ListenRequest]) -> [ListenError] {
+        var errors: [ListenError] = []
+        for request in requests {
+            let current = bound.withLockedValue { bound in
+                bound.first {
+                    $0.request.serviceName == request.serviceName && $0.request.interface == request.interface
+                        && $0.request.port == request.port
+                }
+            }
+            guard let current, let oldFirst = current.channels.first else {
+                errors += open([request])
+                continue
+            }
+            let channels: [any Channel]
+            do {
+                // For a configured port 0, the port it was given.
+                channels = try bindOnEveryLoop(request, port: oldFirst.localAddress?.port ?? request.port)
+            } catch {
+                errors.append(failure(request, error))
+                continue
+            }
+            let swapped = bound.withLockedValue { bound -> Bool in
+                guard let index = bound.firstIndex(where: { $0.channels.first === oldFirst }) else { return false }
+                bound[index] = Bound(request: request, channels: channels)
+                return true
+            }
+            guard swapped else {
+                // Closed meanwhile (a shutdown): the port is not wanted any more.
+                for channel in channels { channel.close(promise: nil) }
+                continue
+            }
+            // Waited for, so that once this returns every new connection reaches the new sockets.
+            _ = try? EventLoopFuture.andAllComplete(current.channels.map { $0.close() }, on: group.next()).wait()
+            let address = channels.first?.localAddress.map(\.logText) ?? "\(request.interface):\(request.port)"
+            logger.info("listening for service '\(request.serviceName)' on \(address), now accepting on \(channels.count) event loop(s)")
+        }
+        return errors
+    }
+
+    private func failure(_ request: ListenRequest, _ error: any Error) -> ListenError {
+        let failure = ListenError(
+            serviceName: request.serviceName, interface: request.interface, port: request.port,
+            reason: Self.reason(for: error)
+        )
+        logger.error("\(failure)")
+        return failure
     }
 
     /// The port actually bound for a service (useful when a config asks for port 0).
@@ -179,19 +228,17 @@ public final class PortManager: Sendable {
     /// Binds one listening socket per loop of the request's group, all on one port with
     /// SO_REUSEPORT, each accepting onto its own loop (as nginx's `reuseport`): the kernel
     /// spreads connections over the loops and no connection ever changes threads. A
-    /// single-loop group (the Lua loop) gets one plain socket.
-    private func bindOnEveryLoop(_ request: ListenRequest) throws -> [any Channel] {
+    /// single-loop group (the Lua loop) gets one socket, with SO_REUSEPORT too so that
+    /// `replace` can later bind beside it.
+    private func bindOnEveryLoop(_ request: ListenRequest, port requestedPort: Int? = nil) throws -> [any Channel] {
         let loops = Array(request.childGroup.makeIterator())
         let host = request.interface == "*" ? "0.0.0.0" : request.interface
-        guard loops.count > 1 else {
-            return [try bind(request, on: request.childGroup, at: SocketAddress(ipAddress: host, port: request.port), sharingPort: false)]
-        }
         var channels: [any Channel] = []
         do {
             // A configured port 0 means "any": the first socket picks it, the others join it.
-            var port = request.port
+            var port = requestedPort ?? request.port
             for loop in loops {
-                let channel = try bind(request, on: loop, at: SocketAddress(ipAddress: host, port: port), sharingPort: true)
+                let channel = try bind(request, on: loop, at: SocketAddress(ipAddress: host, port: port))
                 channels.append(channel)
                 port = channel.localAddress?.port ?? port
             }
@@ -202,9 +249,7 @@ public final class PortManager: Sendable {
         return channels
     }
 
-    private func bind(
-        _ request: ListenRequest, on loops: any EventLoopGroup, at address: SocketAddress, sharingPort: Bool
-    ) throws -> any Channel {
+    private func bind(_ request: ListenRequest, on loop: any EventLoop, at address: SocketAddress) throws -> any Channel {
         let isIPv6: Bool
         if case .v6 = address { isIPv6 = true } else { isIPv6 = false }
         let settings = request.settings
@@ -213,7 +258,7 @@ public final class PortManager: Sendable {
         // listening socket, which accepted sockets inherit: no setsockopt per connection.
         let acceptErrors = self.acceptErrors
         let serviceName = request.serviceName
-        var bootstrap = ServerBootstrap(group: loops, childGroup: loops)
+        var bootstrap = ServerBootstrap(group: loop, childGroup: loop)
             // Out of file descriptors, accept would otherwise be retried at once, for
             // ever, in a busy loop (this `bind` adds no AcceptBackoffHandler, and that
             // one would not stop it either): see AcceptPauseHandler.
@@ -227,12 +272,10 @@ public final class PortManager: Sendable {
             .serverChannelOption(.backlog, value: Int32(clamping: settings.tcpBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.tcpOption(.tcp_nodelay), value: settings.tcpNoDelay ? 1 : 0)
-            .childChannelInitializer(Self.settingOptions(settings, then: request.initializeChild))
-        if sharingPort {
-            bootstrap = bootstrap.serverChannelOption(
+            .serverChannelOption(
                 ChannelOptions.Types.SocketOption(level: .socket, name: .init(rawValue: SO_REUSEPORT)), value: 1
             )
-        }
+            .childChannelInitializer(Self.settingOptions(settings, then: request.initializeChild))
         if isIPv6 {
             // "::" means IPv6 only, as in Prosody; "*" covers IPv4.
             bootstrap = bootstrap.serverChannelOption(

@@ -123,7 +123,11 @@ public final class NetHostServer: Sendable {
     }
 
     /// Opens every planned port that is not open yet and closes the open ones
-    /// no longer planned; established connections are never touched.
+    /// no longer planned; established connections are never touched. An open port
+    /// whose connections must now live on other loops (a reload mapped a PROXY port
+    /// from a Swift service to a Lua one, or back) moves there: its key is unchanged,
+    /// but sockets accepting on the wrong loops would leave most of its connections
+    /// on a thread that cannot serve them (Lua) or on one loop only (Swift).
     private func openPlannedPorts() -> [ListenError] {
         let plan = ListenPlan(services: services.all, options: options)
         for problem in plan.problems {
@@ -131,39 +135,59 @@ public final class NetHostServer: Sendable {
             problems.add(problem)
         }
         let planned = Set(plan.entries.map { ListenKey(service: $0.service, interface: $0.interface, port: $0.port) })
-        let open = Set(ports.openListeners.map { ListenKey(service: $0.serviceName, interface: $0.interface, port: $0.port) })
-        let closing = open.subtracting(planned)
+        var openLoops: [ListenKey: Set<ObjectIdentifier>] = [:]
+        for listener in ports.openListeners {
+            let key = ListenKey(service: listener.serviceName, interface: listener.interface, port: listener.port)
+            openLoops[key] = Self.loops(of: listener.childGroup)
+        }
+        let closing = Set(openLoops.keys).subtracting(planned)
         if !closing.isEmpty {
             _ = try? ports.close(where: { closing.contains(ListenKey(service: $0.serviceName, interface: $0.interface, port: $0.port)) }).wait()
         }
         let context = PipelineContext(
             services: services, settings: liveSettings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls
         )
-        let requests = plan.entries.filter {
-            !open.contains(ListenKey(service: $0.service, interface: $0.interface, port: $0.port))
-        }.compactMap { entry -> ListenRequest? in
-            guard let service = services.service(named: entry.service) else { return nil }
+        var opening: [ListenRequest] = []
+        var moving: [ListenRequest] = []
+        for entry in plan.entries {
+            guard let service = services.service(named: entry.service) else { continue }
+            let key = ListenKey(service: entry.service, interface: entry.interface, port: entry.port)
+            let executor = service.executor(forPort: entry.port, services: services)
+            let childGroup: any EventLoopGroup = executor == .luaLoop ? luaLoop : group
+            let current = openLoops[key]
+            if let current, current == Self.loops(of: childGroup) { continue }
             if service.usesDirectTLS, tls == nil {
                 let problem = PipelineContext.MissingCertificate(service: service.name).description
                 logger.error("\(problem)")
                 problems.add(problem)
-                return nil
+                continue
             }
-            let executor = service.executor(forPort: entry.port, services: services)
-            return ListenRequest(
+            let request = ListenRequest(
                 serviceName: service.name,
                 interface: entry.interface,
                 port: entry.port,
-                childGroup: executor == .luaLoop ? luaLoop : group,
+                childGroup: childGroup,
                 settings: settings,
                 initializeChild: Self.admitting(
                     through: self.limiter, Self.initializer(for: service.name, port: entry.port, context: context)
                 )
             )
+            if current == nil {
+                opening.append(request)
+            } else {
+                moving.append(request)
+                openLoops[key] = Self.loops(of: childGroup)  // a port listed twice moves once
+            }
         }
-        let failures = ports.open(requests)
+        let failures = ports.open(opening) + ports.replace(moving)
         for failure in failures { problems.add(failure.description) }
         return failures
+    }
+
+    /// The loops a group's listening sockets accept on: with one thread the Lua
+    /// loop is the whole group, and its ports need not move.
+    private static func loops(of group: any EventLoopGroup) -> Set<ObjectIdentifier> {
+        Set(group.makeIterator().map { ObjectIdentifier($0) })
     }
 
     private struct ListenKey: Hashable {

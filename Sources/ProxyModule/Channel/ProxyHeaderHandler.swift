@@ -200,7 +200,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
             return
         }
         if service.executor(forPort: port, services: self.context.services) == .luaLoop, channel.eventLoop !== self.context.luaLoop {
-            // Only after a reload that turned a Swift service into a Lua one; new connections will be right.
+            // Only while a reload that mapped this port to a Lua service moves the port to the
+            // Lua loop (the old sockets still accept until the new one is bound beside them).
             refuse(context: context, outcome: .noService, level: .error,
                    message: "service '\(serviceName)' now runs in Lua but this connection was accepted on another thread")
             return
