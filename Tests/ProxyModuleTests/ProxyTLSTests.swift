@@ -38,5 +38,29 @@ extension NetProxyEndToEnd {
             await client.shutdown()
             await fixture.stop()
         }
+
+        @Test("a hand-over to a TLS service without a certificate is counted as hand_over_failed, not proxied, and logged once per peer")
+        func failedHandOverIsCountedApart() async throws {
+            let port = try freeLoopbackPort()
+            let fixture = try HostFixture(modules: ["secure": Self.secureService])
+            let server = try fixture.start(options: [
+                "modules_enabled": .strings("net_proxy", "secure"),
+                "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
+            ], natives: BuiltinModules.all + ProxyModules.all)
+            for _ in 1...3 {
+                let client = try TestSocket(host: "127.0.0.1", port: port)
+                try client.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
+                #expect(try client.readToEnd().isEmpty)
+            }
+            server.logStatistics()
+            #expect(fixture.eventually { fixture.logs.contains("PROXY connections by outcome") })
+            let counts = fixture.logs.all.first { $0.contains("PROXY connections by outcome") } ?? ""
+            #expect(counts.contains(" hand_over_failed=3 "), "\(counts)")
+            #expect(counts.contains(" proxied=0 "), "\(counts)")
+            let lines = fixture.logs.all.filter { $0.contains("could not hand the connection to service 'secure'") }
+            #expect(lines.count == 1, "\(lines)")
+            #expect(lines.first?.contains("peer=127.0.0.1") == true, "\(lines)")
+            await fixture.stop()
+        }
     }
 }

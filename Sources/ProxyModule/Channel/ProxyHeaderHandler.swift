@@ -206,7 +206,6 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
                    message: "service '\(serviceName)' now runs in Lua but this connection was accepted on another thread")
             return
         }
-        statistics.record(outcome, port: port)
         switch outcome {
         case .local:
             log(.debug, "PROXY LOCAL header (a health check), serving with the connection's own addresses")
@@ -224,10 +223,11 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
                 service: service, listener: listener, addresses: addresses, origin: header
             )
         } catch {
-            log(.error, "could not hand the connection to service '\(serviceName)': \(error)")
-            context.close(promise: nil)
+            refuse(context: context, outcome: .handOverFailed, level: .error,
+                   message: "could not hand the connection to service '\(serviceName)': \(error)")
             return
         }
+        statistics.record(outcome, port: port)
         if remaining.readableBytes > 0 {
             context.fireChannelRead(wrapInboundOut(remaining))
         }

@@ -25,6 +25,9 @@ public final class ProxyStatistics: Sendable {
         case closedEarly = "closed_early"
         /// The port has no mapping, or maps to a service nobody provides: closed.
         case noService = "no_service"
+        /// A valid header, but the service's stages could not be added (a TLS
+        /// service without a certificate, say): closed.
+        case handOverFailed = "hand_over_failed"
     }
 
     private struct Key: Hashable {
