@@ -33,7 +33,7 @@ struct SwiftServiceTests {
             case "flood\n":
                 connection.write(ByteBuffer(repeating: UInt8(ascii: "x"), count: 32 << 20))
             case "timeout\n":
-                connection.setReadTimeout(0.2)
+                connection.setReadTimeout(.milliseconds(200))
             case "switch\n":
                 connection.setListener(Other(), data: "handed over")
             case "fail\n":
