@@ -146,15 +146,24 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     }
 
     /// Closes after everything written so far has been sent (as Prosody does);
-    /// `onDisconnect` follows.
+    /// `onDisconnect` follows. A peer that does not read for `send_timeout` is cut off.
     public func close() {
         guard state == .open else { return }
-        if bufferedBytes == 0 {
+        guard bufferedBytes > 0 else {
             closeNow(reason: nil)
-        } else {
-            state = .closingAfterFlush
-            armSendTimeout()
+            return
         }
+        state = .closingAfterFlush
+        armSendTimeout()
+        // Writability cannot tell when the queue is empty: a backlog below the high
+        // watermark never made the channel unwritable, so no event would come. An empty
+        // write's promise can: writes complete in order, so it fires once every byte
+        // queued before it is out (or fails once the channel has gone).
+        let sent = eventLoop.makePromise(of: Void.self)
+        sent.futureResult.assumeIsolated().whenComplete { [self] _ in
+            closeNow(reason: nil)
+        }
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)), promise: sent)
     }
 
     /// Stops reading from the socket until `resume()`.
@@ -259,14 +268,16 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
             armSendTimeout()
             return
         }
-        sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
         switch state {
         case .open:
+            sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
             if listener.wantsDrain {
                 runCallback("ondrain") { try listener.onDrain(self) }
             }
         case .closingAfterFlush:
-            closeNow(reason: nil)
+            // Writable need not mean empty (a low watermark above 1 byte): the close waits
+            // for its write's promise, and the send timeout keeps running until then.
+            break
         case .closed:
             break
         }
