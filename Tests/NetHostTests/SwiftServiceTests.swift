@@ -33,14 +33,31 @@ struct SwiftServiceTests {
             case "flood\n":
                 connection.write(ByteBuffer(repeating: UInt8(ascii: "x"), count: 32 << 20))
             case "timeout\n":
-                connection.setReadTimeout(0.2)
+                connection.setReadTimeout(.milliseconds(200))
             case "switch\n":
                 connection.setListener(Other(), data: "handed over")
             case "fail\n":
                 throw Failure()
+            case "backlog\n":
+                writeUntilQueued(connection)
+                connection.close()
             default:
                 connection.write(data)
             }
+        }
+
+        /// Writes 1 KiB at a time until the socket refuses some (the client is not reading):
+        /// a little is then queued, far below the high watermark, so the channel stays writable.
+        private func writeUntilQueued(_ connection: Connection) {
+            let chunk = ByteBuffer(repeating: UInt8(ascii: "q"), count: 1024)
+            var written = 0
+            var queued = 0
+            while queued == 0 && written < 256 << 20 {
+                connection.write(chunk)
+                written += chunk.readableBytes
+                queued = (try? connection.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+            }
+            journal.add("backlog \(written) queued \(queued) writable \(connection.channel.isWritable)")
         }
 
         func onDrain(_ connection: Connection) throws { journal.add("drain") }
@@ -136,6 +153,27 @@ struct SwiftServiceTests {
             #expect(fixture.logs.contains("error in onincoming callback, closing the connection: the Swift service refused"))
             try flooded.send("still fine\n")
             #expect(try flooded.readLine() == "still fine")
+        }
+    }
+
+    @Test("close() with a few bytes queued sends them, then the FIN at once: no wait for send_timeout, no reason")
+    func closeAfterSmallBacklog() async throws {
+        try await withRecorder { fixture in
+            let client = try fixture.connect(to: "recorder")
+            _ = try client.readLine()
+            let before = Self.journal.all.count
+            func entries() -> ArraySlice<String> { Self.journal.all.dropFirst(before) }
+            try client.send("backlog\n")
+            #expect(fixture.eventually { entries().contains { $0.hasPrefix("backlog ") } })
+            let entry = try #require(entries().first { $0.hasPrefix("backlog ") })
+            let fields = entry.split(separator: " ")
+            let written = try #require(Int(fields[1]))
+            #expect(fields[3] != "0" && fields[5] == "true", "\(entry): no small backlog to test")
+            // send_timeout is 180 s; each of the client's reads gives up after 5 s.
+            let received = try client.readToEnd()
+            #expect(received.count == written)
+            #expect(fixture.eventually { entries().contains("disconnect nil") }, "\(entries())")
+            #expect(!entries().contains { $0.hasPrefix("disconnect") && $0 != "disconnect nil" }, "\(entries())")
         }
     }
 

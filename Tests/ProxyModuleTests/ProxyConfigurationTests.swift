@@ -1,3 +1,4 @@
+import NIOCore
 import NetHost
 import ProxyModule
 import ProxyProtocol
@@ -218,6 +219,16 @@ struct ProxyConfigurationTests {
     func badHeaderTimeout(value: ConfigValue) {
         #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_header_timeout": value])
             == "proxy_header_timeout: expected a number of seconds above 0 (at most 3600)")
+    }
+
+    @Test("the header's time limit: the option's seconds, a year at most; the default for a value set from Swift that is no timeout", arguments: [
+        (3.0, TimeAmount.seconds(3)), (0.25, .milliseconds(250)), (1e10, TimeoutSeconds.maximumAmount),
+        (.infinity, .seconds(5)), (.nan, .seconds(5)), (-1, .seconds(5)),
+    ])
+    func headerTimeLimit(seconds: Double, limit: TimeAmount) {
+        var config = ProxyConfiguration(portMappings: [:])
+        config.headerTimeout = seconds
+        #expect(config.headerTimeLimit == limit)
     }
 
     // MARK: proxy_max_header_size

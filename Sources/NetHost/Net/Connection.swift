@@ -20,7 +20,7 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     /// The parsed PROXY header, when the connection came through `net_proxy`.
     public let origin: (any ConnectionOriginInfo)?
     /// `network_settings.read_timeout`, which `setReadTimeout` may override.
-    public let configuredReadTimeout: Double
+    public let configuredReadTimeout: TimeAmount
     private let sendTimeout: TimeAmount
     private let maxSendBufferSize: Int
     /// Carries the connection's metadata (id, client, service, proxy) into every
@@ -103,13 +103,14 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
         self.listener = listener
         self.addresses = addresses
         self.origin = origin
-        self.configuredReadTimeout = settings.readTimeout
-        self.sendTimeout = .nanoseconds(Int64(settings.sendTimeout * 1_000_000_000))
+        self.configuredReadTimeout = settings.readTimeoutAmount
+        self.sendTimeout = settings.sendTimeoutAmount
         self.maxSendBufferSize = settings.maxSendBufferSize
         self.baseLogger = logger
-        self.readTimeout = .nanoseconds(Int64(settings.readTimeout * 1_000_000_000))
-        self.lastReadTime = .now()
-        self.timers = LoopTimers.current(on: context.eventLoop)
+        self.readTimeout = configuredReadTimeout
+        let timers = LoopTimers.current(on: context.eventLoop)
+        self.timers = timers
+        self.lastReadTime = timers.now
     }
 
     public var channel: Channel { context.channel }
@@ -145,15 +146,24 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     }
 
     /// Closes after everything written so far has been sent (as Prosody does);
-    /// `onDisconnect` follows.
+    /// `onDisconnect` follows. A peer that does not read for `send_timeout` is cut off.
     public func close() {
         guard state == .open else { return }
-        if bufferedBytes == 0 {
+        guard bufferedBytes > 0 else {
             closeNow(reason: nil)
-        } else {
-            state = .closingAfterFlush
-            armSendTimeout()
+            return
         }
+        state = .closingAfterFlush
+        armSendTimeout()
+        // Writability cannot tell when the queue is empty: a backlog below the high
+        // watermark never made the channel unwritable, so no event would come. An empty
+        // write's promise can: writes complete in order, so it fires once every byte
+        // queued before it is out (or fails once the channel has gone).
+        let sent = eventLoop.makePromise(of: Void.self)
+        sent.futureResult.assumeIsolated().whenComplete { [self] _ in
+            closeNow(reason: nil)
+        }
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)), promise: sent)
     }
 
     /// Stops reading from the socket until `resume()`.
@@ -196,12 +206,21 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
         isTLS = true
     }
 
-    /// Sets or clears (nil) the read timeout, in seconds.
-    public func setReadTimeout(_ seconds: Double?) {
-        readTimeout = seconds.map { .nanoseconds(Int64($0 * 1_000_000_000)) }
-        lastReadTime = .now()
+    /// Sets or clears (nil) the read timeout, counted from now; at most a year
+    /// (`TimeoutSeconds.maximum`).
+    public func setReadTimeout(_ timeout: TimeAmount?) {
+        readTimeout = timeout.map { min($0, TimeoutSeconds.maximumAmount) }
+        lastReadTime = timers.now
         timerDeadline = nil  // the new timeout may be shorter than the one scheduled
         scheduleTimer()
+    }
+
+    /// The same in seconds, as Lua gives it. Infinity means as long as possible (a year),
+    /// as `math.huge` never fires in Prosody; NaN and negative numbers throw.
+    public func setReadTimeout(seconds: Double?) throws(InvalidTimeout) {
+        setReadTimeout(try seconds.map { seconds throws(InvalidTimeout) in
+            try TimeoutSeconds.timeAmount(seconds, infinity: .clampsToMaximum)
+        })
     }
 
     /// A socket option by its Prosody name; false if unknown or refused.
@@ -240,7 +259,7 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
 
     func deliver(_ buffer: ByteBuffer) {
         guard state == .open else { return }
-        lastReadTime = .now()
+        lastReadTime = timers.now
         runCallback("onincoming") { try listener.onIncoming(self, data: buffer) }
     }
 
@@ -249,14 +268,16 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
             armSendTimeout()
             return
         }
-        sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
         switch state {
         case .open:
+            sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
             if listener.wantsDrain {
                 runCallback("ondrain") { try listener.onDrain(self) }
             }
         case .closingAfterFlush:
-            closeNow(reason: nil)
+            // Writable need not mean empty (a low watermark above 1 byte): the close waits
+            // for its write's promise, and the send timeout keeps running until then.
+            break
         case .closed:
             break
         }
@@ -326,7 +347,7 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
 
     private func armSendTimeout() {
         guard sendBlockedSince == nil else { return }
-        sendBlockedSince = .now()
+        sendBlockedSince = timers.now
         scheduleTimer()
     }
 
@@ -353,7 +374,7 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     public func loopTimerFired() {
         timerDeadline = nil
         guard state != .closed else { return }
-        let now = NIODeadline.now()
+        let now = timers.now
         if let sendBlockedSince, now >= sendBlockedSince + sendTimeout,
            !channel.isWritable || state == .closingAfterFlush {
             logger.info("send timeout: the peer did not read for \(Double(sendTimeout.nanoseconds) / 1e9) s, closing")
@@ -369,7 +390,7 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
                 closeNow(reason: "read timeout")
                 return
             }
-            lastReadTime = .now()
+            lastReadTime = timers.now
         }
         scheduleTimer()
     }

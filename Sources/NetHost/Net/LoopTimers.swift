@@ -50,8 +50,13 @@ public final class LoopTimers {
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.buckets = Array(repeating: [], count: Self.bucketCount)
-        self.sweptTick = Self.lastTick(atOrBefore: .now())
+        self.sweptTick = Self.lastTick(atOrBefore: eventLoop.now)
     }
+
+    /// The loop's clock, which every deadline on the wheel is measured by: the wall
+    /// clock on a real loop, the virtual one on an `EmbeddedEventLoop` (so a test can
+    /// step a timeout exactly).
+    public var now: NIODeadline { eventLoop.now }
 
     /// The wheel of the loop running this code. Each loop is one thread, so a
     /// thread-local gives every loop its own wheel with no lock and no lookup table.
@@ -99,7 +104,7 @@ public final class LoopTimers {
     private func startTicking() {
         ticking = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: Self.tick) { [self] in
             ticking = nil
-            sweep(now: .now())
+            sweep(now: eventLoop.now)
             if scheduledCount > 0 { startTicking() }
         }
     }

@@ -1,10 +1,13 @@
+import NIOCore
+
 /// Per-connection limits and socket behaviour, from the `network_settings`
 /// option as in Prosody. Every wait has a timeout and every buffer a bound.
 public struct NetworkSettings: Sendable, Equatable {
     /// Seconds without incoming data before `onreadtimeout` (Prosody: 14 minutes).
-    public var readTimeout: Double = 840
+    /// At most a year (`TimeoutSeconds.maximum`), as every timeout.
+    public var readTimeout: Double = NetworkSettings.defaultReadTimeout
     /// Seconds a pending write may make no progress before the connection is closed.
-    public var sendTimeout: Double = 180
+    public var sendTimeout: Double = NetworkSettings.defaultSendTimeout
     /// Bytes a connection may have waiting to be sent; a writer past it is disconnected.
     public var maxSendBufferSize: Int = 32 * 1024 * 1024
     /// The listen backlog. Larger than Prosody's 128: a burst of connections
@@ -26,7 +29,22 @@ public struct NetworkSettings: Sendable, Equatable {
     /// arrived yet (a slow or silent sender holds a slot until its timeout).
     public var maxPendingHeadersPerIP: Int = 256
 
+    public static let defaultReadTimeout: Double = 840
+    public static let defaultSendTimeout: Double = 180
+
     public init() {}
+
+    /// `readTimeout` on the loop's clock. Reading the config refuses what no timeout can
+    /// be; a value set from Swift is not checked there, so NaN or a negative number counts
+    /// as the default here and infinity as the maximum, rather than trapping.
+    var readTimeoutAmount: TimeAmount {
+        (try? TimeoutSeconds.timeAmount(readTimeout, infinity: .clampsToMaximum)) ?? .seconds(Int64(Self.defaultReadTimeout))
+    }
+
+    /// `sendTimeout` on the loop's clock, read as `readTimeoutAmount` is.
+    var sendTimeoutAmount: TimeAmount {
+        (try? TimeoutSeconds.timeAmount(sendTimeout, infinity: .clampsToMaximum)) ?? .seconds(Int64(Self.defaultSendTimeout))
+    }
 
     /// What was wrong with a `network_settings` entry.
     public struct Problem: Sendable, CustomStringConvertible {
@@ -41,11 +59,22 @@ public struct NetworkSettings: Sendable, Equatable {
         guard let table else { return }
         func seconds(_ key: String, _ target: inout Double) {
             guard let value = table[key] else { return }
-            if let number = value.numberValue, number > 0 {
-                target = number
-            } else {
+            guard let number = value.numberValue else {
                 problems.append(Problem(option: key, reason: "expected a positive number of seconds, got \(value.typeName)"))
+                return
             }
+            // A zero timeout would close every connection at once: these must be above 0.
+            guard number > 0 || number.isNaN else {
+                problems.append(Problem(option: key, reason: "expected a positive number of seconds, got \(number)"))
+                return
+            }
+            do throws(InvalidTimeout) {
+                _ = try TimeoutSeconds.timeAmount(number)  // refuses NaN and infinity
+            } catch {
+                problems.append(Problem(option: key, reason: error.description))
+                return
+            }
+            target = min(number, TimeoutSeconds.maximum)
         }
         func count(_ key: String, minimum: Int, _ target: inout Int) {
             guard let value = table[key] else { return }

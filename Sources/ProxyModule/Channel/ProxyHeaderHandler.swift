@@ -104,7 +104,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         let timers = LoopTimers.current(on: context.eventLoop)
         self.timers = timers
         timedContext = context
-        timers.schedule(self, at: .now() + .nanoseconds(Int64(configuration.headerTimeout * 1_000_000_000)))
+        timers.schedule(self, at: timers.now + configuration.headerTimeLimit)
     }
 
     func loopTimerFired() {

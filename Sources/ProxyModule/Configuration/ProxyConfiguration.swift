@@ -1,3 +1,4 @@
+import NIOCore
 import NetHost
 import ProxyProtocol
 
@@ -16,6 +17,14 @@ public struct ProxyConfiguration: Sendable {
     public var warnings: [String] = []
 
     public static let defaultHeaderTimeout = 5.0
+
+    /// `headerTimeout` on the loop's clock. `proxy_header_timeout` is checked when read
+    /// (above 0, at most 3600); a value set from Swift is not, so one that cannot be a
+    /// timeout (NaN, negative, infinite) counts as the default rather than trapping.
+    public var headerTimeLimit: TimeAmount {
+        (try? TimeoutSeconds.timeAmount(headerTimeout))
+            ?? .milliseconds(Int64(Self.defaultHeaderTimeout * 1000))
+    }
 
     /// A `proxy_*` option that cannot be used as written: start-up stops, as for a config error.
     public struct Invalid: ModuleConfigurationError, Sendable {

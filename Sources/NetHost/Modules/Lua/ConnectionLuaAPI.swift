@@ -77,7 +77,12 @@ enum ConnectionLuaAPI {
             "setreadtimeout": { stack in
                 let conn = try connection(stack, "setreadtimeout")
                 switch stack.type(at: 2) {
-                case .number: conn.setReadTimeout(stack.toNumber(at: 2))
+                case .number:
+                    do throws(InvalidTimeout) {
+                        try conn.setReadTimeout(seconds: stack.toNumber(at: 2) ?? 0)
+                    } catch {
+                        throw LuaArgumentError(argument: 2, function: "setreadtimeout", error.description)
+                    }
                 case .boolean where !stack.toBoolean(at: 2): conn.setReadTimeout(nil)
                 default: conn.setReadTimeout(conn.configuredReadTimeout)
                 }
