@@ -383,19 +383,21 @@ public final class LuaRuntime: ConnectionFinishObserver {
         return 1
     }
 
-    /// A timer's delay in seconds as the loop's time. What is not a number of
-    /// seconds (NaN, infinity) is refused; a negative delay means at once, as in
+    /// A timer's delay in seconds as the loop's time, or nil for never. NaN is
+    /// refused; a negative delay means at once and an infinite one never, as in
     /// Prosody; one longer than a century is shortened to a century, which no
     /// process outlives and which the loop's clock can still add without overflow.
-    static func timerDelay(_ seconds: Double) throws -> TimeAmount {
-        guard seconds.isFinite else {
-            throw LuaArgumentError("a timer's delay must be a finite number of seconds, got \(seconds)")
+    static func timerDelay(_ seconds: Double) throws -> TimeAmount? {
+        guard !seconds.isNaN else {
+            throw LuaArgumentError("a timer's delay must be a number of seconds, got NaN")
         }
+        guard seconds.isFinite || seconds < 0 else { return nil }
         let century = 100 * 365.25 * 86_400.0
         return .nanoseconds(Int64(min(max(0, seconds), century) * 1_000_000_000))
     }
 
-    private func schedule(timer id: Int, after delay: TimeAmount) {
+    private func schedule(timer id: Int, after delay: TimeAmount?) {
+        guard let delay else { return }  // never: the timer stays, so that stop() still finds it
         timers[id]?.task = loop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [unowned self] in
             fire(timer: id)
         }
@@ -409,7 +411,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         let base = stack.top
         defer { stack.setTop(base) }
         stack.push(timer.callback)
-        stack.push(Double(NIODeadline.now().uptimeNanoseconds) / 1e9)
+        stack.push(Double(loop.now.uptimeNanoseconds) / 1e9)  // the loop's clock, which tests drive
         do {
             try withinBudget { () throws(LuaError) in try stack.call(arguments: 1, results: 1) }
             guard timers[id] != nil else { return }  // stopped by its own callback
