@@ -22,6 +22,9 @@ struct CheckCommand: AsyncParsableCommand {
         do {
             let logging = try startup.logging(levelOverride: common.logLevel)
             problems += logging.warnings.map { "log: \($0)" }
+            // Opened as `run` opens them (a missing file is created), then closed:
+            // a log file `run` could not open is a problem here too.
+            _ = try LoggingSystem.makeLogHandlerFactory(logging)
         } catch {
             problems.append("log: \(error)")
         }
@@ -36,7 +39,7 @@ struct CheckCommand: AsyncParsableCommand {
         let services = server.services.all
         let plan = ListenPlan(services: services, options: startup.configuration)
         problems += server.problems.all
-        problems += plan.problems
+        problems += server.listenProblems()
         problems += plan.clashes
         let modules = server.loadedModules
         server.shutdownNow()

@@ -91,6 +91,44 @@ struct CommandLineCheckTests {
         #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
     }
 
+    /// What `run` refuses or cannot serve at start, `check` reports: each config
+    /// here is one problem, and the status is non-zero.
+    @Test(arguments: [
+        ("a TLS service without a certificate", """
+            plugin_paths = { "plugins" }
+            modules_enabled = { "secure" }
+            secure_ports = { PORT }
+            """, ["service 'secure' uses TLS", "no certificate"]),
+        ("a PROXY port mapped to a TLS service without a certificate", """
+            plugin_paths = { "plugins" }
+            modules_enabled = { "net_proxy", "secure" }
+            secure_ports = { }
+            proxy_port_mappings = { [PORT] = "secure" }
+            """, ["port PORT hands its connections to service 'secure'", "no certificate"]),
+        ("a log file in a folder that does not exist", """
+            modules_enabled = { "echo" }
+            echo_ports = { PORT }
+            log = "/nonexistent/folder/nethost.log"
+            """, ["log:", "/nonexistent/folder/nethost.log"]),
+    ])
+    func checkFindsWhatRunWouldRefuse(what: String, config: String, parts: [String]) async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-run")
+        let port = try FreePort.allocate()
+        try workspace.write(#"module:provides("net", { name = "secure", encryption = "ssl", listener = {} })"#,
+                            to: "plugins/mod_secure.lua")
+        let path = try workspace.write(
+            "interfaces = { \"127.0.0.1\" }\n" + config.replacingOccurrences(of: "PORT", with: "\(port)") + "\n",
+            to: "prosody.cfg.lua")
+
+        let result = try await workspace.run(["check", "--config", path])
+
+        #expect(result.termination != .exited(0), "\(what): \(result.output)")
+        let problems = result.standardOutput.split(separator: "\n").filter { $0.hasPrefix("  - ") }
+        let expected = parts.map { $0.replacingOccurrences(of: "PORT", with: "\(port)") }
+        #expect(problems.count == 1, "\(what): \(result.output)")
+        #expect(problems.contains { line in expected.allSatisfy { line.contains($0) } }, "\(what): \(result.output)")
+    }
+
     /// A missing config file is one message and a non-zero status, for both commands.
     @Test(arguments: [["check"], []])
     func aMissingConfigFileIsNamed(_ command: [String]) async throws {

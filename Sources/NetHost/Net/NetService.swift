@@ -149,4 +149,11 @@ public protocol ServicePipeline: Sendable {
     func executor(forPort port: Int, services: ServiceRegistry) -> NetService.Executor
     /// Sets up the pipeline of a connection accepted on `port`.
     func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void>
+    /// The service a port's connections are handed to once the pipeline is done
+    /// with them (net_proxy: the port's mapping), so that the host can check it.
+    func handOverTarget(forPort port: Int) -> String?
+}
+
+extension ServicePipeline {
+    public func handOverTarget(forPort port: Int) -> String? { nil }
 }

@@ -130,7 +130,7 @@ public final class NetHostServer: Sendable {
     /// on a thread that cannot serve them (Lua) or on one loop only (Swift).
     private func openPlannedPorts() -> [ListenError] {
         let plan = ListenPlan(services: services.all, options: options)
-        for problem in plan.problems {
+        for problem in listenProblems(in: plan) {
             logger.error("\(problem)")
             problems.add(problem)
         }
@@ -156,12 +156,7 @@ public final class NetHostServer: Sendable {
             let childGroup: any EventLoopGroup = executor == .luaLoop ? luaLoop : group
             let current = openLoops[key]
             if let current, current == Self.loops(of: childGroup) { continue }
-            if service.usesDirectTLS, tls == nil {
-                let problem = PipelineContext.MissingCertificate(service: service.name).description
-                logger.error("\(problem)")
-                problems.add(problem)
-                continue
-            }
+            if service.usesDirectTLS, tls == nil { continue }  // reported by listenProblems
             let request = ListenRequest(
                 serviceName: service.name,
                 interface: entry.interface,
@@ -182,6 +177,34 @@ public final class NetHostServer: Sendable {
         let failures = ports.open(opening) + ports.replace(moving)
         for failure in failures { problems.add(failure.description) }
         return failures
+    }
+
+    /// What keeps the planned ports from serving, found without binding: port
+    /// options that are wrong, and TLS services without a certificate, whether they
+    /// listen themselves or a PROXY port hands its connections to them. `start`
+    /// logs these as it opens the ports; `nethost check` reports the same list.
+    public func listenProblems() -> [String] {
+        listenProblems(in: ListenPlan(services: services.all, options: options))
+    }
+
+    private func listenProblems(in plan: ListenPlan) -> [String] {
+        var result = plan.problems
+        guard tls == nil else { return result }
+        var reported: Set<String> = []
+        for entry in plan.entries {
+            guard let service = services.service(named: entry.service) else { continue }
+            if service.usesDirectTLS, reported.insert(service.name).inserted {
+                result.append(PipelineContext.MissingCertificate(service: service.name).description)
+            }
+            if case .pipeline(let pipeline) = service.handling,
+               let target = pipeline.handOverTarget(forPort: entry.port),
+               services.service(named: target)?.usesDirectTLS == true,
+               reported.insert("\(entry.port) \(target)").inserted {
+                result.append("port \(entry.port) hands its connections to service '\(target)', which uses TLS "
+                    + "(encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... }")
+            }
+        }
+        return result
     }
 
     /// The loops a group's listening sockets accept on: with one thread the Lua

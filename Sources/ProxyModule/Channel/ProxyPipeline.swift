@@ -18,6 +18,10 @@ struct ProxyPipeline: ServicePipeline {
         return executor
     }
 
+    func handOverTarget(forPort port: Int) -> String? {
+        configuration.portMappings[port]
+    }
+
     func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
