@@ -110,7 +110,9 @@ public final class LuaRuntime: ConnectionFinishObserver {
         defer { stack.setTop(base) }
         stack.push(loader)
         stack.rawGetField(function, from: -1)
-        for argument in arguments { stack.push(argument) }
+        for argument in arguments {
+            do { try stack.push(argument) } catch { throw LuaError(kind: .runtime, message: "loader.\(function): \(error)") }
+        }
         try withinBudget { () throws(LuaError) in
             try stack.call(arguments: Int32(arguments.count), results: 0)
         }
@@ -219,7 +221,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
             stack.pushNil()  // inherited from the global section, not set on the host
             return 1
         }
-        stack.push(value)
+        do { try stack.push(value) } catch { throw LuaArgumentError("config option '\(name)': \(error)") }
         return 1
     }
 
