@@ -7,6 +7,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline int nethost_lua_registryindex(void) { return LUA_REGISTRYINDEX; }
 static inline int nethost_lua_upvalueindex(int i) { return lua_upvalueindex(i); }
@@ -222,6 +223,208 @@ static inline int nethost_traceback_handler(lua_State *L) {
 static inline int nethost_push_traceback_handler(lua_State *L) {
     lua_pushcfunction(L, nethost_traceback_handler);
     return lua_gettop(L);
+}
+
+/* MARK: Source chunks only
+ *
+ * Lua 5.4 runs precompiled chunks (bytecode) without verifying them, and crafted
+ * bytecode reads and writes arbitrary memory. Every loader a Lua state offers is
+ * therefore replaced by one that loads text only (mode "t"); string.dump, which
+ * makes bytecode, is removed. Lua raises errors here, in C, never through Swift.
+ */
+
+/* What Lua says when mode "t" meets a binary chunk (ldo.c, checkmode). It reads
+ * "mode is 't'" even when the caller asked for "bt", so it is replaced by a text
+ * that says why. If a later Lua words it differently the chunk is still refused,
+ * only with Lua's own message. */
+#define NETHOST_LUA_BINARY_REFUSAL "attempt to load a binary chunk (mode is 't')"
+#define NETHOST_BINARY_REFUSED "precompiled Lua (a binary chunk) is not allowed: NetHost loads Lua source only"
+
+/* After a failed load with the message on top: rewrites Lua's refusal of a binary
+ * chunk, prefixed with `where` (a file name) when given. [-1, +1] */
+static inline void nethost_explain_binary_refusal(lua_State *L, int status, const char *where) {
+    const char *message = lua_tostring(L, -1);
+    if (status != LUA_ERRSYNTAX || message == NULL || strcmp(message, NETHOST_LUA_BINARY_REFUSAL) != 0) return;
+    lua_pop(L, 1);
+    if (where != NULL) {
+        lua_pushfstring(L, "%s: %s", where, NETHOST_BINARY_REFUSED);
+    } else {
+        lua_pushstring(L, NETHOST_BINARY_REFUSED);
+    }
+}
+
+/* Compiles source text; binary chunks are refused. [-0, +1]: the function, or the message. */
+static inline int nethost_load_source(lua_State *L, const char *buffer, size_t size, const char *chunkname) {
+    int status = luaL_loadbufferx(L, buffer, size, chunkname, "t");
+    if (status != LUA_OK) nethost_explain_binary_refusal(L, status, NULL);
+    return status;
+}
+
+/* The optional mode argument at `arg` of load/loadfile: a caller may still pass
+ * "bt" (Lua's default, common in portable code) and get text; a mode without
+ * 't' can load nothing here. Returns 0 after pushing fail and a message. */
+static inline int nethost_check_text_mode(lua_State *L, int arg) {
+    const char *mode = luaL_optstring(L, arg, "bt");
+    if (strchr(mode, 't') != NULL) return 1;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "load mode '%s' refused: " NETHOST_BINARY_REFUSED, mode);
+    return 0;
+}
+
+/* As lbaselib.c's load_aux: the function, with `envidx` (if not 0) as its _ENV,
+ * or fail plus the message. */
+static inline int nethost_load_result(lua_State *L, int status, int envidx) {
+    if (status == LUA_OK) {
+        if (envidx != 0) {
+            lua_pushvalue(L, envidx);
+            if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+        }
+        return 1;
+    }
+    luaL_pushfail(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* The stack slot where the reader keeps the piece it hands to lua_load, so the
+ * collector cannot free it meanwhile (as lbaselib.c's RESERVEDSLOT). */
+#define NETHOST_READER_SLOT 5
+
+static inline const char *nethost_function_reader(lua_State *L, void *ud, size_t *size) {
+    (void)ud;
+    luaL_checkstack(L, 2, "too many nested functions");
+    lua_pushvalue(L, 1);
+    lua_call(L, 0, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        *size = 0;
+        return NULL;
+    }
+    if (!lua_isstring(L, -1)) luaL_error(L, "reader function must return a string");
+    lua_replace(L, NETHOST_READER_SLOT);
+    return lua_tolstring(L, NETHOST_READER_SLOT, size);
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]), as Lua's, text only. */
+static inline int nethost_load(lua_State *L) {
+    size_t length;
+    const char *source = lua_tolstring(L, 1, &length);
+    int envidx = !lua_isnone(L, 4) ? 4 : 0;
+    if (!nethost_check_text_mode(L, 3)) return 2;
+    int status;
+    if (source != NULL) {
+        const char *chunkname = luaL_optstring(L, 2, source);
+        status = luaL_loadbufferx(L, source, length, chunkname, "t");
+    } else {
+        const char *chunkname = luaL_optstring(L, 2, "=(load)");
+        luaL_checktype(L, 1, LUA_TFUNCTION);
+        lua_settop(L, NETHOST_READER_SLOT);
+        status = lua_load(L, nethost_function_reader, NULL, chunkname, "t");
+    }
+    if (status != LUA_OK) nethost_explain_binary_refusal(L, status, NULL);
+    return nethost_load_result(L, status, envidx);
+}
+
+/* loadfile([filename [, mode [, env]]]), as Lua's, text only. */
+static inline int nethost_loadfile(lua_State *L) {
+    const char *filename = luaL_optstring(L, 1, NULL);
+    int envidx = !lua_isnone(L, 3) ? 3 : 0;
+    if (!nethost_check_text_mode(L, 2)) return 2;
+    int status = luaL_loadfilex(L, filename, "t");
+    if (status != LUA_OK) nethost_explain_binary_refusal(L, status, filename ? filename : "stdin");
+    return nethost_load_result(L, status, envidx);
+}
+
+static inline int nethost_dofile_continue(lua_State *L, int status, lua_KContext context) {
+    (void)status;
+    (void)context;
+    return lua_gettop(L) - 1;
+}
+
+/* dofile([filename]), as Lua's, text only. */
+static inline int nethost_dofile(lua_State *L) {
+    const char *filename = luaL_optstring(L, 1, NULL);
+    lua_settop(L, 1);
+    int status = luaL_loadfilex(L, filename, "t");
+    if (status != LUA_OK) {
+        nethost_explain_binary_refusal(L, status, filename ? filename : "stdin");
+        return lua_error(L);
+    }
+    lua_callk(L, 0, LUA_MULTRET, 0, nethost_dofile_continue);
+    return nethost_dofile_continue(L, 0, 0);
+}
+
+/* package.searchers[2], the searcher for Lua files on package.path, text only.
+ * Upvalue 1 is the package table (package.path is read at each search, as Lua
+ * does), upvalue 2 the original package.searchpath. */
+static inline int nethost_search_lua_source(lua_State *L) {
+    const char *name = luaL_checkstring(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    if (lua_getfield(L, lua_upvalueindex(1), "path") != LUA_TSTRING) {
+        return luaL_error(L, "'package.path' must be a string");
+    }
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2)) return 1;  /* not found: the list of files tried, for require's message */
+    lua_pop(L, 1);
+    const char *filename = lua_tostring(L, -1);
+    int status = luaL_loadfilex(L, filename, "t");
+    if (status != LUA_OK) {
+        nethost_explain_binary_refusal(L, status, NULL);
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s", name, filename, lua_tostring(L, -1));
+    }
+    lua_insert(L, -2);  /* the loader, then the file name as its second argument */
+    return 2;
+}
+
+/* Replaces `name` in the table on top with `fn`, if the table has that field. [-0, +0] */
+static inline void nethost_replace_if_present(lua_State *L, const char *name, lua_CFunction fn) {
+    int present = lua_getfield(L, -1, name) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!present) return;
+    lua_pushcfunction(L, fn);
+    lua_setfield(L, -2, name);
+}
+
+static inline int nethost_restrict_to_source_body(lua_State *L) {
+    lua_pushglobaltable(L);
+    nethost_replace_if_present(L, "load", nethost_load);
+    nethost_replace_if_present(L, "loadfile", nethost_loadfile);
+    nethost_replace_if_present(L, "dofile", nethost_dofile);
+    lua_pop(L, 1);
+
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    /* The string library table is also the strings' metatable __index, so this
+     * removes ("").dump too. */
+    if (lua_getfield(L, -1, LUA_STRLIBNAME) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "dump");
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, LUA_LOADLIBNAME) == LUA_TTABLE) {
+        /* Only the Lua-file searcher is replaced. The C-library searchers
+         * (searchers[3] and [4]) and package.loadlib stay for now: Prosody's util
+         * library has C modules that modules will need. While they stay, this is no
+         * wall against a hostile module: loadlib can reopen Lua's own libraries from
+         * liblua (luaopen_string has dump, luaopen_base the "bt" load) or call any
+         * C function. Restricting C loading to known paths is the later issue's. */
+        if (lua_getfield(L, -1, "searchers") == LUA_TTABLE) {
+            lua_pushvalue(L, -2);
+            lua_getfield(L, -1, "searchpath");
+            lua_pushcclosure(L, nethost_search_lua_source, 2);
+            lua_rawseti(L, -2, 2);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    return 0;
+}
+
+/* Makes every loader of the state load source text only, and removes string.dump.
+ * Runs protected: LUA_OK, or an error status with the message on top. */
+static inline int nethost_restrict_to_source(lua_State *L) {
+    lua_pushcfunction(L, nethost_restrict_to_source_body);
+    return lua_pcall(L, 0, 0, 0);
 }
 
 #endif

@@ -167,7 +167,7 @@ struct LuaStateTests {
         let value = try lua.stack.configValue(at: -1)
         #expect(value == expected)
         lua.stack.pop()
-        lua.stack.push(expected)
+        try lua.stack.push(expected)
         #expect(try lua.stack.configValue(at: -1) == expected)
         lua.stack.pop()
         #expect(lua.stack.top == 0)

@@ -11,6 +11,14 @@ public enum ConfigValue: Sendable, Hashable {
     case table(ConfigTable)
 }
 
+extension ConfigValue {
+    /// How many tables deep a config value may nest (`{ { } }` is 2). Reading a value
+    /// from Lua and pushing one into Lua stop at the same depth, so every option a
+    /// config produced reaches a module's `get_option` intact. Real configs nest two
+    /// or three deep; past this, a table is far more likely a cycle than data.
+    public static let maximumNesting = 32
+}
+
 /// A key of a config table that is not part of its sequence.
 public enum ConfigKey: Sendable, Hashable, Comparable {
     case integer(Int)

@@ -1,16 +1,38 @@
 /// Moving config values in and out of Lua.
 extension LuaStack {
-    /// Pushes a config value as the Lua value it came from. [-0, +1]
-    public func push(_ value: ConfigValue) {
+    /// Pushes a config value as the Lua value it came from. [-0, +1], or [-0, +0] when it
+    /// throws: tables nested deeper than `ConfigValue.maximumNesting`, or a Lua stack
+    /// that cannot grow any more.
+    public func push(_ value: ConfigValue) throws(ConfigConversionError) {
+        let saved = top
+        do throws(ConfigConversionError) {
+            try push(value, depth: 0)
+        } catch {
+            setTop(saved)
+            throw error
+        }
+    }
+
+    private func push(_ value: ConfigValue, depth: Int) throws(ConfigConversionError) {
+        // Each level holds its table and a key while the level below is pushed, and a
+        // Swift function called from Lua is only promised LUA_MINSTACK (20) free slots:
+        // without asking for room a deep table writes past the end of the Lua stack.
+        // Three slots: this value, a key, and the value of the level below.
+        guard reserve(3) else {
+            throw ConfigConversionError(description: "the Lua stack cannot grow to hold this value")
+        }
         switch value {
         case .string(let string): push(string)
         case .integer(let integer): push(integer)
         case .number(let number): push(number)
         case .boolean(let boolean): push(boolean)
         case .table(let table):
+            guard depth < ConfigValue.maximumNesting else {
+                throw ConfigConversionError(description: "tables nested more than \(ConfigValue.maximumNesting) deep")
+            }
             newTable(arrayCapacity: Int32(clamping: table.array.count), fieldCapacity: Int32(clamping: table.map.count))
             for (offset, element) in table.array.enumerated() {
-                push(element)
+                try push(element, depth: depth + 1)
                 rawSetIndex(offset + 1, in: -2)
             }
             for (key, element) in table.map {
@@ -18,19 +40,20 @@ extension LuaStack {
                 case .integer(let integer): push(integer)
                 case .string(let string): push(string)
                 }
-                push(element)
+                try push(element, depth: depth + 1)
                 rawSet(in: -3)
             }
         }
     }
 
-    /// Why a Lua value could not become a config value.
+    /// Why a Lua value could not become a config value, or a config value a Lua value.
     public struct ConfigConversionError: Error, CustomStringConvertible, Sendable {
         public let description: String
     }
 
     /// Reads the value at `index` as a config value; `nil` for Lua nil.
-    /// Functions, userdata, threads and tables nested too deep or in a cycle are refused.
+    /// Functions, userdata, threads and tables nested deeper than
+    /// `ConfigValue.maximumNesting` or in a cycle are refused.
     public func configValue(at index: Int32, depth: Int = 0) throws(ConfigConversionError) -> ConfigValue? {
         let index = absolute(index)
         switch type(at: index) {
@@ -44,8 +67,8 @@ extension LuaStack {
         case .string:
             return .string(toString(at: index) ?? "")
         case .table:
-            guard depth < 32 else {
-                throw ConfigConversionError(description: "tables nested more than 32 deep (a cycle?)")
+            guard depth < ConfigValue.maximumNesting else {
+                throw ConfigConversionError(description: "tables nested more than \(ConfigValue.maximumNesting) deep (a cycle?)")
             }
             return .table(try configTable(at: index, depth: depth + 1))
         case .function, .userdata, .lightUserdata, .thread:

@@ -264,11 +264,12 @@ public struct LuaStack {
         }
     }
 
-    /// Compiles a chunk and pushes it as a function. [-0, +1] on success, [-0, +0] on failure.
-    /// `chunkName` follows Lua's convention: "@path" names a file, "=name" a literal name.
-    public func load(_ source: UnsafeRawBufferPointer, chunkName: String, textOnly: Bool = true) throws(LuaError) {
+    /// Compiles a chunk of Lua source and pushes it as a function. [-0, +1] on success,
+    /// [-0, +0] on failure. Precompiled (binary) chunks are refused: Lua does not verify
+    /// them. `chunkName` follows Lua's convention: "@path" names a file, "=name" a literal name.
+    public func load(_ source: UnsafeRawBufferPointer, chunkName: String) throws(LuaError) {
         let base = source.baseAddress?.assumingMemoryBound(to: CChar.self)
-        let status = luaL_loadbufferx(L, base, source.count, chunkName, textOnly ? "t" : "bt")
+        let status = nethost_load_source(L, base, source.count, chunkName)
         guard status == LUA_OK else {
             let message = toString(at: -1) ?? "(error without message)"
             pop()

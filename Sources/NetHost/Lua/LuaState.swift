@@ -6,7 +6,8 @@ public final class LuaState {
     /// The main thread's stack.
     public let stack: LuaStack
 
-    /// Which standard libraries a new state gets.
+    /// Which standard libraries a new state gets. Either way only Lua source
+    /// loads (see `restrictToSourceChunks`).
     public enum Libraries: Sendable {
         /// Everything Lua ships (base, package, coroutine, table, io, os, string, math, utf8, debug).
         case all
@@ -27,6 +28,7 @@ public final class LuaState {
             Self.openSafeLibraries(stack)
         }
         LuaFunctionRegistry.installMetatable(stack)
+        try restrictToSourceChunks()
     }
 
     /// Whether `close()` has run; the stack must not be used after it.
@@ -94,6 +96,23 @@ public final class LuaState {
             stack.rawSetField(unsafeName, in: -2)
         }
         stack.pop()
+    }
+
+    /// Makes every loader the state offers accept Lua source only: `load`, and where
+    /// the libraries have them `loadfile`, `dofile` and `require`'s searcher for Lua
+    /// files; removes `string.dump`, with which Lua code makes bytecode. Lua 5.4
+    /// runs precompiled chunks without verifying them, and crafted bytecode reads and
+    /// writes arbitrary memory, so no Lua code NetHost runs may load any: not the
+    /// config, not a module. C modules stay loadable in the full library set (see
+    /// the shim). Done in C: raising Lua errors must not cross Swift frames.
+    private func restrictToSourceChunks() throws(LuaError) {
+        let status = nethost_restrict_to_source(stack.L)
+        guard status == LUA_OK else {
+            let message = stack.toString(at: -1) ?? "(error without message)"
+            stack.pop()
+            throw LuaError(kind: status == LUA_ERRMEM ? .memory : .runtime,
+                           message: "could not restrict the Lua state to source chunks: \(message)")
+        }
     }
 
     /// Runs a chunk of source in the global environment, or in the table on

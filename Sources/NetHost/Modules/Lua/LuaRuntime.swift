@@ -139,8 +139,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
         let stack = state.stack
         let base = stack.top
         defer { stack.setTop(base) }
-        let count = pushLoaderCall("unload", [.string(name), .string(host), .boolean(true)])
         do throws(LuaError) {
+            let count = try pushLoaderCall("unload", [.string(name), .string(host), .boolean(true)])
             try stack.withOwnInstructionBudget(instructionBudget) { () throws(LuaError) in
                 try state.ignoringMemoryLimit { () throws(LuaError) in
                     try stack.call(arguments: count, results: 0)
@@ -176,19 +176,21 @@ public final class LuaRuntime: ConnectionFinishObserver {
         let stack = state.stack
         let base = stack.top
         defer { stack.setTop(base) }
-        let count = pushLoaderCall(function, arguments)
+        let count = try pushLoaderCall(function, arguments)
         try withinBudget { () throws(LuaError) in
             try stack.call(arguments: count, results: 0)
         }
     }
 
-    /// Pushes `loader[function]` and its arguments; returns how many arguments. [-0, +2+n]
-    private func pushLoaderCall(_ function: String, _ arguments: [ConfigValue]) -> Int32 {
+    /// Pushes `loader[function]` and its arguments; returns how many arguments. [-0, +1+n]
+    private func pushLoaderCall(_ function: String, _ arguments: [ConfigValue]) throws(LuaError) -> Int32 {
         let stack = state.stack
         stack.push(loader)
         stack.rawGetField(function, from: -1)
         stack.remove(at: -2)
-        for argument in arguments { stack.push(argument) }
+        for argument in arguments {
+            do { try stack.push(argument) } catch { throw LuaError(kind: .runtime, message: "loader.\(function): \(error)") }
+        }
         return Int32(arguments.count)
     }
 
@@ -288,7 +290,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
             stack.pushNil()  // inherited from the global section, not set on the host
             return 1
         }
-        stack.push(value)
+        do { try stack.push(value) } catch { throw LuaArgumentError("config option '\(name)': \(error)") }
         return 1
     }
 

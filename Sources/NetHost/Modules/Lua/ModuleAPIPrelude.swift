@@ -257,8 +257,10 @@ end
 function api:require(lib)
 	local dir = self:get_directory()
 	for _, candidate in ipairs({ dir .. "/" .. lib .. ".lib.lua", dir .. "/" .. lib .. ".lua" }) do
-		local chunk = loadfile(candidate, "t", self.environment)
+		local chunk, err = loadfile(candidate, "t", self.environment)
 		if chunk then return chunk() end
+		-- A file that is there but does not load (bad syntax, bytecode) is the error, not "missing".
+		if not err:find("^cannot open ") then error(err, 2) end
 	end
 	error("module '" .. self.name .. "' requires library '" .. lib .. "', which is not beside it in " .. dir, 2)
 end
