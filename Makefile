@@ -6,7 +6,7 @@
 #   make fuzz-ci            the same for 60 seconds
 #   make fuzz-build         only build .build-fuzz/proxy-parser-fuzzer
 #   make fuzz-corpus        regenerate Fuzz/corpus from the test samples
-#   make sanitize-address   the whole test suite under AddressSanitizer (.build-asan)
+#   make sanitize-address   the whole test suite under AddressSanitizer (.build-asan); ASAN_FILTER=... for some
 #   make sanitize-thread    the whole test suite under ThreadSanitizer (.build-tsan); CI runs it
 
 SHELL := /usr/bin/env bash
@@ -62,12 +62,14 @@ fuzz-ci:
 # though every test passed. Memory errors (overflows, use after free) are
 # still caught and fail the run.
 ASAN_DETECT_LEAKS ?= 0
+# Only the tests whose names match (swift test --filter); empty runs them all.
+ASAN_FILTER ?=
 
 sanitize-address:
 	scripts/install-deps --test
 	swift build --sanitize=address --scratch-path .build-asan
 	ASAN_OPTIONS="detect_leaks=$(ASAN_DETECT_LEAKS)$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}" \
-	    swift test --sanitize=address --scratch-path .build-asan
+	    swift test --sanitize=address --scratch-path .build-asan $(if $(ASAN_FILTER),--filter '$(ASAN_FILTER)')
 
 # A report from a nethost child would otherwise only reach that child's stderr
 # log in a temporary folder, where no test reads it (and only the tests that
