@@ -8,7 +8,17 @@ struct ProxyRuntime: Sendable {
     let liveConfiguration: LiveValue<ProxyConfiguration>
     let statistics: ProxyStatistics
     let events: RepeatedEventLog
-    let pending = PendingHeaders()
+    let pending: PendingHeaders
+
+    init(
+        liveConfiguration: LiveValue<ProxyConfiguration>, statistics: ProxyStatistics, events: RepeatedEventLog,
+        pending: PendingHeaders = PendingHeaders()
+    ) {
+        self.liveConfiguration = liveConfiguration
+        self.statistics = statistics
+        self.events = events
+        self.pending = pending
+    }
 
     var configuration: ProxyConfiguration { liveConfiguration.value }
 }
