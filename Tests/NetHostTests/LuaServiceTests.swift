@@ -161,9 +161,10 @@ struct LuaServiceTests {
         try await withProbe(options: ["network_settings": settings]) { fixture in
             let client = try fixture.connect(to: "probe")
             _ = try client.readLine()
-            // 16 MiB that the client never reads: more than the kernel's buffers take, less
-            // than max_send_buffer_size, so writes wait until send_timeout ends them.
-            try client.send("flood 16777216\n")
+            // 30 MiB that the client never reads: more than the kernel's buffers take (a few
+            // MiB on loopback), less than max_send_buffer_size (32 MiB) even if they took
+            // nothing, so writes wait until send_timeout ends them.
+            try client.send("flood 31457280\n")
             // With the default, 180 s, this would not come within the wait.
             #expect(fixture.eventually(timeout: 10) {
                 fixture.logs.contains("send timeout: the peer did not read for 1.0 s, closing")
