@@ -135,9 +135,10 @@ struct CommandLineLoggingTests {
         #expect(text.contains(" info "), "\(text)")
         #expect(text.contains("starting with etc/prosody.cfg.lua"), "\(text)")
         #expect(text.contains("echo"), "\(text)")
+        // Once it has exited, its console output is complete.
+        #expect(nethost.stop() == .exited(0))
         #expect(!workspace.exists("nethost.log"), "a log file in the current folder")
         #expect(!nethost.output.contains("started"), "the console got the file's lines: \(nethost.output)")
-        #expect(nethost.stop() == .exited(0))
     }
 
     /// `--log-level debug` shows debug lines on the console; without it they are not there.
@@ -173,13 +174,14 @@ struct CommandLineLoggingTests {
             let client = try TestClient(connectingTo: "127.0.0.1", port: port)
             #expect(try client.read(until: "\n") == "ok\n")
             try await nethost.waitForLogLine(containing: "chatty info line for port \(client.localPort)")
+            // Once it has exited, its output is complete.
+            #expect(nethost.stop() == .exited(0))
             let line = nethost.output.split(separator: "\n").first { $0.contains("chatty debug line for port \(client.localPort)") }
             if debug {
                 #expect(line?.contains(" debug ") == true, "no debug line with --log-level debug: \(nethost.output)")
             } else {
                 #expect(line == nil, "a debug line without --log-level debug: \(nethost.output)")
             }
-            #expect(nethost.stop() == .exited(0))
         }
     }
 

@@ -452,6 +452,22 @@ struct NetHostFixtureTests {
         #expect(!result.output.isEmpty, "nethost said nothing: \(result.termination)")
     }
 
+    /// The negative checks of the command-line tests ("check opened no port") rest on
+    /// this: a nethost that does try to listen on a watched address is reported, even
+    /// though it never gets to (the test holds the address meanwhile).
+    @Test
+    func runReportsAPortNethostTriedToOpen() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "watch")
+        let (tried, untouched) = (try FreePort.allocate(), try FreePort.allocate())
+        let config = try workspace.write(
+            "modules_enabled = { \"echo\" }\ninterfaces = { \"127.0.0.1\", \"::1\" }\necho_ports = { \(tried) }\n",
+            to: "prosody.cfg.lua")
+        let result = try await workspace.run(
+            ["--config", config], watching: CommandLineWorkspace.onLoopbacks(tried, untouched))
+        #expect(result.termination == .exited(1), "it could open none of its ports: \(result.output)")
+        #expect(result.listenedOn.sorted() == ["127.0.0.1:\(tried)", "[::1]:\(tried)"], "\(result.output)")
+    }
+
     @Test
     func aNethostThatExitsEarlyIsReportedWithItsOutput() async throws {
         let error = await #expect(throws: FixtureError.self) {

@@ -326,15 +326,19 @@ enum LoggingTestError: Error, CustomStringConvertible {
         #expect(SyslogOutput.priority(of: level) == priority)
     }
 
-    @Test func syslogSinkOpensAndTakesRecords() throws {
+    /// What the system log receives (priority, tag, text) is checked end to end, on a
+    /// `/dev/log` of the test's own: `CommandLineSyslogTests`. Here, only that the sink
+    /// is chosen, and that with no syslog daemon (this process's `/dev/log` is
+    /// whatever the machine has, often nothing) a record is dropped: the call returns.
+    @Test func syslogSinkIsChosenAndARecordWithoutADaemonIsDropped() throws {
         var configuration = try LoggingConfiguration(log: .string("*syslog"), baseDirectory: "/")
         configuration.syslogIdentifier = "nethost-tests"
         configuration.syslogFacility = .local7
         let sinks = try OpenSinks(opening: configuration)
         #expect(sinks.sinks.count == 1)
         #expect(sinks.sinks[0].output is SyslogOutput)
+        #expect(sinks.accepted == .atLeast(.info))
         #expect(SyslogFacility.local7.code == LOG_LOCAL7)
-        // No syslog daemon need be listening: a record is handed over or dropped, never a crash.
         let log = Logger(label: "syslog-test", factory: try LoggingSystem.makeLogHandlerFactory(configuration, metadataProvider: nil))
         log.info("a record for syslog", metadata: ["k": "v"])
     }

@@ -48,44 +48,69 @@ struct LuaServiceTests {
         }
     }
 
-    @Test("each callback sees the same conn value")
+    /// Asks the probe, over `observer`, how many times ondisconnect ran for the
+    /// connection from client port `port`: "N same=BOOL".
+    private func disconnects(of port: Int, asking observer: TestSocket) throws -> String {
+        try observer.send("disconnects \(port)\n")
+        return try observer.readLine()
+    }
+
+    @Test("each callback sees the same conn value: the one onconnect got comes back in onincoming and ondisconnect")
     func connIdentity() async throws {
         try await withProbe { fixture in
-            let client = try fixture.connect(to: "probe")
-            _ = try client.readLine()
-            try client.send("same\n")
-            #expect(try client.readLine() == "true")
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
+            let port: Int
+            do {
+                let client = try fixture.connect(to: "probe")
+                port = client.localPort
+                _ = try client.readLine()
+                try client.send("same\n")
+                #expect(try client.readLine() == "true")
+            }
+            var answer = ""
+            #expect(fixture.eventually {
+                answer = (try? disconnects(of: port, asking: observer)) ?? ""
+                return answer.hasPrefix("1 ")
+            }, "\(answer)")
+            #expect(answer == "1 same=true")
         }
     }
 
     @Test("conn:close sends what was written, then closes; ondisconnect runs once")
     func closeFlushes() async throws {
         try await withProbe { fixture in
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
             let client = try fixture.connect(to: "probe")
             _ = try client.readLine()
             try client.send("close\n")
             #expect(try client.readLine() == "bye")
             #expect(try client.isClosedByPeer())
-            let observer = try fixture.connect(to: "probe")
-            _ = try observer.readLine()
-            #expect(fixture.eventually {
-                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.contains("disconnects=1") == true
-            })
+            // A connection that ends after it: once its ondisconnect has run, so has
+            // everything the close of the first set off on the same Lua loop.
+            let later = try fixture.connect(to: "probe")
+            _ = try later.readLine()
+            let laterPort = later.localPort
+            try later.send("close\n")
+            #expect(try later.isClosedByPeer())
+            #expect(fixture.eventually { (try? disconnects(of: laterPort, asking: observer)) == "1 same=true" })
+            #expect(try disconnects(of: client.localPort, asking: observer) == "1 same=true")
         }
     }
 
     @Test("a client that hangs up gives ondisconnect")
     func clientHangsUp() async throws {
         try await withProbe { fixture in
-            do {
-                let client = try fixture.connect(to: "probe")
-                _ = try client.readLine()
-            }
             let observer = try fixture.connect(to: "probe")
             _ = try observer.readLine()
-            #expect(fixture.eventually {
-                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.hasPrefix("connects=2 disconnects=1") == true
-            })
+            let port: Int
+            do {
+                let client = try fixture.connect(to: "probe")
+                port = client.localPort
+                _ = try client.readLine()
+            }
+            #expect(fixture.eventually { (try? disconnects(of: port, asking: observer)) == "1 same=true" })
         }
     }
 
@@ -129,6 +154,29 @@ struct LuaServiceTests {
         }
     }
 
+    @Test("network_settings.send_timeout reaches the connections: a peer that stops reading is disconnected after it")
+    func sendTimeoutFromConfig() async throws {
+        // (The exact moment, and a peer that catches up in time: SendTimeoutTests, on virtual time.)
+        let settings = ConfigValue.table(ConfigTable(map: [.string("send_timeout"): .integer(1)]))
+        try await withProbe(options: ["network_settings": settings]) { fixture in
+            let client = try fixture.connect(to: "probe")
+            _ = try client.readLine()
+            // 30 MiB that the client never reads: more than the kernel's buffers take (a few
+            // MiB on loopback), less than max_send_buffer_size (32 MiB) even if they took
+            // nothing, so writes wait until send_timeout ends them.
+            try client.send("flood 31457280\n")
+            // With the default, 180 s, this would not come within the wait.
+            #expect(fixture.eventually(timeout: 10) {
+                fixture.logs.contains("send timeout: the peer did not read for 1.0 s, closing")
+            })
+            let observer = try fixture.connect(to: "probe")
+            _ = try observer.readLine()
+            #expect(fixture.eventually {
+                (try? { try observer.send("stats\n"); return try observer.readLine() }())?.hasSuffix("reasons=send timeout") == true
+            })
+        }
+    }
+
     @Test("ondrain runs once a send buffer that had to wait is empty again")
     func drain() async throws {
         try await withProbe { fixture in
@@ -152,13 +200,17 @@ struct LuaServiceTests {
         }
     }
 
-    @Test("onreadtimeout runs after read_timeout of silence; returning false closes")
-    func readTimeout() async throws {
-        try await withProbe { fixture in
+    @Test("network_settings.read_timeout reaches the connections: onreadtimeout after that much silence, then the close")
+    func readTimeoutFromConfig() async throws {
+        // (Returning true, setreadtimeout(false) and the exact moment: LuaReadTimeoutTests, on virtual time.)
+        let settings = ConfigValue.table(ConfigTable(map: [.string("read_timeout"): .number(0.5)]))
+        try await withProbe(options: ["network_settings": settings]) { fixture in
+            let start = ContinuousClock.now
             let client = try fixture.connect(to: "probe")
-            _ = try client.readLine()
-            try client.send("readtimeout 0.3\n")
+            #expect(try client.readLine() == "hello")
+            // The default, 840 s, would outlast the client's 5 s wait for this line.
             #expect(try client.readLine() == "timeout")
+            #expect(ContinuousClock.now - start >= .milliseconds(500))
             #expect(try client.isClosedByPeer())
         }
     }

@@ -64,13 +64,43 @@ struct ModuleLoadingTests {
         #expect(problems.contains("mod_runtime.lua:2: attempt to index a nil value"))
         #expect(problems.contains("refusing to load"))
         #expect(problems.contains("failed after providing a service"))
-        // Nothing of a module that failed stays registered.
+        // The service it provided before failing is gone, so no port opened for it.
+        // (Its hooks and timers: `failedModuleLeavesNothing` below, on virtual time.)
         #expect(server.services.service(named: "halfway") == nil)
         #expect(server.ports.boundAddresses(of: "halfway").isEmpty)
         let echo = try fixture.connect(to: "echo")
         try echo.send("still up\n")
         #expect(try echo.readLine() == "still up")
         await fixture.stop()
+    }
+
+    @Test("a module that fails after providing a service, hooking an event and starting a timer leaves none of them")
+    func failedModuleLeavesNothing() throws {
+        let halfway = """
+            module:provides("net", { name = "halfway", listener = {} })
+            module:hook("probe", function () return "the failed module's hook" end)
+            module:add_timer(1, function () module:log("info", "the failed module's timer fired") end)
+            error("failed after registering")
+            """
+        // Loaded after it: a hook of lowest priority, which answers only if no other
+        // hook does, and a timer due at the same moment as the failed module's.
+        let witness = """
+            module:hook("probe", function () return "the witness's hook" end, -100)
+            module:log("info", "probe answered: %s", tostring(module:fire_event("probe")))
+            module:add_timer(1, function () module:log("info", "the witness's timer fired") end)
+            """
+        let harness = try ModuleHarness(
+            modules: ["halfway": halfway, "witness": witness],
+            options: ["modules_enabled": .strings("halfway", "witness")]
+        )
+        #expect(harness.manager.loadedModules == ["witness"])
+        #expect(harness.manager.problems.all.contains { $0.contains("module 'halfway' failed to load") && $0.contains("failed after registering") })
+        #expect(harness.services.service(named: "halfway") == nil)
+        #expect(harness.logs.contains("probe answered: the witness's hook"))
+
+        harness.advance(by: .seconds(1))
+        #expect(harness.count("the witness's timer fired") == 1)
+        #expect(harness.count("the failed module's timer fired") == 0)
     }
 
     @Test("a module name cannot be a path")

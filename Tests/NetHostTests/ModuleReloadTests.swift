@@ -7,6 +7,7 @@ import Testing
 struct ModuleReloadTests {
     static func source(version: Int) -> String {
         """
+        module:log("info", "counter v\(version) loaded")
         local count = 0
         function module.save() return { count = count } end
         function module.restore(state) count = state.count end
@@ -42,13 +43,20 @@ struct ModuleReloadTests {
         await fixture.stop()
     }
 
-    @Test("an unchanged module is left alone by reload()")
+    @Test("reload() leaves an unchanged module alone: its file does not run again, while a changed one's does")
     func unchangedModule() async throws {
-        let fixture = try HostFixture(modules: ["counter": Self.source(version: 1)])
-        let options: [String: ConfigValue] = ["modules_enabled": .strings("counter"), "counter_ports": .list(.integer(0))]
+        let other = { (version: Int) in "module:log('info', 'other v\(version) loaded')" }
+        let fixture = try HostFixture(modules: ["counter": Self.source(version: 1), "other": other(1)])
+        let options: [String: ConfigValue] = ["modules_enabled": .strings("counter", "other"), "counter_ports": .list(.integer(0))]
         let server = try fixture.start(options: options)
+        #expect(fixture.logs.all.filter { $0.contains("counter v1 loaded") }.count == 1)
+
+        try other(2).write(toFile: fixture.directory + "/mod_other.lua", atomically: true, encoding: .utf8)
         try server.reload(FixedOptions(global: options.merging(["interfaces": .strings("127.0.0.1")]) { $1 }))
-        #expect(!fixture.logs.contains("reloaded module"))
+        // The reload looked at the files: the changed one ran again.
+        #expect(fixture.logs.contains("other v2 loaded"))
+        #expect(fixture.logs.all.filter { $0.contains("counter v1 loaded") }.count == 1)
+        #expect(!fixture.logs.contains("reloaded module 'counter'"))
         let client = try fixture.connect(to: "counter")
         try client.send("x\n")
         #expect(try client.readLine() == "v1 1")

@@ -9,17 +9,32 @@ import Testing
 /// the same connection API Lua services use.
 @Suite("Swift services over TCP", .serialized)
 struct SwiftServiceTests {
-    /// What the service saw, in order, for the test to read.
+    /// What the service saw, in order, for the test to read. Each test has its own,
+    /// which its module finds by the id in the `recorder_journal` option: no test
+    /// reads another's entries.
     final class Journal: Sendable {
         private let entries = NIOLockedValueBox<[String]>([])
         func add(_ entry: String) { entries.withLockedValue { $0.append(entry) } }
         var all: [String] { entries.withLockedValue { $0 } }
-    }
 
-    static let journal = Journal()
+        let id = UUID().uuidString
+        private static let open = NIOLockedValueBox<[String: Journal]>([:])
+
+        static func make() -> Journal {
+            let journal = Journal()
+            open.withLockedValue { $0[journal.id] = journal }
+            return journal
+        }
+
+        static func named(_ id: String) -> Journal? { open.withLockedValue { $0[id] } }
+
+        func close() { _ = Self.open.withLockedValue { $0.removeValue(forKey: id) } }
+    }
 
     final class Recorder: ConnectionListener {
         let wantsDrain = true
+        let journal: Journal
+        init(journal: Journal) { self.journal = journal }
 
         func onConnect(_ connection: Connection) throws {
             journal.add("connect \(connection.addresses.clientIP)")
@@ -35,7 +50,7 @@ struct SwiftServiceTests {
             case "timeout\n":
                 connection.setReadTimeout(.milliseconds(200))
             case "switch\n":
-                connection.setListener(Other(), data: "handed over")
+                connection.setListener(Other(journal: journal), data: "handed over")
             case "fail\n":
                 throw Failure()
             case "backlog\n":
@@ -80,6 +95,8 @@ struct SwiftServiceTests {
     }
 
     final class Other: ConnectionListener {
+        let journal: Journal
+        init(journal: Journal) { self.journal = journal }
         func onAttach(_ connection: Connection, data: (any Sendable)?) throws {
             connection.write("attached \(data as? String ?? "?")\n")
         }
@@ -94,57 +111,61 @@ struct SwiftServiceTests {
         let context: ModuleContext
         init(context: ModuleContext) throws { self.context = context }
         func load() throws {
-            try context.provide(NetService(name: "recorder", handling: .listener(Recorder(), .anyLoop), module: Self.name))
+            guard case .string(let id)? = context.option("recorder_journal"), let journal = Journal.named(id) else {
+                throw Failure()
+            }
+            try context.provide(NetService(name: "recorder", handling: .listener(Recorder(journal: journal), .anyLoop), module: Self.name))
         }
     }
 
-    private func withRecorder(_ body: (HostFixture) async throws -> Void) async throws {
+    private func withRecorder(_ body: (HostFixture, Journal) async throws -> Void) async throws {
+        let journal = Journal.make()
+        defer { journal.close() }
         let fixture = try HostFixture(modules: [:])
         try fixture.start(
-            options: ["modules_enabled": .strings("recorder"), "recorder_ports": .list(.integer(0))],
+            options: [
+                "modules_enabled": .strings("recorder"), "recorder_ports": .list(.integer(0)),
+                "recorder_journal": .string(journal.id),
+            ],
             natives: [RecorderModule.self]
         )
-        do { try await body(fixture) } catch {
+        do { try await body(fixture, journal) } catch {
             await fixture.stop()
             throw error
         }
         await fixture.stop()
     }
 
-    private func waitFor(_ entry: String, in fixture: HostFixture) -> Bool {
-        fixture.eventually { Self.journal.all.contains(entry) }
-    }
-
     @Test("onConnect, onIncoming and onDisconnect, with the client's address")
     func conversation() async throws {
-        try await withRecorder { fixture in
+        try await withRecorder { fixture, journal in
             do {
                 let client = try fixture.connect(to: "recorder")
                 #expect(try client.readLine() == "hello from swift")
                 try client.send("echo me\n")
                 #expect(try client.readLine() == "echo me")
             }
-            #expect(waitFor("disconnect nil", in: fixture))
-            #expect(Self.journal.all.contains("connect 127.0.0.1"))
-            #expect(Self.journal.all.contains("incoming echo me"))
+            #expect(fixture.eventually { journal.all.contains("disconnect nil") })
+            #expect(journal.all.contains("connect 127.0.0.1"))
+            #expect(journal.all.contains("incoming echo me"))
         }
     }
 
     @Test("onDrain after a write that had to wait, onReadTimeout, and a thrown error closing only that connection")
     func drainTimeoutError() async throws {
-        try await withRecorder { fixture in
+        try await withRecorder { fixture, journal in
             let flooded = try fixture.connect(to: "recorder")
             _ = try flooded.readLine()
             try flooded.send("flood\n")
             _ = try flooded.read(count: 32 << 20)
-            #expect(waitFor("drain", in: fixture))
+            #expect(fixture.eventually { journal.all.contains("drain") })
 
             let idle = try fixture.connect(to: "recorder")
             _ = try idle.readLine()
             try idle.send("timeout\n")
             #expect(try idle.readLine() == "idle")
             #expect(try idle.isClosedByPeer())
-            #expect(Self.journal.all.contains("readtimeout"))
+            #expect(journal.all.contains("readtimeout"))
 
             let failing = try fixture.connect(to: "recorder")
             _ = try failing.readLine()
@@ -158,11 +179,11 @@ struct SwiftServiceTests {
 
     @Test("close() with a few bytes queued sends them, then the FIN at once: no wait for send_timeout, no reason")
     func closeAfterSmallBacklog() async throws {
-        try await withRecorder { fixture in
+        try await withRecorder { fixture, journal in
             let client = try fixture.connect(to: "recorder")
             _ = try client.readLine()
-            let before = Self.journal.all.count
-            func entries() -> ArraySlice<String> { Self.journal.all.dropFirst(before) }
+            let before = journal.all.count
+            func entries() -> ArraySlice<String> { journal.all.dropFirst(before) }
             try client.send("backlog\n")
             #expect(fixture.eventually { entries().contains { $0.hasPrefix("backlog ") } })
             let entry = try #require(entries().first { $0.hasPrefix("backlog ") })
@@ -179,14 +200,14 @@ struct SwiftServiceTests {
 
     @Test("setListener: onDetach on the old listener, onAttach with its data on the new one, which then gets the bytes")
     func handOver() async throws {
-        try await withRecorder { fixture in
+        try await withRecorder { fixture, journal in
             let client = try fixture.connect(to: "recorder")
             _ = try client.readLine()
             try client.send("switch\n")
             #expect(try client.readLine() == "attached handed over")
             try client.send("next\n")
             #expect(try client.readLine() == "other: next")
-            #expect(Self.journal.all.contains("detach"))
+            #expect(journal.all.contains("detach"))
         }
     }
 }

@@ -222,12 +222,14 @@ extension NetProxyEndToEnd {
                 try swift.send(header)
                 let swiftReport = try swift.report()
 
+                #expect(luaReport["service"] == ReportService.name)
+                #expect(swiftReport["service"] == OriginProbeModule.name)
                 #expect(swiftReport["authority"] == "example.com")
                 #expect(swiftReport["ip"] == "203.0.113.7")
                 #expect(swiftReport["serverport"] == "\(host.ports[1])")
                 #expect(swiftReport["proxyport"] == "\(swift.localPort)")
-                // Only the ends of the two TCP connections differ.
-                let connectionFields: Set = ["serverport", "proxyport"]
+                // Only who wrote the line and the ends of the two TCP connections differ.
+                let connectionFields: Set = ["service", "serverport", "proxyport"]
                 #expect(swiftReport.count == luaReport.count)
                 #expect(swiftReport.filter { !connectionFields.contains($0.key) }
                     == luaReport.filter { !connectionFields.contains($0.key) })
@@ -246,8 +248,12 @@ extension NetProxyEndToEnd {
                 try lua.send(header)
                 let swift = try host.connect(port: host.ports[1])
                 try swift.send(header)
-                #expect(try swift.report()["authority"] == "first.example")
-                #expect(try lua.report()["authority"] == "first.example")
+                let swiftReport = try swift.report()
+                let luaReport = try lua.report()
+                #expect(swiftReport["service"] == OriginProbeModule.name)
+                #expect(swiftReport["authority"] == "first.example")
+                #expect(luaReport["service"] == ReportService.name)
+                #expect(luaReport["authority"] == "first.example")
             }
         }
     }

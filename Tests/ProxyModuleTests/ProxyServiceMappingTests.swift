@@ -53,15 +53,16 @@ extension NetProxyEndToEnd {
         @Test("every mapped port goes to its own service")
         func twoServices() async throws {
             try await withProxyHost(services: [ReportService.name, OriginProbeModule.name]) { host in
-                for port in host.ports {
+                let services = [(host.ports[0], ReportService.name), (host.ports[1], OriginProbeModule.name)]
+                for (port, service) in services {
                     let client = try host.connect(port: port)
                     try client.send(Headers.v1TCP4)
                     let report = try client.report()
+                    #expect(report["service"] == service, "port \(port)")
                     #expect(report["serverport"] == "\(port)")
                     #expect(report["ip"] == "203.0.113.7")
                 }
-                let services = [host.ports[0]: "report", host.ports[1]: "origin_swift"]
-                let listed = services.keys.sorted().map { "\($0) -> \(services[$0]!)" }.joined(separator: ", ")
+                let listed = services.sorted { $0.0 < $1.0 }.map { "\($0.0) -> \($0.1)" }.joined(separator: ", ")
                 #expect(host.logs.contains("PROXY protocol ports: \(listed); trusted proxies: 127.0.0.1/32, ::1/128"))
             }
         }

@@ -81,7 +81,7 @@ final class CommandLineWorkspace: Sendable {
         var termination: ManagedProcess.Termination
         var standardOutput: String
         var standardError: String
-        /// The watched addresses seen listening while it ran, as `host:port`.
+        /// The watched addresses it listened on or tried to, as `host:port` (see `run`).
         var listenedOn: [String]
 
         /// The lines of stderr that are not empty.
@@ -95,18 +95,28 @@ final class CommandLineWorkspace: Sendable {
         }
     }
 
-    /// Runs `nethost arguments...` to completion, looking every few milliseconds
-    /// (in the kernel's socket tables, without connecting) whether anything listens
-    /// on one of `watching` meanwhile. Kills it and throws if it runs past `timeout`.
+    /// Runs `nethost arguments...` to completion and says which of `watching` it
+    /// listened on or tried to. Kills it and throws if it runs past `timeout`.
+    ///
+    /// Sampling the kernel's socket tables would miss a port open for less than the
+    /// sampling interval. So the test holds each watched address itself while nethost
+    /// runs (bound, not listening, without SO_REUSEADDR or SO_REUSEPORT): nethost
+    /// cannot bind it, and logs every port it could not open ("could not listen on
+    /// port P of interface I ...: the address is already in use ..."). Once it has
+    /// exited its output is complete, so a port its output does not name is one it
+    /// never tried. An address already taken by someone else cannot be held; nethost
+    /// cannot bind that one either, unless it is shared with SO_REUSEPORT, which the
+    /// sampling (of nethost's own sockets) is still there for.
     func run(
         _ arguments: [String],
         workingDirectory: String? = nil,
         watching: [(host: String, port: Int)] = [],
         timeout: Duration = .seconds(15)
     ) async throws -> Completed {
+        let addresses = try watching.map { try SocketAddressStorage(host: $0.host, port: $0.port) }
+        let held = HeldAddresses(addresses)
         let process = try self.start(arguments, workingDirectory: workingDirectory)
         defer { process.stop() }
-        let addresses = try watching.map { try SocketAddressStorage(host: $0.host, port: $0.port) }
         var seen: [String] = []
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
@@ -115,6 +125,13 @@ final class CommandLineWorkspace: Sendable {
                 seen.append(address.description)
             }
             if let termination = process.checkTermination() {
+                withExtendedLifetime(held) {}
+                // A bind refused because the test holds the address, as nethost logs it.
+                let refusals = process.output.split(separator: "\n").filter { $0.contains("the address is already in use") }
+                for address in addresses where !seen.contains(address.description)
+                    && refusals.contains(where: { $0.contains("could not listen on port \(address.port) ") }) {
+                    seen.append(address.description)
+                }
                 return Completed(
                     termination: termination,
                     standardOutput: process.standardOutput,
@@ -127,6 +144,36 @@ final class CommandLineWorkspace: Sendable {
             }
             try await Task.sleep(for: .milliseconds(2))
         }
+    }
+}
+
+/// TCP sockets bound to addresses (not listening, without SO_REUSEADDR or
+/// SO_REUSEPORT) so that no other socket can bind them while this lives.
+/// An address that cannot be bound (someone else has it) is skipped.
+final class HeldAddresses: Sendable {
+    private let descriptors: [Int32]
+
+    init(_ addresses: [SocketAddressStorage]) {
+        self.descriptors = addresses.compactMap { address in
+            let fd = socket(address.family, streamSocketType, 0)
+            guard fd >= 0 else { return nil }
+            if address.family == AF_INET6 {
+                var on: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+            }
+            guard address.withSockAddr({ bind(fd, $0, $1) }) == 0 else {
+                close(fd)
+                return nil
+            }
+            return fd
+        }
+    }
+
+    /// How many of the addresses are held.
+    var count: Int { self.descriptors.count }
+
+    deinit {
+        for fd in self.descriptors { close(fd) }
     }
 }
 

@@ -14,15 +14,18 @@ final class ModuleHarness {
     let logs = LogCapture()
     let services = ServiceRegistry()
     let manager: ModuleManager
+    /// The options the modules read; `reload(options:)` replaces them.
+    let options: LiveOptions
 
-    init(modules: [String: String], options: [String: ConfigValue]) throws {
+    init(modules: [String: String], options: [String: ConfigValue], hosts: [String: [String: ConfigValue]] = [:]) throws {
         directory = NSTemporaryDirectory() + "nethost-harness-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, source) in modules {
             try source.write(toFile: "\(directory)/mod_\(name).lua", atomically: true, encoding: .utf8)
         }
+        self.options = LiveOptions(FixedOptions(global: options, hosts: hosts))
         manager = try ModuleManager(
-            group: loop, luaLoop: loop, options: FixedOptions(global: options), services: services,
+            group: loop, luaLoop: loop, options: self.options, services: services,
             natives: [], finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: nil),
             configDirectory: directory, logger: Logger(label: "harness", factory: logs.handler(label:))
         )
@@ -40,17 +43,27 @@ final class ModuleHarness {
 
     func advance(by amount: TimeAmount) { loop.advanceTime(by: amount) }
 
+    /// A config reload, as SIGHUP does it: the new options, then the manager's `reload()`.
+    func reload(options: [String: ConfigValue]) throws {
+        self.options.replace(with: FixedOptions(global: options))
+        try manager.reload()
+    }
+
+    /// How many log lines contain `text`.
+    func count(_ text: String) -> Int { logs.all.filter { $0.contains(text) }.count }
+
     /// The Lua state's memory after a full collection: what the modules really keep.
     var luaMemory: Int { manager.runtime.memoryAfterFullCollection() }
 
-    /// A connection to `service` over an `EmbeddedChannel`, already connected.
-    func connect(to service: String) throws -> EmbeddedChannel {
+    /// A connection to `service` over an `EmbeddedChannel`, already connected,
+    /// with `settings` as the server would give it from `network_settings`.
+    func connect(to service: String, settings: NetworkSettings = NetworkSettings()) throws -> EmbeddedChannel {
         guard let listener = services.service(named: service)?.listener else {
             throw HarnessError(description: "no service '\(service)'; log:\n" + logs.all.joined(separator: "\n"))
         }
         let channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addHandler(
-            ConnectionHandler(serviceName: service, listener: listener, settings: NetworkSettings(), logger: Logger(label: "harness")))
+            ConnectionHandler(serviceName: service, listener: listener, settings: settings, logger: Logger(label: "harness", factory: logs.handler(label:))))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         return channel
     }
@@ -64,10 +77,26 @@ extension EmbeddedChannel {
     /// Sends `text` to the service and returns what it wrote back, as text.
     func exchange(_ text: String) throws -> String {
         try writeInbound(ByteBuffer(string: text))
+        return try sent()
+    }
+
+    /// What the service wrote since the last look, as text.
+    func sent() throws -> String {
         var reply = ""
         while var buffer = try readOutbound(as: ByteBuffer.self) {
             reply += buffer.readString(length: buffer.readableBytes) ?? ""
         }
         return reply
+    }
+}
+
+extension NetworkSettings {
+    /// The settings the server would make of `network_settings = entries`; a problem fails the test.
+    static func parsing(_ entries: [String: ConfigValue]) throws -> NetworkSettings {
+        var problems: [Problem] = []
+        let table = ConfigTable(map: Dictionary(uniqueKeysWithValues: entries.map { (ConfigKey.string($0.key), $0.value) }))
+        let settings = NetworkSettings(from: table, problems: &problems)
+        guard problems.isEmpty else { throw ModuleHarness.HarnessError(description: "\(problems)") }
+        return settings
     }
 }

@@ -4,11 +4,15 @@ enum ProbeModule {
     static let source = #"""
 local stats = { connects = 0, disconnects = 0, drains = 0, floods = 0, reasons = {} }
 local listener, other = {}, {}
+-- By the client's port: the conn value onconnect was given, and how many times
+-- ondisconnect ran and whether it was given that same value each time.
+local first_conn, disconnects_of, disconnected_same = {}, {}, {}
 
 local function reply(conn, text) conn:write(text .. "\n") end
 
 function listener.onconnect(conn)
 	stats.connects = stats.connects + 1
+	first_conn[conn:port()] = conn
 	reply(conn, "hello")
 end
 
@@ -43,8 +47,11 @@ function listener.onincoming(conn, data)
 		elseif command == "option" then
 			reply(conn, tostring(conn:setoption("tcp-nodelay", true)))
 		elseif command == "same" then
-			local first = conn
-			reply(conn, tostring(first == conn))
+			-- rawequal: the very value onconnect got, not one that merely compares equal.
+			reply(conn, tostring(rawequal(first_conn[conn:port()], conn)))
+		elseif command == "disconnects" then
+			local port = tonumber(argument)
+			reply(conn, ("%d same=%s"):format(disconnects_of[port] or 0, tostring(disconnected_same[port])))
 		end
 	end
 end
@@ -61,6 +68,9 @@ end
 function listener.ondisconnect(conn, reason)
 	stats.disconnects = stats.disconnects + 1
 	stats.reasons[#stats.reasons + 1] = tostring(reason)
+	local port = conn:port()
+	disconnects_of[port] = (disconnects_of[port] or 0) + 1
+	disconnected_same[port] = disconnected_same[port] ~= false and rawequal(first_conn[port], conn)
 end
 
 function listener.ondetach(conn)

@@ -3,10 +3,10 @@ import NetHost
 import ProxyModule
 import ProxyProtocol
 
-/// A Lua service that says, in one line at onconnect, what it was told about
-/// the connection: `conn:ip() conn:port() conn:serverport() conn:proxyip()
-/// conn:proxyport()` and the fields of `conn:proxyheader()`, as `key=value`
-/// pairs. Then it echoes every chunk it gets, byte for byte, except the query
+/// A Lua service that says, in one line at onconnect, who it is (`service=report`)
+/// and what it was told about the connection: `conn:ip() conn:port()
+/// conn:serverport() conn:proxyip() conn:proxyport()` and the fields of
+/// `conn:proxyheader()`, as `key=value` pairs. Then it echoes every chunk it gets, byte for byte, except the query
 /// `"\0count\n"`, which it answers with how many chunks it has echoed.
 enum ReportService {
     static let name = "report"
@@ -27,6 +27,7 @@ end
 local function describe(conn)
 	local fields = {}
 	local function add(key, value) fields[#fields + 1] = key .. "=" .. tostring(value) end
+	add("service", "report")  -- which code wrote the line, whatever the connection says
 	add("ip", conn:ip())
 	add("port", conn:port())
 	add("serverport", conn:serverport())
@@ -94,10 +95,11 @@ module:provides("net", { name = "report", listener = listener })
     }
 
     /// The same line, written from the typed Swift values a Swift service gets
-    /// (`connection.addresses` and `connection.origin as? ProxyHeader`).
-    static func line(addresses: ConnectionAddresses, header: ProxyHeader?) -> String {
+    /// (`connection.addresses` and `connection.origin as? ProxyHeader`), by `service`.
+    static func line(service: String, addresses: ConnectionAddresses, header: ProxyHeader?) -> String {
         var fields: [String] = []
         func add(_ key: String, _ value: String?) { fields.append("\(key)=\(value ?? "nil")") }
+        add("service", service)
         add("ip", addresses.clientIP)
         add("port", String(addresses.clientPort))
         add("serverport", String(addresses.serverPort))
@@ -160,7 +162,7 @@ func hex(_ bytes: [UInt8]) -> String {
 
 /// A Swift service, provided by a native module defined here: it reads
 /// `connection.origin as? ProxyHeader` and writes the same report line as the
-/// Lua service, then closes.
+/// Lua service (but `service=origin_swift`), then echoes.
 final class OriginProbeModule: NativeModule {
     static let name = "origin_swift"
     private let context: ModuleContext
@@ -181,7 +183,7 @@ final class OriginProbeModule: NativeModule {
 final class OriginListener: ConnectionListener {
     func onConnect(_ connection: Connection) throws {
         let header = connection.origin as? ProxyHeader
-        connection.write(ReportService.line(addresses: connection.addresses, header: header) + "\n")
+        connection.write(ReportService.line(service: OriginProbeModule.name, addresses: connection.addresses, header: header) + "\n")
     }
 
     func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
