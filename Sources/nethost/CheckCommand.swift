@@ -42,14 +42,19 @@ struct CheckCommand: AsyncParsableCommand {
         problems += server.listenProblems()
         problems += plan.clashes
         let modules = server.loadedModules
+        let hostModules = startup.configuration.definedHosts.map { ($0.name, server.loadedModules(on: $0.name)) }
         server.shutdownNow()
 
         Console.print("config: \(startup.configPath)")
         Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")
+        for (host, names) in hostModules where !names.isEmpty {
+            Console.print("modules loaded on \(host): \(names.joined(separator: ", "))")
+        }
         for service in services {
             let ports = plan.entries.filter { $0.service == service.name }
                 .map { $0.interface.contains(":") ? "[\($0.interface)]:\($0.port)" : "\($0.interface == "*" ? "0.0.0.0" : $0.interface):\($0.port)" }
-            Console.print("service \(service.name) (module \(service.module)): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))")
+            let provider = service.host == "*" ? service.module : "\(service.module) on \(service.host)"
+            Console.print("service \(service.name) (module \(provider)): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))")
         }
         let unused = KnownOptions.unusedOptions(in: startup.configuration, services: Set(services.map(\.name)))
         if !unused.accepted.isEmpty {

@@ -91,6 +91,10 @@ struct HostService: Service {
             throw StartFailure(description: "no port could be opened (\(failures.count) failed), so NetHost does not run")
         }
         logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
+        for host in options.options.definedHosts {
+            let names = server.loadedModules(on: host.name)
+            if !names.isEmpty { logger.info("modules loaded on \(host.name): \(names.joined(separator: ", "))") }
+        }
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [signals] in
                 for await signal in signals {

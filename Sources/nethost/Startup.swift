@@ -21,12 +21,14 @@ struct Startup {
         loaded = try ConfigLoader.load(path: options.config)
     }
 
-    /// What this config asks for that NetHost does differently, to say at start
-    /// and in `nethost check`.
+    /// What this config asks for that NetHost does not do, to say at start and
+    /// in `nethost check`. Host sections load their modules as in Prosody (see
+    /// `ModulePlan`); an external component has nothing NetHost could load.
     var compatibilityWarnings: [String] {
         configuration.sections.compactMap { section in
-            guard let option = section.options["modules_enabled"] else { return nil }
-            return "\(option.location): modules_enabled under \"\(section.name)\" is not used: NetHost loads modules once, from the global modules_enabled"
+            guard case .component(module: nil) = section.kind else { return nil }
+            return "\(section.location): Component \"\(section.name)\" has no module: it is an external XMPP "
+                + "component (mod_component), which NetHost does not serve; nothing loads for it"
         }
     }
 

@@ -129,6 +129,41 @@ struct CommandLineCheckTests {
         #expect(problems.contains { line in expected.allSatisfy { line.contains($0) } }, "\(what): \(result.output)")
     }
 
+    /// Host sections load their modules as Prosody does: a VirtualHost's own
+    /// modules_enabled on that host, a Component's module for the component. An
+    /// external component (no module) is the one problem: NetHost cannot serve it.
+    @Test
+    func hostSectionsLoadTheirModules() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-hosts")
+        let port = try FreePort.allocate()
+        try workspace.write(#"module:provides("net", { name = "gateway", listener = {} })"#, to: "plugins/mod_gateway.lua")
+        try workspace.write(#"module:log("info", "greeter on %s", module:get_host())"#, to: "plugins/mod_greeter.lua")
+        let config = try workspace.write(
+            """
+            plugin_paths = { "plugins" }
+            interfaces = { "127.0.0.1" }
+            gateway_ports = { \(port) }
+            VirtualHost "example.com"
+                modules_enabled = { "greeter" }
+            Component "gw.example.com" "gateway"
+            Component "external.example.com"
+
+            """,
+            to: "prosody.cfg.lua")
+
+        let result = try await workspace.run(["check", "--config", config], watching: CommandLineWorkspace.onLoopbacks(port))
+
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains("modules loaded: none"), "\(result.output)")
+        #expect(lines.contains("modules loaded on example.com: greeter"), "\(result.output)")
+        #expect(lines.contains("modules loaded on gw.example.com: gateway"), "\(result.output)")
+        #expect(lines.contains("service gateway (module gateway on gw.example.com): 127.0.0.1:\(port)"), "\(result.output)")
+        let problems = lines.filter { $0.hasPrefix("  - ") }
+        #expect(problems.count == 1, "\(result.output)")
+        #expect(problems.first?.contains(#"Component "external.example.com" has no module"#) == true, "\(result.output)")
+        #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
+    }
+
     /// A missing config file is one message and a non-zero status, for both commands.
     @Test(arguments: [["check"], []])
     func aMissingConfigFileIsNamed(_ command: [String]) async throws {

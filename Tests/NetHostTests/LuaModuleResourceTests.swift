@@ -169,7 +169,7 @@ struct LuaModuleResourceTests {
     @Test("at shutdown a module's finalizer runs while it can still call the host")
     func finalizerRunsAtShutdown() throws {
         let harness = try ModuleHarness(modules: ["final": Self.finalizing], options: ["modules_enabled": .strings("final")])
-        harness.manager.unloadAll()
+        harness.manager.stop()
         #expect(harness.logs.contains("finalizer ran"))
         // After shutdown every entry point finds the state closed and does nothing.
         #expect(harness.luaMemory == 0)

@@ -198,10 +198,10 @@ struct ModuleAPITests {
             local lib = module:require("helper")
             report(lib.double(4))
             local dep = module:depends("dep")
-            report(dep:get_name(), dep.greeting)
+            report(dep.module:get_name(), dep.greeting)
             """, extraFiles: [
                 "helper.lib.lua": "return { double = function (x) return x * 2 end }",
-                "mod_dep.lua": "module.greeting = 'hi from dep'",
+                "mod_dep.lua": "greeting = 'hi from dep'",
             ])
         #expect(lines == ["5", "8", "dep hi from dep"])
     }
@@ -233,13 +233,17 @@ struct ModuleAPITests {
         await fixture.stop()
     }
 
-    @Test("module.unload runs when the server stops")
-    func unload() async throws {
-        let fixture = try HostFixture(modules: ["bye": "function module.unload() io.open(module:get_directory() .. '/unloaded', 'w'):close() end"])
+    @Test("at shutdown module.unload does not run, as in Prosody; server-stopped fires")
+    func shutdownDoesNotUnload() async throws {
+        let fixture = try HostFixture(modules: ["bye": """
+            local function mark(name) io.open(module:get_directory() .. '/' .. name, 'w'):close() end
+            function module.unload() mark('unloaded') end
+            module:hook('server-stopped', function () mark('stopped') end)
+            """])
         try fixture.start(options: ["modules_enabled": .strings("bye")])
-        let marker = fixture.directory + "/unloaded"
         await fixture.server?.shutdown(drainTime: .seconds(1))
-        #expect(FileManager.default.fileExists(atPath: marker))
+        #expect(FileManager.default.fileExists(atPath: fixture.directory + "/stopped"))
+        #expect(!FileManager.default.fileExists(atPath: fixture.directory + "/unloaded"))
         await fixture.stop()
     }
 }

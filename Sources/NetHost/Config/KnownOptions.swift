@@ -16,7 +16,7 @@ public enum KnownOptions {
     /// Options NetHost itself reads (besides `NAME_ports` / `NAME_interfaces`
     /// for the services that modules provide).
     public static let usedByNetHost: Set<String> = [
-        "modules_enabled", "modules_disabled", "plugin_paths",
+        "modules_enabled", "modules_disabled", "plugin_paths", "enabled", "force_module_reload",
         "log", "pidfile",
         "interfaces", "local_interfaces",
         "network_settings",
@@ -64,7 +64,7 @@ public enum KnownOptions {
         "proxy65_ports", "proxy65_address",
         "consider_bosh_secure", "consider_websocket_secure", "cross_domain_bosh", "cross_domain_websocket",
         // Host and service details
-        "enabled", "limits", "contact_info", "server_contact_info", "disco_items",
+        "limits", "contact_info", "server_contact_info", "disco_items",
         "welcome_message", "motd_text", "restrict_room_creation", "muc_room_default_public",
         "http_file_share_size_limit", "http_file_share_expires_after", "http_file_share_global_quota",
         "http_upload_file_size_limit", "turn_external_host", "turn_external_port", "turn_external_secret",

@@ -13,6 +13,12 @@ public final class LiveOptions: OptionSource {
         current.withLockedValue { $0 }.value(name, host: host)
     }
 
+    public var definedHosts: [HostDefinition] { current.withLockedValue { $0 }.definedHosts }
+
+    public func hostValue(_ name: String, host: String) -> ConfigValue? {
+        current.withLockedValue { $0 }.hostValue(name, host: host)
+    }
+
     public var snapshot: any OptionSource { current.withLockedValue { $0 } }
 
     func replace(with options: any OptionSource) {

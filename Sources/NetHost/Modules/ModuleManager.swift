@@ -4,36 +4,64 @@ import NIOCore
 import Glibc
 #endif
 
-/// Loads and unloads modules by name: native Swift modules first, then Lua
-/// modules from the plugin paths. Lives on the Lua loop, like the Lua state.
+/// Loads and unloads modules by name and host, as Prosody's module manager does:
+/// native Swift modules first, then Lua modules from the plugin paths. Which
+/// modules load on which host is `ModulePlan`'s; reloading is in
+/// `ModuleManager+Reload.swift`. Lives on the Lua loop, like the Lua state.
 /// A module that fails to load is reported and skipped; the others still load.
 public final class ModuleManager {
     public struct LoadError: Error, CustomStringConvertible, Sendable {
         public let module: String
+        public var host = ModuleKey.globalHost
         public let reason: String
         /// The module's options are wrong: start-up must stop, as for a config error.
         public var isConfigurationError = false
+
+        public init(module: String, host: String = ModuleKey.globalHost, reason: String, isConfigurationError: Bool = false) {
+            self.module = module
+            self.host = host
+            self.reason = reason
+            self.isConfigurationError = isConfigurationError
+        }
+
         public var description: String {
-            isConfigurationError ? "\(module): \(reason)" : "module '\(module)' failed to load: \(reason)"
+            isConfigurationError
+                ? "\(module): \(reason)"
+                : "module \(ModuleKey(module, host: host)) failed to load: \(reason)"
         }
     }
 
     let runtime: LuaRuntime
-    private let natives: [String: any NativeModule.Type]
+    let natives: [String: any NativeModule.Type]
     private let finder: LuaModuleFinder
-    private let options: any OptionSource
-    private let services: ServiceRegistry
+    let options: any OptionSource
+    let services: ServiceRegistry
     private let group: any EventLoopGroup
-    private let logger: Logger
+    let logger: Logger
     public let problems: ProblemLog
 
-    private enum Loaded {
+    enum Loaded {
         case native(any NativeModule)
         /// `version`: the file's identity when loaded, to see it change.
         case lua(path: String, version: FileVersion)
+        /// The add_host instance, on a host, of the global Lua module of the same name.
+        case hosted
     }
-    private var loaded: [String: Loaded] = [:]
-    private var loading: Set<String> = []
+
+    struct Entry {
+        var module: Loaded
+        /// When it loaded: unloading goes in the reverse order.
+        var order: Int
+    }
+
+    var loaded: [ModuleKey: Entry] = [:]
+    private var nextOrder = 0
+    /// Modules whose file or add_host is running now; `module:depends` on one of
+    /// them gets its environment as it stands (Prosody's answer to a cycle).
+    var loading: Set<ModuleKey> = []
+    var dependencies = ModuleDependencies()
+    /// What the config asks for; a reload computes it again.
+    var plan: ModulePlan
 
     public init(
         group: any EventLoopGroup,
@@ -62,36 +90,29 @@ public final class ModuleManager {
         self.group = group
         self.logger = logger
         self.problems = problems
-        runtime.loadDependency = { [unowned self] name, host in
-            try load(name, host: host)
-            return self.natives.keys.contains(name) ? .native : .lua
+        self.plan = ModulePlan(options: options)
+        runtime.loadDependency = { [unowned self] name, dependent in
+            try dependency(name, of: dependent)
+        }
+        runtime.hostType = { [unowned self] host in
+            self.options.definedHosts.first { $0.name == host }?.isComponent == true ? "component" : "local"
         }
     }
 
-    /// The modules the config enables: `modules_enabled` less `modules_disabled`,
-    /// in order, without repeats. Disabling a module that does not exist is fine.
-    public static func enabledModules(in options: any OptionSource, host: String? = nil) -> [String] {
-        let disabled = Set(options.stringList("modules_disabled", host: host) ?? [])
-        var seen: Set<String> = []
-        return (options.stringList("modules_enabled", host: host) ?? []).filter { name in
-            !disabled.contains(name) && seen.insert(name).inserted
-        }
+    /// The global modules the config enables: `modules_enabled` less
+    /// `modules_disabled`, in order, without repeats. Disabling a module that does
+    /// not exist is fine.
+    public static func enabledModules(in options: any OptionSource) -> [String] {
+        ModulePlan(options: options).global
     }
 
-    /// Loads every enabled module; returns the failures, which are also logged.
+    /// Loads every module the config asks for: the global ones, then each host's
+    /// (see `ModulePlan`); returns the failures, which are also logged.
     @discardableResult
     public func loadEnabledModules() -> [LoadError] {
-        var failures: [LoadError] = []
-        for name in Self.enabledModules(in: options) {
-            do {
-                try load(name)
-            } catch let error as LoadError {
-                failures.append(error)
-            } catch {
-                failures.append(LoadError(module: name, reason: "\(error)"))
-            }
-        }
-        for case .native(let module) in loaded.values {
+        plan = ModulePlan(options: options)
+        let failures = loadPlannedModules()
+        for case .native(let module) in loaded.values.map(\.module) {
             module.allModulesLoaded()
         }
         for failure in failures {
@@ -101,140 +122,259 @@ public final class ModuleManager {
         return failures
     }
 
-    public var loadedModules: [String] { loaded.keys.sorted() }
-
-    /// After the options were replaced: every native module checks its new
-    /// options first (one refusal and nothing changes), then they apply them,
-    /// then modules newly in `modules_enabled` load and those no longer in it unload.
-    public func reload() throws {
-        var apply: [@Sendable () -> Void] = []
-        for case (let name, .native(let module)) in loaded.sorted(by: { $0.key < $1.key }) {
+    /// Loads what the plan asks for and is not loaded yet; returns the failures.
+    func loadPlannedModules() -> [LoadError] {
+        var failures: [LoadError] = []
+        func attempt(_ name: String, on host: String) {
             do {
-                apply.append(try module.prepareReload())
+                try load(name, host: host)
+            } catch let error as LoadError {
+                failures.append(error)
             } catch {
-                throw LoadError(module: name, reason: "\(error)", isConfigurationError: true)
+                failures.append(LoadError(module: name, host: host, reason: "\(error)"))
             }
         }
-        for step in apply { step() }
-        for case (let name, .lua(let path, let version)) in loaded.sorted(by: { $0.key < $1.key })
-        where FileVersion(path: path) != version {
-            reloadLuaModule(name)
+        for name in plan.global {
+            attempt(name, on: ModuleKey.globalHost)
         }
-        let enabled = Self.enabledModules(in: options)
-        for name in loaded.keys.sorted() where !enabled.contains(name) {
-            unload(name)
-        }
-        for name in enabled where loaded[name] == nil {
-            do {
-                try load(name)
-                logger.info("loaded module '\(name)' on reload")
-            } catch {
-                logger.error("\(error)")
-                problems.add("\(error)")
+        for host in plan.hosts {
+            for name in host.modules {
+                // A global module that failed globally is not tried again per host.
+                if plan.global.contains(name), loaded[ModuleKey(name)] == nil { continue }
+                attempt(name, on: host.name)
             }
         }
+        return failures
     }
 
-    public func isLoaded(_ name: String) -> Bool { loaded[name] != nil }
+    /// The global modules that are loaded, by name.
+    public var loadedModules: [String] { loadedModules(on: ModuleKey.globalHost) }
 
-    /// Loads one module (and, through `module:depends`, what it needs).
-    public func load(_ name: String, host: String = "*") throws {
-        guard loaded[name] == nil else { return }
+    /// The modules loaded on a host (add_host instances included), by name.
+    public func loadedModules(on host: String) -> [String] {
+        loaded.keys.filter { $0.host == host }.map(\.name).sorted()
+    }
+
+    public func isLoaded(_ name: String, host: String = ModuleKey.globalHost) -> Bool {
+        loaded[ModuleKey(name, host: host)] != nil
+    }
+
+    /// Loads a module on a host (and, through `module:depends`, what it needs);
+    /// returns where it is. On a host, a module that is loaded globally gets its
+    /// `add_host` called for the host, if it has one, as in Prosody. A module that
+    /// calls `set_global` while loading ends up global, and then likewise.
+    /// A native module is always global.
+    @discardableResult
+    public func load(_ name: String, host: String = ModuleKey.globalHost) throws -> ModuleKey {
+        let key = ModuleKey(name, host: natives[name] == nil ? host : ModuleKey.globalHost)
+        if loaded[key] != nil { return key }
+        let global = ModuleKey(name)
+        if !key.isGlobal, let entry = loaded[global] {
+            guard case .lua = entry.module, try addHost(name, host: host) else { return global }
+            return key
+        }
         guard LuaModuleFinder.isValidName(name) else {
-            throw LoadError(module: name, reason: "not a valid module name")
+            throw LoadError(module: name, host: host, reason: "not a valid module name")
         }
-        guard loading.insert(name).inserted else {
-            throw LoadError(module: name, reason: "circular dependency")
-        }
-        defer { loading.remove(name) }
         if let native = natives[name] {
-            try loadNative(native, name: name, host: host)
-            return
+            try loadNative(native, name: name)
+            return key
         }
         let (found, lookedIn) = finder.find(name)
         guard let path = found else {
-            throw LoadError(module: name, reason: "no native module of that name, and no file in: \(lookedIn.joined(separator: ", "))")
+            throw LoadError(module: name, host: host, reason: "no native module of that name, and no file in: \(lookedIn.joined(separator: ", "))")
         }
+        guard loading.insert(key).inserted else {
+            throw LoadError(module: name, host: host, reason: "it is loading already")
+        }
+        let whereItIs: String
         do {
-            try runtime.loadModule(name: name, host: host, path: path)
+            whereItIs = try runtime.loadModule(name: name, host: host, path: path)
+            loading.remove(key)
         } catch {
-            throw LoadError(module: name, reason: Self.describe(error, of: name, budget: runtime.instructionBudget))
+            loading.remove(key)
+            forgetFailed(key)
+            throw LoadError(module: name, host: host, reason: Self.describe(error, budget: runtime.instructionBudget))
         }
-        loaded[name] = .lua(path: path, version: FileVersion(path: path))
-        logger.debug("loaded Lua module '\(name)' from \(path)")
+        let actual = ModuleKey(name, host: whereItIs)
+        dependencies.rename(key, to: actual)
+        record(actual, .lua(path: path, version: FileVersion(path: path)))
+        logger.debug("loaded Lua module \(actual) from \(path)")
+        var result = actual
+        if actual != key {
+            // It called set_global: as Prosody does, it is then loaded on the host
+            // it was asked for, before module-loaded, and if that fails the load failed.
+            do {
+                if try addHost(name, host: host, announce: false) { result = key }
+            } catch {
+                loaded[actual] = nil
+                runtime.discardModule(name: name, host: actual.host)
+                forgetFailed(actual)
+                throw error
+            }
+        }
+        runtime.fireLifecycle("module-loaded", name: name, host: actual.host)
+        return result
+    }
+
+    /// Gives a global Lua module's `add_host` the host; false if it has none.
+    /// `announce`: fire module-loaded on the host.
+    func addHost(_ name: String, host: String, announce: Bool = true) throws -> Bool {
+        let key = ModuleKey(name, host: host)
+        if loaded[key] != nil { return true }
+        guard loading.insert(key).inserted else { return true }
+        defer { loading.remove(key) }
+        do {
+            guard try runtime.addHost(name: name, host: host) else { return false }
+        } catch {
+            forgetFailed(key)
+            throw LoadError(module: name, host: host, reason: "add_host failed: " + Self.describe(error, budget: runtime.instructionBudget))
+        }
+        record(key, .hosted)
+        logger.debug("module '\(name)' added to host '\(host)'")
+        if announce { runtime.fireLifecycle("module-loaded", name: name, host: host) }
+        return true
+    }
+
+    func record(_ key: ModuleKey, _ module: Loaded, order: Int? = nil) {
+        if let order {
+            loaded[key] = Entry(module: module, order: order)
+        } else {
+            loaded[key] = Entry(module: module, order: nextOrder)
+            nextOrder += 1
+        }
+    }
+
+    /// A module whose load failed leaves no dependency behind; modules that
+    /// loaded against its half-made environment (a cycle) go too.
+    private func forgetFailed(_ key: ModuleKey) {
+        dependencies.removeDependencies(of: key)
+        unloadDependents(of: key)
+    }
+
+    /// `module:depends(name)` from `dependent`: a module on the dependent's host,
+    /// else the global one (its add_host instance for the host, if it has
+    /// add_host), else loaded now. Returns its key; nil for a native module.
+    private func dependency(_ name: String, of dependent: ModuleKey) throws -> ModuleKey? {
+        let onHost = ModuleKey(name, host: dependent.host)
+        let global = ModuleKey(name)
+        let target: ModuleKey
+        if loaded[onHost] != nil || loading.contains(onHost) {
+            target = onHost
+        } else if loading.contains(global) {
+            target = global
+        } else {
+            do {
+                target = try load(name, host: dependent.host)
+            } catch let error as LoadError {
+                throw LuaArgumentError("Unable to load required module, mod_\(name): \(error.reason)")
+            }
+        }
+        dependencies.add(target, of: dependent)
+        if case .native? = loaded[target]?.module { return nil }
+        return target
     }
 
     /// A Lua load error as the log shows it; running out of instruction budget is said in words.
-    private static func describe(_ error: LuaError, of name: String, budget: Int32) -> String {
+    static func describe(_ error: LuaError, budget: Int32) -> String {
         guard LuaRuntime.isBudgetExceeded(error) else { return error.fullDescription }
         return "it ran past its budget of \(budget) Lua instructions while loading (lua_instruction_budget): \(error.fullDescription)"
     }
 
-    private func loadNative(_ type: any NativeModule.Type, name: String, host: String) throws {
+    private func loadNative(_ type: any NativeModule.Type, name: String) throws {
         var moduleLogger = logger
         moduleLogger[metadataKey: "module"] = "\(name)"
         let context = ModuleContext(
-            name: name, host: host, options: options, logger: moduleLogger, services: services,
+            name: name, host: ModuleKey.globalHost, options: options, logger: moduleLogger, services: services,
             group: group, luaLoop: runtime.loop, problems: problems
         )
         do {
             let module = try type.init(context: context)
             try module.load()
-            loaded[name] = .native(module)
+            record(ModuleKey(name), .native(module))
             logger.debug("loaded native module '\(name)'")
         } catch {
             services.removeServices(of: name)
             throw LoadError(module: name, reason: "\(error)", isConfigurationError: error is any ModuleConfigurationError)
         }
+        runtime.fireLifecycle("module-loaded", name: name, host: ModuleKey.globalHost)
     }
 
-    /// Reloads a Lua module from its file (Prosody's module reload, with
-    /// `module.save`/`module.restore`). Its open connections keep working with
-    /// the code they started with; new ones get the new code. If the new code
-    /// fails to load, the error is logged and the module is gone.
-    public func reloadLuaModule(_ name: String, host: String = "*") {
-        guard case .lua(let path, _) = loaded[name] else { return }
-        do {
-            try runtime.reloadModule(name: name, host: host)
-            loaded[name] = .lua(path: path, version: FileVersion(path: path))
-            logger.info("reloaded module '\(name)' from \(path)")
-        } catch {
-            loaded[name] = nil
-            logger.error("reloading module '\(name)' failed, it is unloaded: \(error.fullDescription)")
-            problems.add("module '\(name)' failed to reload: \(error.message)")
+    /// Unloads a module: its `unload` runs, and its services, hooks, items and
+    /// timers go; then `module-unloaded` fires, and the modules that depend on
+    /// it are unloaded too, as in Prosody. A global module's add_host instances
+    /// are unloaded first.
+    public func unload(_ name: String, host: String = ModuleKey.globalHost) {
+        unload(ModuleKey(name, host: host))
+    }
+
+    func unload(_ key: ModuleKey) {
+        guard let entry = loaded[key] else { return }
+        if key.isGlobal {
+            for hosted in hostedInstances(of: key.name).reversed() {
+                unload(hosted)
+            }
         }
-    }
-
-    /// Unloads a module: its `unload` runs, and its services, hooks and timers go.
-    public func unload(_ name: String, host: String = "*") {
-        guard let module = loaded.removeValue(forKey: name) else { return }
-        switch module {
+        loaded[key] = nil
+        switch entry.module {
         case .native(let native):
             native.unload()
-            services.removeServices(of: name)
-        case .lua:
-            runtime.unloadModule(name: name, host: host)
+            services.removeServices(of: key.name)
+        case .lua, .hosted:
+            runtime.unloadModule(name: key.name, host: key.host)
         }
-        logger.info("unloaded module '\(name)'")
+        dependencies.removeDependencies(of: key)
+        logger.info("unloaded module \(key)")
+        runtime.fireLifecycle("module-unloaded", name: key.name, host: key.host)
+        unloadDependents(of: key)
     }
 
-    public func unloadAll() {
-        for name in loaded.keys.sorted().reversed() {
-            unload(name)
+    func unloadDependents(of key: ModuleKey) {
+        for dependent in inLoadOrder(dependencies.dependents(of: key)).reversed() where loaded[dependent] != nil {
+            logger.info("unloading module \(dependent): it depends on module \(key), which is gone")
+            unload(dependent)
+        }
+    }
+
+    /// The add_host instances of a global module, in load order.
+    func hostedInstances(of name: String) -> [ModuleKey] {
+        inLoadOrder(loaded.compactMap { key, entry in
+            guard key.name == name, case .hosted = entry.module else { return nil }
+            return key
+        })
+    }
+
+    func inLoadOrder(_ keys: some Sequence<ModuleKey>) -> [ModuleKey] {
+        keys.sorted { (loaded[$0]?.order ?? Int.max) < (loaded[$1]?.order ?? Int.max) }
+    }
+
+    /// Shutdown, as Prosody does it: modules are not unloaded (a module's
+    /// `unload` means an operator removed or reloaded it), `server-cleanup` and
+    /// `server-stopped` fire, then the Lua state closes, so that finalizers run
+    /// while the host can still serve their calls. Native modules are told to
+    /// unload, in the reverse of their load order, so that they flush their logs.
+    public func stop() {
+        guard !runtime.isClosed else { return }
+        runtime.fireEvent("server-cleanup")
+        runtime.fireEvent("server-stopped")
+        for key in inLoadOrder(loaded.keys).reversed() {
+            if case .native(let native) = loaded[key]?.module {
+                native.unload()
+            }
         }
         runtime.close()
     }
 
     /// Every native module logs its counters, in name order (SIGUSR1).
     public func logStatistics() {
-        for case (_, .native(let module)) in loaded.sorted(by: { $0.key < $1.key }) {
+        for case (_, .native(let module)) in loaded.map({ ($0.key, $0.value.module) }).sorted(by: { $0.0.name < $1.0.name }) {
             module.logStatistics()
         }
     }
 
-    /// Fires an event every Lua module can hook (e.g. "server-started", "server-stopping").
-    public func fireEvent(_ name: String) {
-        runtime.fireEvent(name)
+    /// Fires an event on the global events (e.g. "server-started", "server-stopping").
+    public func fireEvent(_ name: String, host: String = "*") {
+        runtime.fireEvent(name, host: host)
     }
 }
 

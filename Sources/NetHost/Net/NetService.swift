@@ -25,6 +25,8 @@ public struct NetService: Sendable {
     public let handling: Handling
     /// The module that provided it (for messages and for unloading).
     public let module: String
+    /// The host that module was loaded for: "*" for a global module.
+    public let host: String
     public var defaultPorts: [Int]
     public var defaultInterfaces: [String]?
     /// Prosody's `encryption = "ssl"`: connections start with a TLS handshake
@@ -37,6 +39,7 @@ public struct NetService: Sendable {
         name: String,
         handling: Handling,
         module: String,
+        host: String = "*",
         defaultPorts: [Int] = [],
         defaultInterfaces: [String]? = nil,
         encryption: String? = nil,
@@ -45,6 +48,7 @@ public struct NetService: Sendable {
         self.name = name
         self.handling = handling
         self.module = module
+        self.host = host
         self.defaultPorts = defaultPorts
         self.defaultInterfaces = defaultInterfaces
         self.encryption = encryption

@@ -11,8 +11,15 @@ public final class ServiceRegistry: Sendable {
         public let name: String
         public let existingModule: String
         public let newModule: String
+        public var existingHost = "*"
+        public var newHost = "*"
         public var description: String {
-            "module '\(newModule)' provides a service named '\(name)', which module '\(existingModule)' already provides"
+            "module \(Self.describe(newModule, newHost)) provides a service named '\(name)', which module "
+                + "\(Self.describe(existingModule, existingHost)) already provides (services are process-wide: one per name)"
+        }
+
+        private static func describe(_ module: String, _ host: String) -> String {
+            host == "*" ? "'\(module)'" : "'\(module)' on host '\(host)'"
         }
     }
 
@@ -23,7 +30,10 @@ public final class ServiceRegistry: Sendable {
             return nil
         }
         if let existing {
-            throw DuplicateService(name: service.name, existingModule: existing.module, newModule: service.module)
+            throw DuplicateService(
+                name: service.name, existingModule: existing.module, newModule: service.module,
+                existingHost: existing.host, newHost: service.host
+            )
         }
     }
 
@@ -36,13 +46,24 @@ public final class ServiceRegistry: Sendable {
         services.withLockedValue { $0[name] }
     }
 
-    /// Removes every service a module provided; returns their names.
+    /// Removes every service a module provided on a host ("*": the global
+    /// module); returns their names.
     @discardableResult
-    public func removeServices(of module: String) -> [String] {
+    public func removeServices(of module: String, host: String = "*") -> [String] {
         services.withLockedValue { services in
-            let names = services.values.filter { $0.module == module }.map(\.name)
+            let names = services.values.filter { $0.module == module && $0.host == host }.map(\.name)
             for name in names { services[name] = nil }
             return names
+        }
+    }
+
+    /// Removes the service of this name if that module on that host provided it.
+    @discardableResult
+    public func removeService(named name: String, module: String, host: String) -> Bool {
+        services.withLockedValue { services in
+            guard let service = services[name], service.module == module, service.host == host else { return false }
+            services[name] = nil
+            return true
         }
     }
 

@@ -82,7 +82,7 @@ public final class NetHostServer: Sendable {
                 )
                 let failures = manager.loadEnabledModules()
                 if let fatal = failures.first(where: \.isConfigurationError) {
-                    manager.unloadAll()
+                    manager.stop()
                     throw fatal
                 }
                 return NIOLoopBound(manager, eventLoop: luaLoop)
@@ -309,14 +309,22 @@ public final class NetHostServer: Sendable {
         luaLoop.execute { modules.value.logStatistics() }
     }
 
-    /// The modules that loaded, by name.
+    /// The global modules that loaded, by name.
     public var loadedModules: [String] {
         let modules = self.modules
         return (try? luaLoop.submit { modules.value.loadedModules }.wait()) ?? []
     }
 
-    /// Graceful stop: listeners close at once; open connections are closed and
-    /// their listeners get `ondisconnect`; modules unload; the threads end.
+    /// The modules loaded on a host (add_host instances of global modules included), by name.
+    public func loadedModules(on host: String) -> [String] {
+        let modules = self.modules
+        return (try? luaLoop.submit { modules.value.loadedModules(on: host) }.wait()) ?? []
+    }
+
+    /// Graceful stop, in Prosody's order: listeners close at once;
+    /// `server-stopping` fires; open connections are closed and their listeners
+    /// get `ondisconnect`; `server-cleanup` and `server-stopped` fire (modules are
+    /// not unloaded, as in Prosody); the Lua state closes; the threads end.
     public func shutdown(drainTime: TimeAmount = .seconds(5)) async {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         summaryTask.withLockedValue { $0?.cancel() }
@@ -330,7 +338,7 @@ public final class NetHostServer: Sendable {
             luaLoop.scheduleTask(in: drainTime) { done.succeed() }
             _ = try? await done.futureResult.get()
         }
-        try? await luaLoop.submit { modules.value.unloadAll() }.get()
+        try? await luaLoop.submit { modules.value.stop() }.get()
         try? await group.shutdownGracefully()
     }
 
@@ -339,7 +347,7 @@ public final class NetHostServer: Sendable {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         summaryTask.withLockedValue { $0?.cancel() }
         let modules = self.modules
-        try? luaLoop.submit { modules.value.unloadAll() }.wait()
+        try? luaLoop.submit { modules.value.stop() }.wait()
         try? group.syncShutdownGracefully()
     }
 }

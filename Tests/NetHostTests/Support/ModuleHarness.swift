@@ -7,17 +7,27 @@ import NetHostTestSupport
 
 /// Lua modules loaded by a real `ModuleManager` on an `EmbeddedEventLoop`: no
 /// sockets, and time moves only when the test says (`advance(by:)`), so timers
-/// and memory can be checked exactly.
+/// and memory can be checked exactly. The wall clock timers report starts at
+/// `wallClockStart` and moves with the loop's time.
+///
+/// Modules can call a global `trace(text)`; `traced` holds what they said, in order.
 final class ModuleHarness {
     let loop = EmbeddedEventLoop()
     let directory: String
     let logs = LogCapture()
     let services = ServiceRegistry()
-    let manager: ModuleManager
-    /// The options the modules read; `reload(options:)` replaces them.
     let options: LiveOptions
+    let manager: ModuleManager
+    private let traceLines = TraceLines()
+    static let wallClockStart = 1_700_000_000.0
 
-    init(modules: [String: String], options: [String: ConfigValue], hosts: [String: [String: ConfigValue]] = [:]) throws {
+    /// `hosts`: options of host sections; `component_module` makes one a Component.
+    init(
+        modules: [String: String],
+        options: [String: ConfigValue],
+        hosts: [String: [String: ConfigValue]] = [:],
+        natives: [any NativeModule.Type] = []
+    ) throws {
         directory = NSTemporaryDirectory() + "nethost-harness-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, source) in modules {
@@ -26,10 +36,33 @@ final class ModuleHarness {
         self.options = LiveOptions(FixedOptions(global: options, hosts: hosts))
         manager = try ModuleManager(
             group: loop, luaLoop: loop, options: self.options, services: services,
-            natives: [], finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: nil),
+            natives: natives, finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: nil),
             configDirectory: directory, logger: Logger(label: "harness", factory: logs.handler(label:))
         )
+        let loop = self.loop
+        manager.runtime.wallClock = { Self.wallClockStart + Double(loop.now.uptimeNanoseconds) / 1e9 }
+        let stack = manager.runtime.state.stack
+        stack.pushGlobalTable()
+        stack.setFunction("trace", in: -1) { [traceLines] stack in
+            traceLines.append(stack.toString(at: 1) ?? stack.describe(at: 1))
+            return 0
+        }
+        stack.pop()
         manager.loadEnabledModules()
+    }
+
+    /// What the modules passed to `trace`, in order.
+    var traced: [String] { traceLines.lines }
+
+    /// Adds a line to `traced`, as a module's `trace` does.
+    func trace(_ line: String) { traceLines.append(line) }
+
+    /// Forgets what was traced so far.
+    func clearTrace() { traceLines.lines.removeAll() }
+
+    /// Replaces the config (as SIGHUP does before `manager.reload()`).
+    func replaceOptions(_ global: [String: ConfigValue], hosts: [String: [String: ConfigValue]] = [:]) {
+        options.replace(with: FixedOptions(global: global, hosts: hosts))
     }
 
     deinit {
@@ -71,6 +104,12 @@ final class ModuleHarness {
     struct HarnessError: Error, CustomStringConvertible {
         let description: String
     }
+}
+
+/// What modules traced; used on the harness's one loop only.
+private final class TraceLines {
+    var lines: [String] = []
+    func append(_ line: String) { lines.append(line) }
 }
 
 extension EmbeddedChannel {

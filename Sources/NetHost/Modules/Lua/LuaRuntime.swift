@@ -1,6 +1,9 @@
 import Logging
 import NIOCore
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The Lua state that runs every Lua module, and the host primitives the
 /// module API is built on. Lives on one event loop (`loop`) and is only
@@ -13,8 +16,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
     let logger: Logger
     let configDirectory: String
     private var loader: LuaReference = .none
-    private var timers: [Int: LuaTimer] = [:]
-    private var nextTimerID = 1
+    var timers: [Int: LuaTimer] = [:]
+    var nextTimerID = 1
     /// Set by `close()`: the Lua state is gone, and every entry point returns at once.
     private(set) var isClosed = false
     /// `isClosed` for other threads (a listener released off the Lua loop).
@@ -47,12 +50,22 @@ public final class LuaRuntime: ConnectionFinishObserver {
         error.message.contains("instruction budget exceeded")
     }
 
-    /// Loads another module for `module:depends`; set by the module manager.
-    var loadDependency: ((_ name: String, _ host: String) throws -> ModuleKind)?
+    /// Finds or loads the module `name` that `dependent` asks for with
+    /// `module:depends`, and returns where it is: a Lua module's key, or nil for a
+    /// native module (which has no environment). Set by the module manager.
+    var loadDependency: ((_ name: String, _ dependent: ModuleKey) throws -> ModuleKey?)?
 
-    enum ModuleKind {
-        case native
-        case lua
+    /// What a host is, for `module:get_host_type()`; set by the module manager.
+    var hostType: (_ host: String) -> String = { _ in "local" }
+
+    /// The wall-clock time in seconds since 1970, which a timer's callback is
+    /// given as `now` (as Prosody's timers give it). Tests substitute their own.
+    var wallClock: () -> Double = LuaRuntime.systemWallClock
+
+    static func systemWallClock() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     init(loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String) throws {
@@ -106,26 +119,55 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     // MARK: Loading modules
 
-    /// Runs a module file in its own environment with its own `module` object.
+    /// Runs a module file on `host` in its own environment with its own `module`
+    /// object; returns the host it ended up on ("*" if it called `set_global`).
     /// If it fails, nothing it registered stays.
-    func loadModule(name: String, host: String, path: String) throws(LuaError) {
+    func loadModule(name: String, host: String, path: String) throws(LuaError) -> String {
         do {
-            try callLoader("load", .string(name), .string(host), .string(path))
+            return try callLoader("load", .string(name), .string(host), .string(path)) { stack in
+                stack.toString(at: -1) ?? host
+            }
         } catch {
             discardFailedModule(name: name, host: host)
             throw error
         }
     }
 
-    /// Unloads and loads the module again, handing `module.save()`'s result to the
-    /// new `module.restore`. If the new code fails, nothing of either version stays.
-    func reloadModule(name: String, host: String) throws(LuaError) {
+    /// Gives the global module `name` to its `add_host` for `host`, as Prosody
+    /// does for a global module loaded on a host. False if it has no `add_host`.
+    /// If `add_host` fails, nothing it registered for the host stays.
+    func addHost(name: String, host: String) throws(LuaError) -> Bool {
         do {
-            try callLoader("reload", .string(name), .string(host))
+            return try callLoader("add_host", .string(name), .string(host)) { $0.toBoolean(at: -1) }
         } catch {
             discardFailedModule(name: name, host: host)
             throw error
         }
+    }
+
+    /// The first step of a reload: the new file compiles and the old module's
+    /// `save` succeeds, or this throws and the module runs on unchanged.
+    func prepareReload(name: String, host: String) throws(LuaError) {
+        try callLoader("prepare_reload", .string(name), .string(host)) { _ in () }
+    }
+
+    /// The second step: unload the old module, load the new one with the saved
+    /// state, `restore` it. Returns the host the new module is on. If the new code
+    /// fails, nothing of either version stays.
+    func finishReload(name: String, host: String) throws(LuaError) -> String {
+        do {
+            return try callLoader("finish_reload", .string(name), .string(host)) { stack in
+                stack.toString(at: -1) ?? host
+            }
+        } catch {
+            discardFailedModule(name: name, host: host)
+            throw error
+        }
+    }
+
+    /// Forgets a module that loaded but must not stay (its add_host failed), without calling its `unload`.
+    func discardModule(name: String, host: String) {
+        discardFailedModule(name: name, host: host)
     }
 
     /// Removes the hooks, timers and services of a module whose load (or unload) failed, and
@@ -134,7 +176,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// runs with a budget of its own and without the memory limit; the services go
     /// on the Swift side as well, in case even that fails.
     private func discardFailedModule(name: String, host: String) {
-        defer { services.removeServices(of: name) }
+        defer { services.removeServices(of: name, host: host) }
         guard !isClosed else { return }
         let stack = state.stack
         let base = stack.top
@@ -154,32 +196,49 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// Calls the module's `unload` and removes everything it registered.
     func unloadModule(name: String, host: String) {
         do {
-            try callLoader("unload", .string(name), .string(host))
+            try callLoader("unload", .string(name), .string(host)) { _ in () }
         } catch {
             logger.error("unloading module '\(name)' failed: \(error.fullDescription)")
             discardFailedModule(name: name, host: host)
         }
+        services.removeServices(of: name, host: host)
     }
 
-    /// Fires a module event from Swift (e.g. "server-started") with an empty data table.
-    func fireEvent(_ name: String) {
+    /// Fires module-loaded, module-unloaded or module-reloaded on a host's events;
+    /// an error in a handler is logged.
+    func fireLifecycle(_ event: String, name: String, host: String) {
         do {
-            try callLoader("fire_event", .string(name), .table(ConfigTable()))
+            try callLoader("fire_lifecycle", .string(event), .string(name), .string(host)) { _ in () }
+        } catch {
+            logger.error("error in a handler of event '\(event)' for module '\(name)': \(error.fullDescription)")
+        }
+    }
+
+    /// Fires a module event from Swift (e.g. "server-started") on a host's
+    /// events ("*": the global ones), with an empty data table.
+    func fireEvent(_ name: String, host: String = "*") {
+        do {
+            try callLoader("fire_event", .string(name), .table(ConfigTable()), .string(host)) { _ in () }
         } catch {
             logger.error("error in a handler of event '\(name)': \(error.fullDescription)")
         }
     }
 
-    /// Calls `loader[function](arguments...)` from the module API prelude, leaving the stack as it was.
-    private func callLoader(_ function: String, _ arguments: ConfigValue...) throws(LuaError) {
+    /// Calls `loader[function](arguments...)` from the module API prelude and
+    /// reads its one result with `result`, leaving the stack as it was.
+    @discardableResult
+    private func callLoader<T>(
+        _ function: String, _ arguments: ConfigValue..., result: (LuaStack) -> T
+    ) throws(LuaError) -> T {
         guard !isClosed else { throw LuaError(kind: .runtime, message: "the Lua runtime has stopped") }
         let stack = state.stack
         let base = stack.top
         defer { stack.setTop(base) }
         let count = try pushLoaderCall(function, arguments)
         try withinBudget { () throws(LuaError) in
-            try stack.call(arguments: count, results: 0)
+            try stack.call(arguments: count, results: 1)
         }
+        return result(stack)
     }
 
     /// Pushes `loader[function]` and its arguments; returns how many arguments. [-0, +1+n]
@@ -226,10 +285,23 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     // MARK: The host primitives behind the module API
 
+    /// The module API's Lua chunks, in the order they run: each is called with
+    /// the host primitives and a table they share; the last returns the loader.
+    private static let preludeChunks: [(source: String, name: String)] = [
+        (ModuleEventsPrelude.source, ModuleEventsPrelude.chunkName),
+        (ModuleAPIPrelude.source, ModuleAPIPrelude.chunkName),
+        (ModuleOptionsPrelude.source, ModuleOptionsPrelude.chunkName),
+        (ModuleLoaderPrelude.source, ModuleLoaderPrelude.chunkName),
+    ]
+
     private func installPrelude() throws(LuaError) {
         let stack = state.stack
-        try stack.load(ModuleAPIPrelude.source, chunkName: "=nethost.moduleapi")
+        let base = stack.top
+        defer { stack.setTop(base) }
         stack.newTable()
+        let primitivesIndex = stack.top
+        stack.newTable()
+        let sharedIndex = stack.top
         let primitives: [String: LuaFunction] = [
             "log": { [unowned self] stack in try log(stack) },
             "get_option": { [unowned self] stack in try getOption(stack, exact: false) },
@@ -239,10 +311,16 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 return 1
             },
             "provide_net": { [unowned self] stack in try provideNet(stack) },
-            "remove_services": { [unowned self] stack in
-                let module = try stack.checkString(1, function: "remove_services")
-                services.removeServices(of: module)
+            "remove_service": { [unowned self] stack in
+                let service = try stack.checkString(1, function: "remove_service")
+                let module = try stack.checkString(2, function: "remove_service")
+                let host = try stack.checkString(3, function: "remove_service")
+                services.removeService(named: service, module: module, host: host)
                 return 0
+            },
+            "host_type": { [unowned self] stack in
+                stack.push(hostType(try stack.checkString(1, function: "host_type")))
+                return 1
             },
             "depends": { [unowned self] stack in try depends(stack) },
             "add_timer": { [unowned self] stack in try addTimer(stack) },
@@ -250,11 +328,23 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 stopTimer(try stack.checkInteger(1, function: "stop_timer"))
                 return 0
             },
+            "reschedule_timer": { [unowned self] stack in
+                let id = try stack.checkInteger(1, function: "reschedule")
+                let delay = try Self.timerDelay(try stack.checkNumber(2, function: "reschedule"))
+                reschedule(timer: id, after: delay)
+                return 0
+            },
         ]
         for (name, function) in primitives {
-            stack.setFunction(name, in: -1, function)
+            stack.setFunction(name, in: primitivesIndex, function)
         }
-        try stack.call(arguments: 1, results: 1)
+        for (index, chunk) in Self.preludeChunks.enumerated() {
+            try stack.load(chunk.source, chunkName: chunk.name)
+            stack.pushCopy(of: primitivesIndex)
+            stack.pushCopy(of: sharedIndex)
+            let isLast = index == Self.preludeChunks.count - 1
+            try stack.call(arguments: 2, results: isLast ? 1 : 0)
+        }
         loader = stack.makeReference()
     }
 
@@ -282,12 +372,10 @@ public final class LuaRuntime: ConnectionFinishObserver {
         let host = try stack.checkString(1, function: "get_option")
         let name = try stack.checkString(2, function: "get_option")
         let hostName = host == "*" ? nil : host
-        guard let value = options.value(name, host: hostName) else {
+        // exact: the host's own value, not one it inherits from the global section.
+        let found = if exact, let hostName { options.hostValue(name, host: hostName) } else { options.value(name, host: hostName) }
+        guard let value = found else {
             stack.pushNil()
-            return 1
-        }
-        if exact, hostName != nil, options.value(name, host: nil) == value {
-            stack.pushNil()  // inherited from the global section, not set on the host
             return 1
         }
         do { try stack.push(value) } catch { throw LuaArgumentError("config option '\(name)': \(error)") }
@@ -296,6 +384,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     private func provideNet(_ stack: LuaStack) throws -> Int32 {
         let module = try stack.checkString(1, function: "provides")
+        let host = try stack.checkString(2, function: "provides")
         try stack.checkType(3, .table, function: "provides")
         guard stack.rawGetField("name", from: 3) == .string, let name = stack.toString(at: -1) else {
             throw LuaArgumentError("module:provides('net', ...) needs a service name")
@@ -306,7 +395,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         }
         let listener = self.listener(forTableAt: -1, module: module)
         stack.pop()
-        var service = NetService(name: name, handling: .listener(listener, .luaLoop), module: module)
+        var service = NetService(name: name, handling: .listener(listener, .luaLoop), module: module, host: host)
         service.defaultPorts = try Self.ports(in: stack, table: 3, service: name)
         if stack.rawGetField("default_interface", from: 3) == .string, let interface = stack.toString(at: -1) {
             service.defaultInterfaces = [interface]
@@ -320,7 +409,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         service.isPrivate = stack.toBoolean(at: -1)
         stack.pop()
         try services.add(service)
-        logger.debug("service '\(name)' provided", metadata: ["module": "\(module)"])
+        logger.debug("service '\(name)' provided", metadata: host == "*" ? ["module": "\(module)"] : ["module": "\(module)", "host": "\(host)"])
         return 0
     }
 
@@ -353,93 +442,24 @@ public final class LuaRuntime: ConnectionFinishObserver {
         }
     }
 
+    /// `module:depends(name)`: the dependency's environment (`true` for a native module).
     private func depends(_ stack: LuaStack) throws -> Int32 {
+        let dependent = try stack.checkString(1, function: "depends")
         let host = try stack.checkString(2, function: "depends")
         let name = try stack.checkString(3, function: "depends")
         guard let loadDependency else { throw LuaArgumentError("module:depends is not available here") }
-        switch try loadDependency(name, host) {
-        case .native:
+        guard let key = try loadDependency(name, ModuleKey(dependent, host: host)) else {
             stack.push(true)
             return 1
-        case .lua:
-            // Already loaded by now: the loader returns the cached module object.
-            stack.push(loader)
-            stack.rawGetField("load", from: -1)
-            stack.push(name)
-            stack.push(host)
-            stack.pushNil()
-            try stack.call(arguments: 3, results: 1)
-            return 1
         }
-    }
-
-    private func addTimer(_ stack: LuaStack) throws -> Int32 {
-        let module = try stack.checkString(1, function: "add_timer")
-        let delay = try Self.timerDelay(try stack.checkNumber(3, function: "add_timer"))
-        try stack.checkType(4, .function, function: "add_timer")
-        let id = nextTimerID
-        nextTimerID += 1
-        timers[id] = LuaTimer(callback: stack.makeReference(to: 4), module: module)
-        schedule(timer: id, after: delay)
-        stack.push(id)
+        stack.push(loader)
+        stack.rawGetField("environment", from: -1)
+        stack.remove(at: -2)
+        stack.push(key.name)
+        stack.push(key.host)
+        try stack.call(arguments: 2, results: 1)
         return 1
     }
-
-    /// A timer's delay in seconds as the loop's time, or nil for never. NaN is
-    /// refused; a negative delay means at once and an infinite one never, as in
-    /// Prosody; one longer than a century is shortened to a century, which no
-    /// process outlives and which the loop's clock can still add without overflow.
-    static func timerDelay(_ seconds: Double) throws -> TimeAmount? {
-        guard !seconds.isNaN else {
-            throw LuaArgumentError("a timer's delay must be a number of seconds, got NaN")
-        }
-        guard seconds.isFinite || seconds < 0 else { return nil }
-        let century = 100 * 365.25 * 86_400.0
-        return .nanoseconds(Int64(min(max(0, seconds), century) * 1_000_000_000))
-    }
-
-    private func schedule(timer id: Int, after delay: TimeAmount?) {
-        guard let delay else { return }  // never: the timer stays, so that stop() still finds it
-        timers[id]?.task = loop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: delay) { [unowned self] in
-            fire(timer: id)
-        }
-    }
-
-    /// Runs a timer's callback; a number it returns re-arms it, anything else ends it.
-    private func fire(timer id: Int) {
-        // The entry stays while the callback runs, so a `stop()` inside it is seen.
-        guard !isClosed, let timer = timers[id] else { return }
-        let stack = state.stack
-        let base = stack.top
-        defer { stack.setTop(base) }
-        stack.push(timer.callback)
-        stack.push(Double(loop.now.uptimeNanoseconds) / 1e9)  // the loop's clock, which tests drive
-        do {
-            try withinBudget { () throws(LuaError) in try stack.call(arguments: 1, results: 1) }
-            guard timers[id] != nil else { return }  // stopped by its own callback
-            if let again = stack.toNumber(at: -1) {
-                schedule(timer: id, after: try Self.timerDelay(again))
-                return
-            }
-        } catch {
-            logger.error("error in timer callback, the timer is stopped: \(ErrorDescription(error))", metadata: ["module": "\(timer.module)"])
-        }
-        stopTimer(id)
-    }
-
-    /// Cancels a timer and gives back its callback's registry slot.
-    private func stopTimer(_ id: Int) {
-        guard let timer = timers.removeValue(forKey: id) else { return }
-        timer.task?.cancel()
-        release(timer.callback)
-    }
-}
-
-/// A module's timer: its callback, kept in the registry until the timer ends.
-private struct LuaTimer {
-    let callback: LuaReference
-    let module: String
-    var task: Scheduled<Void>?
 }
 
 /// Whether the runtime has closed its Lua state, readable from any thread.

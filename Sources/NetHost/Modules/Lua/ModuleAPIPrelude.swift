@@ -1,84 +1,36 @@
 /// The `module` API given to every Lua module, written in Lua as Prosody's own
-/// `core/moduleapi.lua` is. It runs once per Lua state with the host's
-/// primitives (`host`) as its argument and returns the loader's functions.
-/// Everything a module registers is recorded on its `module` object so that
-/// unloading can undo it.
+/// `core/moduleapi.lua` is, and following it: events, items, timers, shared
+/// tables, dependencies. A Lua chunk run once per Lua state, after the events
+/// chunk, with the host's primitives (`host`) and the table the chunks share
+/// (`nethost`); it sets `nethost.api`. Everything a module registers is recorded
+/// on its `module` object so that unloading can undo it.
 enum ModuleAPIPrelude {
+    static let chunkName = "=nethost.moduleapi"
+
     static let source = #"""
-local host = ...
-local type, pairs, ipairs, select, tostring, tonumber = type, pairs, ipairs, select, tostring, tonumber
-local setmetatable, rawget, pcall, error, loadfile = setmetatable, rawget, pcall, error, loadfile
-local t_insert, t_remove, t_sort, t_concat = table.insert, table.remove, table.sort, table.concat
-
-local loaded = {}        -- "host/name" -> module object
-local shared_data = {}   -- path -> table, for module:shared()
-
--- Events: handlers sorted by priority, highest first; equal priorities run in
--- the order they were added. A handler that returns non-nil stops the event.
-local events = { handlers = {} }
-
-function events.add(name, fn, priority, owner)
-	local list = events.handlers[name]
-	if not list then list = {}; events.handlers[name] = list end
-	t_insert(list, { fn = fn, priority = priority or 0, owner = owner, seq = #list + 1 })
-	t_sort(list, function (a, b)
-		if a.priority ~= b.priority then return a.priority > b.priority end
-		return a.seq < b.seq
-	end)
-end
-
--- Removes the handlers that match; a nil name, function or owner matches any.
-function events.remove(name, fn, owner)
-	local lists = events.handlers
-	if name ~= nil then lists = { [name] = events.handlers[name] } end
-	for event, list in pairs(lists) do
-		for i = #list, 1, -1 do
-			local h = list[i]
-			if (fn == nil or h.fn == fn) and (owner == nil or h.owner == owner) then t_remove(list, i) end
-		end
-		if #list == 0 then events.handlers[event] = nil end
-	end
-end
-
-function events.fire(name, ...)
-	local list = events.handlers[name]
-	if not list then return nil end
-	for _, h in ipairs({ table.unpack(list) }) do
-		local result = h.fn(...)
-		if result ~= nil then return result end
-	end
-	return nil
-end
-
--- Sets, as util.set offers them, for get_option_set.
-local set_mt = {}
-set_mt.__index = set_mt
-local function new_set(list)
-	local s = setmetatable({ _items = {} }, set_mt)
-	for _, v in ipairs(list or {}) do s._items[v] = true end
-	return s
-end
-function set_mt:items() return pairs(self._items) end
-function set_mt:contains(v) return self._items[v] == true end
-function set_mt:empty() return next(self._items) == nil end
-function set_mt:add(v) self._items[v] = true end
-function set_mt:remove(v) self._items[v] = nil end
-function set_mt:__len() local n = 0 for _ in pairs(self._items) do n = n + 1 end return n end
-function set_mt:__tostring()
-	local list = {}
-	for v in pairs(self._items) do list[#list + 1] = tostring(v) end
-	t_sort(list)
-	return t_concat(list, ", ")
-end
+local host, nethost = ...
+local host_events = nethost.host_events
+local type, pairs, ipairs, select, tostring = type, pairs, ipairs, select, tostring
+local setmetatable, error, loadfile, pcall = setmetatable, error, loadfile, pcall
+local t_insert, t_remove, t_concat = table.insert, table.remove, table.concat
+local t_pack, t_unpack = table.pack, table.unpack
 
 local api = {}
 api.__index = api
+nethost.api = api
 
 function api:get_name() return self.name end
 function api:get_host() return self.host end
-function api:get_host_type() return self.host == "*" and "global" or "local" end
+function api:get_host_type()
+	if self.host == "*" then return "global" end
+	return host.host_type(self.host)
+end
 function api:get_directory() return self.path and self.path:match("^(.*)/[^/]*$") or "." end
-function api:set_global() self.global = true end
+
+function api:set_global()
+	self.host = "*"
+	self.global = true
+end
 
 local levels = { debug = true, info = true, warn = true, error = true }
 function api:log(level, message, ...)
@@ -91,167 +43,177 @@ function api:log(level, message, ...)
 	host.log(self.name, self.host, level, tostring(message))
 end
 
-function api:get_option(name, default)
-	local value = host.get_option(self.host, name)
-	if value == nil then return default end
-	return value
+-- Events. module:hook uses the events of the module's host ("*" for a global
+-- module), hook_global the global ones, as in Prosody. Each hook is recorded
+-- so that unloading removes it.
+
+function api:hook_object_event(object, event, handler, priority)
+	t_insert(self.event_handlers, { object = object, event = event, handler = handler })
+	return object.add_handler(event, handler, priority)
 end
 
-local function wrong_type(self, name, expected, value, default)
-	self:log("error", "Config option '%s' should be %s, got %s; using the default", name, expected, type(value))
-	return default
-end
-
-function api:get_option_string(name, default)
-	local value = self:get_option(name)
-	if value == nil then return default end
-	if type(value) == "table" and #value == 1 and type(value[1]) == "string" then value = value[1] end
-	if type(value) == "number" then return tostring(value) end
-	if type(value) ~= "string" then return wrong_type(self, name, "a string", value, default) end
-	return value
-end
-
-function api:get_option_number(name, default, min, max)
-	local value = self:get_option(name)
-	if value == nil then return default end
-	local number = tonumber(value)
-	if number == nil then return wrong_type(self, name, "a number", value, default) end
-	if (min and number < min) or (max and number > max) then
-		self:log("error", "Config option '%s' should be between %s and %s, got %s; using the default",
-			name, tostring(min or "-inf"), tostring(max or "inf"), tostring(number))
-		return default
+function api:unhook_object_event(object, event, handler)
+	local list = self.event_handlers
+	for i = #list, 1, -1 do
+		local h = list[i]
+		if h.object == object and h.event == event and h.handler == handler then t_remove(list, i) end
 	end
-	return number
+	return object.remove_handler(event, handler)
 end
 
-function api:get_option_integer(name, default, min, max)
-	local number = self:get_option_number(name, default, min, max)
-	if number == nil then return nil end
-	if math.type(number) == "float" then
-		if number ~= math.floor(number) then
-			return wrong_type(self, name, "an integer", number, default)
-		end
-		return math.tointeger(number)
-	end
-	return number
+function api:hook(event, handler, priority)
+	return self:hook_object_event(host_events(self.host), event, handler, priority)
 end
 
-function api:get_option_boolean(name, default)
-	local value = self:get_option(name)
-	if value == nil then return default end
-	if value == true or value == "yes" or value == "true" or value == 1 then return true end
-	if value == false or value == "no" or value == "false" or value == 0 then return false end
-	return wrong_type(self, name, "a boolean", value, default)
+function api:hook_global(event, handler, priority)
+	return self:hook_object_event(host_events("*"), event, handler, priority)
 end
 
-function api:get_option_array(name, default)
-	local value = self:get_option(name)
-	if value == nil then return default end
-	if type(value) ~= "table" then return { value } end
-	local copy = {}
-	for i, v in ipairs(value) do copy[i] = v end
-	return copy
+function api:unhook(event, handler)
+	return self:unhook_object_event(host_events(self.host), event, handler)
 end
 
-function api:get_option_set(name, default)
-	local value = self:get_option(name)
-	if value == nil then value = default end
-	if value == nil then return nil end
-	if type(value) ~= "table" then return new_set({ value }) end
-	local s = new_set(value)
-	for k, v in pairs(value) do
-		if type(k) == "string" and v == true then s:add(k) end
-	end
-	return s
+function api:fire_event(...)
+	return host_events(self.host).fire_event(...)
 end
 
-function api:get_option_inherited_set(name, default)
-	local global = host.get_option("*", name)
-	local mine = self.host ~= "*" and host.get_option_exact(self.host, name) or nil
-	local s = new_set()
-	for _, source in ipairs({ global or default or {}, mine or {} }) do
-		if type(source) == "table" then
-			for _, v in ipairs(source) do s:add(v) end
-		else
-			s:add(source)
+-- Items: what modules offer each other by kind. Adding one fires
+-- item-added/KIND on the module's host, removing it (or unloading the module)
+-- item-removed/KIND.
+
+local NULL = {}
+
+function api:add_item(key, value)
+	self.items[key] = self.items[key] or {}
+	t_insert(self.items[key], value)
+	self:fire_event("item-added/" .. key, { source = self, item = value })
+end
+
+function api:remove_item(key, value)
+	local list = self.items[key] or NULL
+	for i = #list, 1, -1 do
+		if list[i] == value then
+			t_remove(list, i)
+			self:fire_event("item-removed/" .. key, { source = self, item = value })
+			return value
 		end
 	end
-	return s
 end
 
-function api:get_option_enum(name, default, ...)
-	local value = self:get_option(name, default)
-	for i = 1, select("#", ...) do
-		if value == select(i, ...) then return value end
-	end
-	if value == default then return default end
-	self:log("error", "Config option '%s' should be one of the allowed values, got %s; using the default", name, tostring(value))
-	return default
+function api:get_host_items(key)
+	return nethost.get_items(key, self.host)
 end
 
-local period_units = { s = 1, sec = 1, second = 1, seconds = 1, m = 60, min = 60, minute = 60, minutes = 60,
-	h = 3600, hour = 3600, hours = 3600, d = 86400, day = 86400, days = 86400, w = 604800, week = 604800, weeks = 604800 }
-function api:get_option_period(name, default)
-	local value = self:get_option(name, default)
-	if type(value) == "number" then return value end
-	if type(value) == "string" then
-		local n, unit = value:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
-		if n and (unit == "" or period_units[unit]) then return tonumber(n) * (period_units[unit] or 1) end
-	end
-	if value == nil then return nil end
-	return wrong_type(self, name, "a time period", value, default)
-end
-
-function api:get_option_path(name, default, parent)
-	local value = self:get_option_string(name, default)
-	if value == nil then return nil end
-	if value:sub(1, 1) == "/" then return value end
-	return (parent or host.config_directory()) .. "/" .. value
-end
-
-function api:provides(kind, item)
-	item = item or {}
-	if kind == "net" then
-		item.name = item.name or self.name
-		host.provide_net(self.name, self.host, item)
-		self.net_services[#self.net_services + 1] = item.name
-	else
-		self.items[kind] = self.items[kind] or {}
-		t_insert(self.items[kind], item)
-		events.fire("item-added/" .. kind, { source = self, item = item })
+function api:handle_items(item_type, added_cb, removed_cb, existing)
+	self:hook("item-added/" .. item_type, added_cb)
+	self:hook("item-removed/" .. item_type, removed_cb)
+	if existing ~= false then
+		for _, item in ipairs(self:get_host_items(item_type)) do
+			added_cb({ item = item })
+		end
 	end
 end
 
-function api:hook(name, fn, priority)
-	events.add(name, fn, priority, self)
+-- provides(KIND, item) adds item to KIND-provider. For "net" the port manager
+-- (see nethost.modulemanager) registers the service. The item's name defaults
+-- to the module's name less a "KIND_" prefix ("net_echo" provides "echo").
+function api:provides(name, item)
+	if not item then
+		item = {}
+		for k, v in pairs(self.environment) do
+			if k ~= "module" then item[k] = v end
+		end
+	end
+	if not item.name then
+		local item_name = self.name
+		if item_name:find((name:gsub("%-", "_")) .. "_", 1, true) == 1 then
+			item_name = item_name:sub(#name + 2)
+		end
+		item.name = item_name
+	end
+	item._provided_by = self.name
+	self:add_item(name .. "-provider", item)
 end
-api.hook_global = api.hook
-api.hook_object_event = function (self, object, name, fn, priority) return object.add_handler and object.add_handler(name, fn, priority) end
 
-function api:unhook(name, fn)
-	events.remove(name, fn, self)
-end
-
-function api:fire_event(name, data)
-	return events.fire(name, data)
-end
-
+-- Dependencies: the module's environment, whose globals are what it offers
+-- other modules. A module that modules_disabled names cannot be a dependency.
 function api:depends(name)
-	return host.depends(self.name, self.host, name)
+	if self:get_option_inherited_set("modules_disabled", {}):contains(name) then
+		error("Dependency on disabled module mod_" .. tostring(name), 2)
+	end
+	self.dependencies = self.dependencies or {}
+	local environment = host.depends(self.name, self.host, name)
+	self.dependencies[name] = true
+	return environment
 end
 
-function api:add_timer(delay, fn)
-	local id = host.add_timer(self.name, self.host, delay, fn)
-	self.timers[id] = true
-	local module = self
-	return { id = id, stop = function () host.stop_timer(id); module.timers[id] = nil end }
+-- Timers: add_timer(delay, fn, ...) calls fn(now, ...) after delay seconds,
+-- now being the wall-clock time; a number fn returns re-arms it. The handle has
+-- stop() (also disarm()) and reschedule(delay), called with ":" or ".".
+local timer_methods = {}
+local timer_mt = { __index = timer_methods }
+
+function timer_methods:stop()
+	host.stop_timer(self.id)
+	self.module_env.timers[self.id] = nil
+end
+timer_methods.disarm = timer_methods.stop
+
+function timer_methods:reschedule(delay)
+	host.reschedule_timer(self.id, delay)
+end
+
+function api:add_timer(delay, callback, ...)
+	if type(callback) ~= "function" then
+		error("bad argument #2 to 'add_timer' (function expected, got " .. type(callback) .. ")", 2)
+	end
+	local t = t_pack(...)
+	t.module_env = self
+	t.callback = callback
+	t.id = host.add_timer(self.name, self.host, delay, function (now)
+		return callback(now, t_unpack(t, 1, t.n))
+	end)
+	self.timers[t.id] = true
+	-- Also callable as handle.stop(): NetHost's handles always allowed it.
+	t.stop = function () return timer_methods.stop(t) end
+	t.disarm = t.stop
+	t.reschedule = function (first, second)
+		if first == t then return timer_methods.reschedule(t, second) end
+		return timer_methods.reschedule(t, first)
+	end
+	return setmetatable(t, timer_mt)
+end
+
+-- Shared tables, by path. A path not starting with "/" is completed with the
+-- module's host and name: "x" is /HOST/NAME/x, "other/x" is /HOST/other/x (a table
+-- of module "other"), "a/b/c" is /a/b/c. A table lives while a module holds it;
+-- one whose path ends in "-cache" has weak keys and values.
+local shared_data = setmetatable({}, { __mode = "v" })
+
+local function shared_table(module, path)
+	if path:sub(1, 1) ~= "/" then
+		local defaults = { module.host, module.name }
+		local slashes = select(2, path:gsub("/", "%1"))
+		path = (slashes < #defaults and "/" or "")
+			.. t_concat(defaults, "/", 1, #defaults - slashes) .. "/" .. path
+	end
+	local shared = shared_data[path]
+	if not shared then
+		shared = {}
+		if path:match("%-cache$") then setmetatable(shared, { __mode = "kv" }) end
+		shared_data[path] = shared
+	end
+	return shared, path
 end
 
 function api:shared(path)
-	if path:sub(1, 1) ~= "/" then path = "/" .. self.host .. "/" .. self.name .. "/" .. path end
-	local data = shared_data[path]
-	if not data then data = {}; shared_data[path] = data end
-	return data
+	if type(path) ~= "string" then
+		error("bad argument #1 to 'shared' (string expected, got " .. type(path) .. ")", 2)
+	end
+	if not self.shared_data then self.shared_data = {} end
+	local shared, full_path = shared_table(self, path)
+	self.shared_data[full_path] = shared
+	return shared
 end
 
 function api:require(lib)
@@ -265,81 +227,9 @@ function api:require(lib)
 	error("module '" .. self.name .. "' requires library '" .. lib .. "', which is not beside it in " .. dir, 2)
 end
 
+-- The module as seen from another host: its options and events are that host's.
 function api:context(host_name)
-	local other = setmetatable({}, { __index = self })
-	other.host = host_name
-	return other
+	return setmetatable({ host = host_name or "*", global = "*" == host_name }, { __index = self, __newindex = self })
 end
-
-local loader = {}
-
--- Loads a module file into its own environment. On an error the host calls
--- loader.unload(name, host, true) with a budget of its own, since the error may be
--- the budget running out, which would stop any clean-up attempted here.
-function loader.load(name, host_name, path)
-	local key = host_name .. "/" .. name
-	if loaded[key] then return loaded[key] end
-	local module = setmetatable({
-		name = name, host = host_name, path = path,
-		timers = {}, items = {}, net_services = {},
-	}, api)
-	local environment = setmetatable({ module = module, _M = module }, { __index = _G })
-	module.environment = environment
-	local chunk, err = loadfile(path, "t", environment)
-	if not chunk then error(err, 0) end
-	loaded[key] = module
-	local ok, run_err = xpcall(chunk, debug.traceback)
-	if ok and type(rawget(module, "load")) == "function" then
-		ok, run_err = xpcall(module.load, debug.traceback)
-	end
-	if not ok then error(run_err, 0) end
-	return module
-end
-
-function loader.unload(name, host_name, failed)
-	local key = host_name .. "/" .. name
-	local module = loaded[key]
-	if not module then return false end
-	if not failed and type(rawget(module, "unload")) == "function" then
-		local ok, err = xpcall(module.unload, debug.traceback)
-		if not ok then host.log(name, host_name, "error", "error in module.unload: " .. tostring(err)) end
-	end
-	events.remove(nil, nil, module)
-	for id in pairs(module.timers) do host.stop_timer(id) end
-	host.remove_services(name, host_name)
-	loaded[key] = nil
-	return true
-end
-
--- Prosody's module reload: the old module may hand state to the new one with
--- module.save() and module.restore(state). Connections keep the listener they
--- have (the old code); new connections get the new one.
-function loader.reload(name, host_name)
-	local old = loaded[host_name .. "/" .. name]
-	if not old then error("module '" .. name .. "' is not loaded", 0) end
-	local saved
-	if type(rawget(old, "save")) == "function" then
-		local ok, result = xpcall(old.save, debug.traceback)
-		if ok then saved = result
-		else host.log(name, host_name, "error", "error in module.save: " .. tostring(result)) end
-	end
-	loader.unload(name, host_name)
-	local new = loader.load(name, host_name, old.path)
-	if saved ~= nil and type(rawget(new, "restore")) == "function" then
-		local ok, err = xpcall(new.restore, debug.traceback, saved)
-		if not ok then host.log(name, host_name, "error", "error in module.restore: " .. tostring(err)) end
-	end
-	return new
-end
-
-function loader.is_loaded(name, host_name)
-	return loaded[host_name .. "/" .. name] ~= nil
-end
-
-function loader.fire_event(name, data)
-	return events.fire(name, data)
-end
-
-return loader
 """#
 }
