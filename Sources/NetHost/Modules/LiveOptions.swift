@@ -13,6 +13,10 @@ public final class LiveOptions: OptionSource {
         current.withLockedValue { $0 }.value(name, host: host)
     }
 
+    public var hostNames: [String] { snapshot.hostNames }
+
+    public func ownValue(_ name: String, host: String) -> ConfigValue? { snapshot.ownValue(name, host: host) }
+
     public var snapshot: any OptionSource { current.withLockedValue { $0 } }
 
     func replace(with options: any OptionSource) {

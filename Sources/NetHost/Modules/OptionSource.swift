@@ -2,6 +2,15 @@
 public protocol OptionSource: Sendable {
     /// The option as set for `host`, else globally; nil if not set.
     func value(_ name: String, host: String?) -> ConfigValue?
+    /// The hosts the config names (`VirtualHost`, `Component`), in its order.
+    var hostNames: [String] { get }
+    /// The option as set in `host`'s own section, without the global fallback.
+    func ownValue(_ name: String, host: String) -> ConfigValue?
+}
+
+extension OptionSource {
+    public var hostNames: [String] { [] }
+    public func ownValue(_ name: String, host: String) -> ConfigValue? { nil }
 }
 
 /// Options from a dictionary, for tests and for embedding.
@@ -18,6 +27,10 @@ public struct FixedOptions: OptionSource {
         if let host, let value = hosts[host]?[name] { return value }
         return global[name]
     }
+
+    public var hostNames: [String] { hosts.keys.sorted() }
+
+    public func ownValue(_ name: String, host: String) -> ConfigValue? { hosts[host]?[name] }
 }
 
 extension OptionSource {
