@@ -51,16 +51,25 @@ public final class HostFixture {
         }
     }
 
-    /// Starts NetHost with these global options; every service listens on an
-    /// ephemeral port of 127.0.0.1 unless the options say otherwise.
-    @discardableResult
-    public func start(options: [String: ConfigValue], natives: [any NativeModule.Type] = BuiltinModules.all) throws -> NetHostServer {
+    /// The options `start` would run with: every service listens on an ephemeral
+    /// port of 127.0.0.1 unless the options say otherwise.
+    public static func options(_ options: [String: ConfigValue], hosts: [String: [String: ConfigValue]] = [:]) -> FixedOptions {
         var global = options
         if global["interfaces"] == nil { global["interfaces"] = .table(ConfigTable(array: [.string("127.0.0.1")])) }
+        return FixedOptions(global: global, hosts: hosts)
+    }
+
+    /// Starts NetHost with these global options (and host sections); every service
+    /// listens on an ephemeral port of 127.0.0.1 unless the options say otherwise.
+    @discardableResult
+    public func start(
+        options: [String: ConfigValue], hosts: [String: [String: ConfigValue]] = [:],
+        natives: [any NativeModule.Type] = BuiltinModules.all
+    ) throws -> NetHostServer {
         let logger = Logger(label: "nethost-test", factory: logs.handler(label:))
         let server = try NetHostServer(
             .init(
-                options: FixedOptions(global: global),
+                options: Self.options(options, hosts: hosts),
                 configDirectory: directory,
                 nativeModules: natives,
                 pluginPaths: [directory],

@@ -66,14 +66,15 @@ public final class TLSTestClient: Sendable {
     }
 }
 
-/// A throwaway self-signed certificate made with the `openssl` command.
+/// A throwaway self-signed certificate made with the `openssl` command, written to
+/// `NAME.crt` and `NAME.key` in `directory` (over files already there).
 public struct TestCertificate {
     public let certificatePath: String
     public let keyPath: String
 
-    public init(in directory: String, commonName: String = "localhost") throws {
-        certificatePath = directory + "/test.crt"
-        keyPath = directory + "/test.key"
+    public init(in directory: String, commonName: String = "localhost", name: String = "test") throws {
+        certificatePath = directory + "/\(name).crt"
+        keyPath = directory + "/\(name).key"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [

@@ -128,7 +128,7 @@ extension ConfigTests {
             let unused = KnownOptions.unusedOptions(in: config)
             #expect(unused.accepted == [
                 "admins", "archive_expires_after", "authentication", "c2s_require_encryption",
-                "certificates", "limits", "s2s_secure_auth",
+                "limits", "s2s_secure_auth",
             ])
             #expect(unused.unknown.isEmpty)
         }

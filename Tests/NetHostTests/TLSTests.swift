@@ -53,14 +53,14 @@ struct TLSTests {
         await fixture.stop()
     }
 
-    @Test("an unreadable certificate stops start-up with the path in the message")
+    @Test("a missing certificate file stops start-up with the path in the message")
     func badCertificate() async throws {
         let fixture = try HostFixture(modules: [:])
         let ssl = ConfigValue.table(ConfigTable(map: [.string("certificate"): .string("nope.crt"), .string("key"): .string("nope.key")]))
         #expect {
             try fixture.start(options: ["ssl": ssl])
         } throws: { error in
-            "\(error)".contains("could not load \(fixture.directory)/nope.crt")
+            "\(error)".contains("certificate file \(fixture.directory)/nope.crt does not exist")
         }
         try? FileManager.default.removeItem(atPath: fixture.directory)
     }

@@ -39,6 +39,28 @@ extension NetProxyEndToEnd {
             await fixture.stop()
         }
 
+        @Test("a failed handshake after the header is logged at info with the client the header named and the proxy, in words")
+        func failedHandshakeNamesTheClient() async throws {
+            let port = try freeLoopbackPort()
+            let fixture = try HostFixture(modules: ["secure": Self.secureService])
+            let certificate = try TestCertificate(in: fixture.directory)
+            try fixture.start(options: [
+                "modules_enabled": .strings("net_proxy", "secure"),
+                "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
+                "ssl": .table(ConfigTable(map: [
+                    .string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath),
+                ])),
+            ], natives: BuiltinModules.all + ProxyModules.all)
+            let client = try TestSocket(host: "127.0.0.1", port: port)
+            try client.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try? client.readToEnd()
+            let expected = "info TLS handshake failed: the client sent a plain HTTP request, not a TLS handshake"
+            #expect(fixture.eventually { fixture.logs.contains(expected) }, "\(fixture.logs.all)")
+            let line = fixture.logs.all.first { $0.hasPrefix(expected) } ?? ""
+            #expect(line.contains("peer=203.0.113.7") && line.contains("proxy=127.0.0.1") && line.contains("service=secure"), "\(line)")
+            await fixture.stop()
+        }
+
         @Test("a hand-over to a TLS service without a certificate is counted as hand_over_failed, not proxied, and logged once per peer")
         func failedHandOverIsCountedApart() async throws {
             let port = try freeLoopbackPort()

@@ -13,7 +13,7 @@ public enum KnownOptions {
         case unknown
     }
 
-    /// Options NetHost itself reads (besides `NAME_ports` / `NAME_interfaces`
+    /// Options NetHost itself reads (besides `NAME_ports` / `NAME_interfaces` / `NAME_ssl` / `NAME_certificate`
     /// for the services that modules provide).
     public static let usedByNetHost: Set<String> = [
         "modules_enabled", "modules_disabled", "plugin_paths", "enabled", "force_module_reload",
@@ -22,6 +22,7 @@ public enum KnownOptions {
         "network_settings",
         "proxy_port_mappings", "proxy_trusted_proxies",
         "proxy_ports", "proxy_interfaces", "proxy_header_timeout",
+        "ssl", "certificates", "certificate", "tls_profile",
     ]
 
     /// Options that only mean something in the global section; set under a
@@ -52,7 +53,7 @@ public enum KnownOptions {
         "archive_expires_after", "default_archive_policy", "max_archive_query_results",
         "allow_registration", "registration_throttle_max", "registration_throttle_period",
         // TLS
-        "certificates", "certificate", "ssl", "tls_profile",
+        "c2s_ssl", "s2s_ssl", "https_ssl", "https_certificate",
         "c2s_require_encryption", "s2s_require_encryption", "s2s_secure_auth",
         "s2s_insecure_domains", "s2s_secure_domains", "allow_unencrypted_plain_auth",
         // XMPP listeners NetHost does not provide
@@ -73,10 +74,10 @@ public enum KnownOptions {
     ]
 
     /// How NetHost treats `name`, given the names of the services the loaded
-    /// modules provide (for `NAME_ports` and `NAME_interfaces`).
+    /// modules provide (for `NAME_ports`, `NAME_interfaces`, `NAME_ssl` and `NAME_certificate`).
     public static func usage(of name: String, services: Set<String> = []) -> Usage {
         if usedByNetHost.contains(name) { return .used }
-        for suffix in ["_ports", "_interfaces"] where name.hasSuffix(suffix) {
+        for suffix in ["_ports", "_interfaces", "_ssl", "_certificate"] where name.hasSuffix(suffix) {
             if services.contains(String(name.dropLast(suffix.count))) { return .used }
         }
         if acceptedFromProsody.contains(name) { return .acceptedUnused }

@@ -312,6 +312,21 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
         }
     }
 
+    /// TLS failed. A failed handshake is logged at info with the client (once per
+    /// client and reason, then summarised: scanners and old clients repeat); the
+    /// reason, in words, is what `onDisconnect` is told.
+    func tlsFailed(_ failure: TLSFailure) {
+        let reason = failure.reason(allowed: tls?.options.versions)
+        noteChannelError(reason)
+        guard failure.isHandshakeFailure, let failures = tls?.handshakeFailures else {
+            log(.debug, "\(reason)")
+            return
+        }
+        var metadata: Logger.Metadata = ["service": "\(serviceName)"]
+        if let proxyIP = addresses.proxyIP { metadata["proxy"] = "\(proxyIP)" }
+        failures.record(reason, from: addresses.clientIP, level: .info, metadata: metadata)
+    }
+
     /// Closes at once, discarding what was not sent. Used for errors.
     public func abort(reason: String) {
         closeNow(reason: reason)

@@ -125,8 +125,12 @@ public final class ConnectionHandler: ChannelInboundHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        connection?.noteChannelError(Self.describe(error))
-        connection?.log(.debug, "connection error: \(error)")
+        if let failure = TLSFailure(error) {
+            connection?.tlsFailed(failure)
+        } else {
+            connection?.noteChannelError(Self.describe(error))
+            connection?.log(.debug, "connection error: \(error)")
+        }
         context.close(promise: nil)
     }
 

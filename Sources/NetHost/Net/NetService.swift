@@ -86,8 +86,8 @@ public final class PipelineContext: Sendable {
     public let tracker: ConnectionTracker
     /// The loop that runs Lua: connections of Lua services must live on it.
     public let luaLoop: any EventLoop
-    /// The `ssl` certificate, for services with `encryption = "ssl"` and for STARTTLS.
-    public let tls: TLSSettings?
+    /// The TLS contexts, for services with `encryption = "ssl"` and for STARTTLS.
+    public let tls: TLSContexts?
 
     public init(
         services: ServiceRegistry,
@@ -95,7 +95,7 @@ public final class PipelineContext: Sendable {
         logger: Logger,
         tracker: ConnectionTracker,
         luaLoop: any EventLoop,
-        tls: TLSSettings? = nil
+        tls: TLSContexts? = nil
     ) {
         self.tls = tls
         self.services = services
@@ -116,6 +116,8 @@ public final class PipelineContext: Sendable {
         addresses: ConnectionAddresses?,
         origin: (any ConnectionOriginInfo)?
     ) throws {
+        // The context in force now: a reload may have replaced it since the port opened.
+        let tls = self.tls?.settings(forService: service.name)
         let handler = ConnectionHandler(
             serviceName: service.name,
             listener: listener,
@@ -137,11 +139,12 @@ public final class PipelineContext: Sendable {
         }
     }
 
-    /// A service asks for TLS but the config has no `ssl` certificate.
+    /// A service asks for TLS but no certificate is configured for it.
     public struct MissingCertificate: Error, CustomStringConvertible {
         public let service: String
         public var description: String {
-            "service '\(service)' uses TLS (encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... }"
+            "service '\(service)' uses TLS (encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... } "
+                + "(or \(service)_ssl, or put \(service).crt and \(service).key in the certificates folder)"
         }
     }
 }

@@ -46,7 +46,8 @@ public final class NetHostServer: Sendable {
     public let options: LiveOptions
     private let liveSettings: LiveValue<NetworkSettings>
     public var settings: NetworkSettings { liveSettings.value }
-    public let tls: TLSSettings?
+    /// The TLS contexts of the services; `reload` reads the certificates again.
+    public let tls: TLSContexts
     public let limiter: ConnectionLimiter
     private let configuration: Options
     private let logger: Logger
@@ -70,7 +71,7 @@ public final class NetHostServer: Sendable {
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
         self.limiter = ConnectionLimiter(maximum: settings.maxConnections, logger: logger)
-        self.tls = try TLSSettings.load(from: configuration.options.value("ssl", host: nil), baseDirectory: configuration.configDirectory)
+        self.tls = TLSContexts(logger: logger)
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let (group, luaLoop, services, problems) = (self.group, self.luaLoop, self.services, self.problems)
         do {
@@ -91,6 +92,34 @@ public final class NetHostServer: Sendable {
             try? group.syncShutdownGracefully()
             throw error
         }
+        // After the modules: the services they provide may have settings of their own (NAME_ssl).
+        do {
+            let messages = try tls.load(
+                options: options, services: services.all, baseDirectory: configuration.configDirectory, reloading: false, now: Self.now()
+            )
+            report(messages)
+        } catch {
+            let modules = self.modules
+            try? luaLoop.submit { modules.value.stop() }.wait()
+            try? group.syncShutdownGracefully()
+            throw error
+        }
+    }
+
+    /// Logs what loading the TLS settings found; warnings and errors also go to `problems`.
+    private func report(_ messages: [TLSContexts.Message]) {
+        for message in messages {
+            logger.log(level: message.level, "\(message.description)")
+            if message.level >= .warning { problems.add(message.description) }
+        }
+    }
+
+    private static func now() -> Int {
+        #if canImport(Glibc)
+        Int(Glibc.time(nil))
+        #else
+        Int(Darwin.time(nil))
+        #endif
     }
 
     private static func networkSettings(from options: any OptionSource, logger: Logger, problems: ProblemLog) -> NetworkSettings {
@@ -111,9 +140,10 @@ public final class NetHostServer: Sendable {
     public func start() -> [ListenError] {
         let failures = openPlannedPorts()
         summaryTask.withLockedValue { task in
-            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter, ports] _ in
+            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter, ports, tls] _ in
                 limiter.flushSummaries()
                 ports.flushSummaries()
+                tls.flushSummaries()
                 Self.returnFreedMemory()
             }
         }
@@ -156,7 +186,7 @@ public final class NetHostServer: Sendable {
             let childGroup: any EventLoopGroup = executor == .luaLoop ? luaLoop : group
             let current = openLoops[key]
             if let current, current == Self.loops(of: childGroup) { continue }
-            if service.usesDirectTLS, tls == nil { continue }  // reported by listenProblems
+            if service.usesDirectTLS, tls.settings(forService: service.name) == nil { continue }  // reported by listenProblems
             let request = ListenRequest(
                 serviceName: service.name,
                 interface: entry.interface,
@@ -189,16 +219,16 @@ public final class NetHostServer: Sendable {
 
     private func listenProblems(in plan: ListenPlan) -> [String] {
         var result = plan.problems
-        guard tls == nil else { return result }
         var reported: Set<String> = []
         for entry in plan.entries {
             guard let service = services.service(named: entry.service) else { continue }
-            if service.usesDirectTLS, reported.insert(service.name).inserted {
+            if service.usesDirectTLS, tls.settings(forService: service.name) == nil, reported.insert(service.name).inserted {
                 result.append(PipelineContext.MissingCertificate(service: service.name).description)
             }
             if case .pipeline(let pipeline) = service.handling,
                let target = pipeline.handOverTarget(forPort: entry.port),
                services.service(named: target)?.usesDirectTLS == true,
+               tls.settings(forService: target) == nil,
                reported.insert("\(entry.port) \(target)").inserted {
                 result.append("port \(entry.port) hands its connections to service '\(target)', which uses TLS "
                     + "(encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... }")
@@ -228,8 +258,9 @@ public final class NetHostServer: Sendable {
     /// network settings and limits for new connections, modules added to or
     /// removed from `modules_enabled`, each native module's own options
     /// (net_proxy's mappings and trust list), and the ports that follow from
-    /// them. Established connections keep their service and settings. If a
-    /// module refuses the new options, nothing changes.
+    /// them, and the TLS certificates and settings. Established connections keep
+    /// their service and settings. If a module refuses the new options, nothing
+    /// changes; a certificate that fails to load leaves the one before in force.
     public func reload(_ newOptions: any OptionSource) throws {
         let previous = options.snapshot
         options.replace(with: newOptions)
@@ -243,6 +274,15 @@ public final class NetHostServer: Sendable {
         let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
         liveSettings.value = settings
         limiter.maximum = settings.maxConnections
+        // Certificates are read again (a renewed one is served to new connections);
+        // one that fails to load leaves the one loaded before in place.
+        do {
+            report(try tls.load(
+                options: options, services: services.all, baseDirectory: configuration.configDirectory, reloading: true, now: Self.now()
+            ))
+        } catch {
+            logger.error("\(error)")  // not thrown when reloading
+        }
         let failures = openPlannedPorts()
         logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
