@@ -40,6 +40,13 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            // The module API's Lua sources, compiled into the binary.
+            resources: [
+                .embedInCode("Modules/Lua/ModuleAPI/events.lua"),
+                .embedInCode("Modules/Lua/ModuleAPI/moduleapi.lua"),
+                .embedInCode("Modules/Lua/ModuleAPI/options.lua"),
+                .embedInCode("Modules/Lua/ModuleAPI/modulemanager.lua"),
             ]
         ),
         // The native `net_proxy` module.

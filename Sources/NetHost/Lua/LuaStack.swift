@@ -279,15 +279,23 @@ public struct LuaStack {
 
     public func load(_ source: String, chunkName: String) throws(LuaError) {
         var source = source
-        let failure: LuaError? = source.withUTF8 { utf8 -> LuaError? in
-            do throws(LuaError) {
-                try load(UnsafeRawBufferPointer(utf8), chunkName: chunkName)
-                return nil
-            } catch {
-                return error
-            }
-        }
+        let failure: LuaError? = source.withUTF8 { utf8 in loadReportingFailure(UnsafeRawBufferPointer(utf8), chunkName) }
         if let failure { throw failure }
+    }
+
+    public func load(_ source: [UInt8], chunkName: String) throws(LuaError) {
+        let failure: LuaError? = source.withUnsafeBytes { bytes in loadReportingFailure(bytes, chunkName) }
+        if let failure { throw failure }
+    }
+
+    /// `load`, with the error as a value: the buffer accessors' closures cannot throw a typed error.
+    private func loadReportingFailure(_ source: UnsafeRawBufferPointer, _ chunkName: String) -> LuaError? {
+        do throws(LuaError) {
+            try load(source, chunkName: chunkName)
+            return nil
+        } catch {
+            return error
+        }
     }
 
     /// Sets the environment (`_ENV`, the first upvalue) of a loaded chunk on top of the stack

@@ -80,7 +80,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         self.logger = logger
         self.configDirectory = configDirectory
         ConnectionLuaAPI.register(on: state.stack, runtime: self)
-        try installPrelude()
+        try installModuleAPI()
     }
 
     deinit {
@@ -285,16 +285,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     // MARK: The host primitives behind the module API
 
-    /// The module API's Lua chunks, in the order they run: each is called with
-    /// the host primitives and a table they share; the last returns the loader.
-    private static let preludeChunks: [(source: String, name: String)] = [
-        (ModuleEventsPrelude.source, ModuleEventsPrelude.chunkName),
-        (ModuleAPIPrelude.source, ModuleAPIPrelude.chunkName),
-        (ModuleOptionsPrelude.source, ModuleOptionsPrelude.chunkName),
-        (ModuleLoaderPrelude.source, ModuleLoaderPrelude.chunkName),
-    ]
-
-    private func installPrelude() throws(LuaError) {
+    private func installModuleAPI() throws(LuaError) {
         let stack = state.stack
         let base = stack.top
         defer { stack.setTop(base) }
@@ -338,11 +329,11 @@ public final class LuaRuntime: ConnectionFinishObserver {
         for (name, function) in primitives {
             stack.setFunction(name, in: primitivesIndex, function)
         }
-        for (index, chunk) in Self.preludeChunks.enumerated() {
+        for (index, chunk) in ModuleAPIChunks.all.enumerated() {
             try stack.load(chunk.source, chunkName: chunk.name)
             stack.pushCopy(of: primitivesIndex)
             stack.pushCopy(of: sharedIndex)
-            let isLast = index == Self.preludeChunks.count - 1
+            let isLast = index == ModuleAPIChunks.all.count - 1
             try stack.call(arguments: 2, results: isLast ? 1 : 0)
         }
         loader = stack.makeReference()

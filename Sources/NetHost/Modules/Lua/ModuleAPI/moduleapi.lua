@@ -1,13 +1,9 @@
-/// The `module` API given to every Lua module, written in Lua as Prosody's own
-/// `core/moduleapi.lua` is, and following it: events, items, timers, shared
-/// tables, dependencies. A Lua chunk run once per Lua state, after the events
-/// chunk, with the host's primitives (`host`) and the table the chunks share
-/// (`nethost`); it sets `nethost.api`. Everything a module registers is recorded
-/// on its `module` object so that unloading can undo it.
-enum ModuleAPIPrelude {
-    static let chunkName = "=nethost.moduleapi"
-
-    static let source = #"""
+-- The `module` API given to every Lua module, written in Lua as Prosody's own
+-- `core/moduleapi.lua` is, and following it: events, items, timers, shared
+-- tables, dependencies. A Lua chunk run once per Lua state, after the events
+-- chunk, with the host's primitives (`host`) and the table the chunks share
+-- (`nethost`); it sets `nethost.api`. Everything a module registers is recorded
+-- on its `module` object so that unloading can undo it.
 local host, nethost = ...
 local host_events = nethost.host_events
 local type, pairs, ipairs, select, tostring = type, pairs, ipairs, select, tostring
@@ -231,5 +227,3 @@ end
 function api:context(host_name)
 	return setmetatable({ host = host_name or "*", global = "*" == host_name }, { __index = self, __newindex = self })
 end
-"""#
-}

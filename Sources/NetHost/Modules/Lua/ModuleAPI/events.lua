@@ -1,11 +1,7 @@
-/// Events for Lua modules, as Prosody's `util/events.lua` offers them, and one
-/// event object per host as Prosody's hosts have (`hosts[host].events`, and
-/// `prosody.events` for the global host "*"). The first of the module API's
-/// Lua chunks: it fills in `nethost.new_events` and `nethost.host_events`.
-enum ModuleEventsPrelude {
-    static let chunkName = "=nethost.events"
-
-    static let source = #"""
+-- Events for Lua modules, as Prosody's `util/events.lua` offers them, and one
+-- event object per host as Prosody's hosts have (`hosts[host].events`, and
+-- `prosody.events` for the global host "*"). The first of the module API's
+-- Lua chunks: it fills in `nethost.new_events` and `nethost.host_events`.
 local host, nethost = ...
 local ipairs, t_insert, t_remove, t_sort = ipairs, table.insert, table.remove, table.sort
 
@@ -86,5 +82,3 @@ function nethost.host_events(host_name)
 end
 
 nethost.new_events = new_events
-"""#
-}

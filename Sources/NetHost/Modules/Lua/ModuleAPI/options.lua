@@ -1,10 +1,6 @@
-/// The `module:get_option*` family, as Prosody's `core/moduleapi.lua` defines
-/// it: typed look-ups with defaults, a logged error for a value of the wrong
-/// type. A Lua chunk of the module API that adds its methods to `nethost.api`.
-enum ModuleOptionsPrelude {
-    static let chunkName = "=nethost.moduleapi.options"
-
-    static let source = #"""
+-- The `module:get_option*` family, as Prosody's `core/moduleapi.lua` defines
+-- it: typed look-ups with defaults, a logged error for a value of the wrong
+-- type. A Lua chunk of the module API that adds its methods to `nethost.api`.
 local host, nethost = ...
 local api = nethost.api
 local type, pairs, ipairs, select, tostring, tonumber, next = type, pairs, ipairs, select, tostring, tonumber, next
@@ -151,5 +147,3 @@ function api:get_option_path(name, default, parent)
 end
 
 nethost.new_set = new_set
-"""#
-}

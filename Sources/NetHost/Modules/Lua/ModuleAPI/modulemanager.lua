@@ -1,14 +1,10 @@
-/// The Lua half of the module manager, following Prosody's
-/// `core/modulemanager.lua`: the map of loaded modules by host, each step of
-/// loading, unloading and reloading a module, the add_host instances of global
-/// modules, lifecycle events, and the port manager's handling of net-provider
-/// items. The last of the module API's Lua chunks; it returns the functions the
-/// Swift module manager calls (`loader`). Which module loads where, and in what
-/// order, is the Swift side's to decide (`ModuleManager`).
-enum ModuleLoaderPrelude {
-    static let chunkName = "=nethost.modulemanager"
-
-    static let source = #"""
+-- The Lua half of the module manager, following Prosody's
+-- `core/modulemanager.lua`: the map of loaded modules by host, each step of
+-- loading, unloading and reloading a module, the add_host instances of global
+-- modules, lifecycle events, and the port manager's handling of net-provider
+-- items. The last of the module API's Lua chunks; it returns the functions the
+-- Swift module manager calls (`loader`). Which module loads where, and in what
+-- order, is the Swift side's to decide (`ModuleManager`).
 local host, nethost = ...
 local api, host_events = nethost.api, nethost.host_events
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -225,5 +221,3 @@ function loader.fire_event(name, data, host_name)
 end
 
 return loader
-"""#
-}
