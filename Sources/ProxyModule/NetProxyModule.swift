@@ -11,6 +11,7 @@ import NetHost
 /// override its ports and interfaces the way `NAME_ports` does for any service.
 public final class NetProxyModule: NativeModule {
     public static let name = "net_proxy"
+    public static let declaredOptions = ProxyOptions.all
 
     private let context: ModuleContext
     private let runtime: ProxyRuntime
@@ -21,7 +22,7 @@ public final class NetProxyModule: NativeModule {
 
     public init(context: ModuleContext) throws {
         self.context = context
-        let configuration = try ProxyConfiguration { name in context.option(name) }
+        let configuration = try ProxyConfiguration { option in context.option(option) }
         self.events = RepeatedEventLog(logger: context.logger)
         self.runtime = ProxyRuntime(
             liveConfiguration: LiveValue(configuration), statistics: ProxyStatistics(), events: events
@@ -61,7 +62,7 @@ public final class NetProxyModule: NativeModule {
     /// from now on; the host then opens and closes ports to match the mappings.
     public func prepareReload() throws -> @Sendable () -> Void {
         let context = self.context
-        let updated = try ProxyConfiguration { name in context.option(name) }
+        let updated = try ProxyConfiguration { option in context.option(option) }
         return { [self] in
             runtime.liveConfiguration.value = updated
             context.services.replace(service(for: updated))

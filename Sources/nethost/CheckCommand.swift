@@ -10,7 +10,14 @@ struct CheckCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @Flag(name: .long, help: "List every option NetHost knows (type, default, where it may be set, what it does) and exit; no config is read.")
+    var options = false
+
     func run() async throws {
+        if options {
+            Console.print(OptionListing(registry: Startup.registry).text)
+            return
+        }
         let startup: Startup
         do {
             startup = try Startup(options: common)
@@ -35,9 +42,12 @@ struct CheckCommand: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let server = try NetHostServer(startup.serverOptions(), logger: quiet)
+        // Every option name asked for while the modules load (a Lua module's
+        // module:get_option* included) counts as used, not as a typo.
+        let recording = RecordingOptions(startup.configuration)
+        let server = try NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
         let services = server.services.all
-        let plan = ListenPlan(services: services, options: startup.configuration)
+        let plan = ListenPlan(services: services, options: recording)
         problems += server.problems.all
         problems += server.listenProblems()
         problems += plan.clashes
@@ -56,12 +66,18 @@ struct CheckCommand: AsyncParsableCommand {
             let provider = service.host == "*" ? service.module : "\(service.module) on \(service.host)"
             Console.print("service \(service.name) (module \(provider)): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))")
         }
-        let unused = KnownOptions.unusedOptions(in: startup.configuration, services: Set(services.map(\.name)))
-        if !unused.accepted.isEmpty {
-            Console.print("accepted, not used by NetHost: \(unused.accepted.joined(separator: ", "))")
+        let usage = OptionUsageReport(
+            configuration: startup.configuration, registry: Startup.registry,
+            services: Set(services.map(\.name)), namesRead: recording.namesAsked
+        )
+        if !usage.used.isEmpty {
+            Console.print("options used: \(usage.used.joined(separator: ", "))")
         }
-        if !unused.unknown.isEmpty {
-            Console.print("unknown options (typo?): \(unused.unknown.joined(separator: ", "))")
+        if !usage.accepted.isEmpty {
+            Console.print("accepted, not used by NetHost: \(usage.accepted.joined(separator: ", "))")
+        }
+        if !usage.unknown.isEmpty {
+            Console.print("unknown options (typo?): \(usage.unknown.map(\.description).joined(separator: ", "))")
         }
         if problems.isEmpty {
             Console.print("no problems found")

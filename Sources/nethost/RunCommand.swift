@@ -41,7 +41,7 @@ struct RunCommand: AsyncParsableCommand {
         // NetHost gracefully.
         let host = HostService(
             options: startup.serverOptions(),
-            pidFilePath: startup.configuration.string("pidfile").map(startup.resolve),
+            pidFilePath: startup.pidFilePath,
             signals: signals, logger: logger, common: common
         )
         let group = ServiceGroup(

@@ -8,6 +8,8 @@ struct Startup {
     let configPath: String
     let configDirectory: String
     let loaded: LoadedConfig
+    /// `plugin_paths`, relative ones against the config's folder.
+    let pluginPaths: [String]
 
     var configuration: Configuration { loaded.configuration }
 
@@ -18,7 +20,13 @@ struct Startup {
             ? options.config
             : FileManager.default.currentDirectoryPath + "/" + options.config
         configDirectory = (absolute as NSString).deletingLastPathComponent
-        loaded = try ConfigLoader.load(path: options.config)
+        loaded = try ConfigLoader.load(path: options.config, registry: Self.registry)
+        do {
+            pluginPaths = try LuaModuleFinder.pluginPaths(in: loaded.configuration, relativeTo: configDirectory)
+        } catch {
+            let location = loaded.configuration.location(of: ModuleOptions.pluginPaths.name).map { "\($0): " } ?? ""
+            throw StartupError("\(location)\(error)")
+        }
     }
 
     /// What this config asks for that NetHost does not do, to say at start and
@@ -34,18 +42,22 @@ struct Startup {
 
     static let nativeModules: [any NativeModule.Type] = BuiltinModules.all + ProxyModules.all
 
-    /// `plugin_paths`, relative ones against the config's folder.
-    var pluginPaths: [String] {
-        (configuration.stringList("plugin_paths") ?? []).map(resolve)
+    /// Every option NetHost knows: the core's, the native modules', the command's own.
+    static let registry = OptionRegistry(nativeModules: nativeModules, adding: [ProcessOptions.group])
+
+    /// The pidfile the config names, relative to its folder.
+    var pidFilePath: String? {
+        configuration.value(ProcessOptions.pidfile)?.stringValue.map(resolve)
     }
 
     func resolve(_ path: String) -> String {
         path.hasPrefix("/") ? path : configDirectory + "/" + path
     }
 
-    func serverOptions() -> NetHostServer.Options {
+    /// `options`: where modules read the config; `check` passes one that records the names asked for.
+    func serverOptions(reading options: (any OptionSource)? = nil) -> NetHostServer.Options {
         NetHostServer.Options(
-            options: configuration,
+            options: options ?? configuration,
             configDirectory: configDirectory,
             nativeModules: Self.nativeModules,
             pluginPaths: pluginPaths,
@@ -55,7 +67,7 @@ struct Startup {
 
     /// The logging set-up from the `log` option and `--log-level`.
     func logging(levelOverride: String?) throws -> LoggingConfiguration {
-        var logging = try LoggingConfiguration(log: configuration.value("log"), baseDirectory: configDirectory)
+        var logging = try LoggingConfiguration(options: configuration, baseDirectory: configDirectory)
         if let levelOverride {
             guard let level = LoggingConfiguration.level(named: levelOverride) else {
                 throw StartupError("unknown log level '\(levelOverride)' (use debug, info, warn or error)")

@@ -2,7 +2,7 @@ import Testing
 @testable import NetHost
 
 extension ConfigTests {
-    @Suite("Typed look-ups and known options")
+    @Suite("Typed look-ups")
     struct Lookups {
         @Test("typed look-ups return the value when it has the type, else nil")
         func typed() throws {
@@ -47,32 +47,6 @@ extension ConfigTests {
             #expect(config.optionNames() == ["a", "b"])
             #expect(config.optionNames(host: "h") == ["c"])
             #expect(config.optionNames(host: "unknown") == [])
-        }
-
-        @Test("known options: used, accepted but unused, unknown")
-        func knownOptions() throws {
-            #expect(KnownOptions.usage(of: "modules_enabled") == .used)
-            #expect(KnownOptions.usage(of: "proxy_port_mappings") == .used)
-            #expect(KnownOptions.usage(of: "daemonize") == .acceptedUnused)
-            #expect(KnownOptions.usage(of: "c2s_ports") == .acceptedUnused)
-            #expect(KnownOptions.usage(of: "echo_ports") == .unknown)
-            #expect(KnownOptions.usage(of: "echo_ports", services: ["echo"]) == .used)
-            #expect(KnownOptions.usage(of: "echo_interfaces", services: ["echo"]) == .used)
-            #expect(KnownOptions.usage(of: "modules_enabeld") == .unknown)
-            #expect(KnownOptions.isGlobalOnly("http_ports"))
-            #expect(!KnownOptions.isGlobalOnly("storage"))
-
-            let config = try configuration("""
-                daemonize = false
-                data_path = "/var/lib/prosody"
-                modules_enabled = { "net_proxy" }
-                echo_ports = { 7 }
-                VirtualHost "h"
-                    mystery_option = 1
-                """)
-            let unused = KnownOptions.unusedOptions(in: config, services: ["echo"])
-            #expect(unused.accepted == ["daemonize", "data_path"])
-            #expect(unused.unknown == ["mystery_option"])
         }
     }
 }

@@ -39,12 +39,14 @@ extension ConfigTests {
             ])
         }
 
+        // net_proxy's options (proxy_*) and pidfile (the nethost command's) are declared
+        // outside this target: ProxyOptionDeclarationTests and CommandLineCheckTests check them.
         @Test("a global-only option under a host is a warning", arguments: [
             "c2s_ports = { 5222 }", "http_interfaces = { \"*\" }", "interfaces = { \"::\" }",
-            "proxy_port_mappings = { [15222] = \"c2s\" }", "proxy_trusted_proxies = { \"127.0.0.1\" }",
-            "proxy_header_timeout = 5", "plugin_paths = { \"plugins\" }", "log = \"*console\"",
-            "pidfile = \"x.pid\"", "network_settings = { read_timeout = 10 }", "daemonize = false",
-            "run_as_root = true",
+            "local_interfaces = { \"::1\" }", "echo_ports = { 7 }",
+            "plugin_paths = { \"plugins\" }", "log = \"*console\"",
+            "network_settings = { read_timeout = 10 }", "daemonize = false",
+            "run_as_root = true", "lua_memory_limit = 1000000", "tls_profile = \"modern\"",
         ])
         func globalOnlyUnderHost(assignment: String) throws {
             let name = String(assignment.prefix { $0 != " " })

@@ -111,7 +111,7 @@ struct SwiftServiceTests {
         let context: ModuleContext
         init(context: ModuleContext) throws { self.context = context }
         func load() throws {
-            guard case .string(let id)? = context.option("recorder_journal"), let journal = Journal.named(id) else {
+            guard case .string(let id)? = context.options.value("recorder_journal", host: nil), let journal = Journal.named(id) else {
                 throw Failure()
             }
             try context.provide(NetService(name: "recorder", handling: .listener(Recorder(journal: journal), .anyLoop), module: Self.name))

@@ -6,7 +6,7 @@ import Testing
 
 /// Reads a configuration from these options, as the module does at start.
 private func configuration(_ options: [String: ConfigValue]) throws(ProxyConfiguration.Invalid) -> ProxyConfiguration {
-    try ProxyConfiguration { options[$0] }
+    try ProxyConfiguration { options[$0.name] }
 }
 
 /// The error text for options that must be refused, or nil if they were accepted.

@@ -29,10 +29,13 @@ public enum ConfigLoader {
 
     /// Loads the config file at `path`. Errors and warnings name files as
     /// given: `path` itself, and included files relative to it.
-    /// `environment` answers `ENV_NAME` and `os.getenv`.
+    /// `environment` answers `ENV_NAME` and `os.getenv`; `registry` says which
+    /// options belong in the global section only (pass the one with the native
+    /// modules' options, as `nethost` does).
     public static func load(
         path: String,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        registry: OptionRegistry = .core
     ) throws(ConfigError) -> LoadedConfig {
         let contents: [UInt8]
         do {
@@ -41,7 +44,7 @@ public enum ConfigLoader {
             throw ConfigError(.unreadable(file: path, reason: error.description), file: path, line: nil,
                               message: "cannot read the config file: \(error.description)")
         }
-        return try run(contents, path: path, environment: environment)
+        return try run(contents, path: path, environment: environment, registry: registry)
     }
 
     /// Loads config source held in memory, as if it were the file at `path`
@@ -50,12 +53,15 @@ public enum ConfigLoader {
     public static func load(
         source: String,
         path: String = "prosody.cfg.lua",
-        environment: [String: String] = [:]
+        environment: [String: String] = [:],
+        registry: OptionRegistry = .core
     ) throws(ConfigError) -> LoadedConfig {
-        try run(Array(source.utf8), path: path, environment: environment)
+        try run(Array(source.utf8), path: path, environment: environment, registry: registry)
     }
 
-    private static func run(_ contents: [UInt8], path: String, environment: [String: String]) throws(ConfigError) -> LoadedConfig {
+    private static func run(
+        _ contents: [UInt8], path: String, environment: [String: String], registry: OptionRegistry
+    ) throws(ConfigError) -> LoadedConfig {
         let lua: LuaState
         do {
             lua = try LuaState(libraries: .safe)
@@ -66,7 +72,7 @@ public enum ConfigLoader {
         let saved = stack.top
         defer { stack.setTop(saved) }
 
-        let run = ConfigRun(environment: environment)
+        let run = ConfigRun(environment: environment, registry: registry)
         ConfigOSLibrary.install(on: stack, environment: environment)
         run.installEnvironment(on: stack)
         run.createGlobalSection(on: stack, location: ConfigLocation(file: path, line: 0))

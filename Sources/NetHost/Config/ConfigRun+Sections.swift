@@ -74,7 +74,7 @@ extension ConfigRun {
                 message: "option '\(name)' is set twice in \(describe(section: section)) (first at \(previous)); the later value wins"
             ))
         }
-        if section != Self.globalSection, KnownOptions.isGlobalOnly(name) {
+        if section != Self.globalSection, registry.isGlobalOnly(name) {
             diagnostics.append(ConfigDiagnostic(
                 location: location,
                 message: "option '\(name)' only works in the global section and has no effect under \(describe(section: section)); move it above the first VirtualHost or Component"

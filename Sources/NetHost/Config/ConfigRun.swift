@@ -37,6 +37,8 @@ final class ConfigRun {
     }
 
     let environment: [String: String]
+    /// Says which options are global-only, to warn about one set under a host.
+    let registry: OptionRegistry
 
     /// The `_ENV` of every config chunk.
     var environmentTable = LuaReference.none
@@ -59,8 +61,9 @@ final class ConfigRun {
     /// The file the load started from.
     var mainSource: Source?
 
-    init(environment: [String: String]) {
+    init(environment: [String: String], registry: OptionRegistry) {
         self.environment = environment
+        self.registry = registry
     }
 
     // MARK: Sources

@@ -47,6 +47,7 @@ public struct Configuration: Sendable, Hashable {
     }
 
     // MARK: Typed look-ups: the value if it has the type, else nil.
+    // (`stringList` is the option source's, shared by every source.)
 
     public func string(_ name: String, host: String? = nil) -> String? {
         value(name, host: host)?.stringValue
@@ -63,12 +64,6 @@ public struct Configuration: Sendable, Hashable {
 
     public func boolean(_ name: String, host: String? = nil) -> Bool? {
         value(name, host: host)?.booleanValue
-    }
-
-    /// A list of strings from a list (`{ "a", "b" }`), a set (`{ a = true }`)
-    /// or a single string (`"a"`). See `ConfigValue.stringListValue`.
-    public func stringList(_ name: String, host: String? = nil) -> [String]? {
-        value(name, host: host)?.stringListValue
     }
 
     public func table(_ name: String, host: String? = nil) -> ConfigTable? {

@@ -42,6 +42,11 @@ extension LoggingConfiguration {
         self.init(sinks: reader.sinks, warnings: reader.warnings)
     }
 
+    /// Reads the config's `log` option (see ``init(log:baseDirectory:)``).
+    public init(options: any OptionSource, baseDirectory: String) throws(LoggingError) {
+        try self.init(log: options.value(LoggingOptions.log), baseDirectory: baseDirectory)
+    }
+
     /// `name` as an absolute path: kept when it is one, else taken relative to `baseDirectory`.
     static func resolve(fileName name: String, against baseDirectory: String) -> String {
         if name.hasPrefix("/") || baseDirectory.isEmpty { return name }

@@ -13,6 +13,14 @@ public struct LuaModuleFinder: Sendable {
         self.searchPaths = pluginPaths + (shippedModules.map { [$0] } ?? [])
     }
 
+    /// The config's `plugin_paths`, relative ones taken against `directory` (the config's folder).
+    /// - Throws: ``OptionValueError`` when the option is not a list of folder names.
+    public static func pluginPaths(in options: any OptionSource, relativeTo directory: String) throws(OptionValueError) -> [String] {
+        (try options.stringList(ModuleOptions.pluginPaths) ?? []).map { path in
+            path.hasPrefix("/") ? path : directory + "/" + path
+        }
+    }
+
     /// Whether a name could be a module name at all (no path tricks).
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.allSatisfy { byte in

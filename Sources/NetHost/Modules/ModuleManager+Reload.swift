@@ -18,6 +18,7 @@ extension ModuleManager {
         }
         for step in apply { step() }
         plan = ModulePlan(options: options)
+        reportPlanProblems()
 
         var reloaded: Set<ModuleKey> = []
         for key in inLoadOrder(loaded.keys) where !reloaded.contains(key) {

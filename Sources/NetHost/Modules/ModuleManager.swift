@@ -77,10 +77,10 @@ public final class ModuleManager {
         self.runtime = try LuaRuntime(
             loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory
         )
-        if let budget = options.value("lua_instruction_budget", host: nil)?.integerValue, budget >= 0 {
+        if let budget = options.value(ModuleOptions.luaInstructionBudget)?.integerValue, budget >= 0 {
             runtime.instructionBudget = Int32(clamping: budget)
         }
-        if let limit = options.value("lua_memory_limit", host: nil)?.integerValue, limit > 0 {
+        if let limit = options.value(ModuleOptions.luaMemoryLimit)?.integerValue, limit > 0 {
             runtime.state.memoryLimit = limit
         }
         self.natives = Dictionary(natives.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -111,6 +111,7 @@ public final class ModuleManager {
     @discardableResult
     public func loadEnabledModules() -> [LoadError] {
         plan = ModulePlan(options: options)
+        reportPlanProblems()
         let failures = loadPlannedModules()
         for case .native(let module) in loaded.values.map(\.module) {
             module.allModulesLoaded()
@@ -120,6 +121,14 @@ public final class ModuleManager {
             problems.add(failure.description)
         }
         return failures
+    }
+
+    /// Module lists in the config that are not lists of names: logged, and reported by `nethost check`.
+    func reportPlanProblems() {
+        for problem in plan.problems {
+            logger.error("\(problem)")
+            problems.add(problem)
+        }
     }
 
     /// Loads what the plan asks for and is not loaded yet; returns the failures.

@@ -16,6 +16,10 @@
 ///
 /// What a name on a host turns into (an add_host instance of a global module, or
 /// a module of the host's own) is the module manager's to decide.
+///
+/// A set (`modules_enabled = { echo = true, whoami = true }`) loads in name order
+/// (see `ConfigValue.stringList()`); a value that is not a list of names is
+/// ignored and is one of ``problems``.
 struct ModulePlan: Equatable {
     struct Host: Equatable {
         let name: String
@@ -29,6 +33,8 @@ struct ModulePlan: Equatable {
     let global: [String]
     let globalDisabled: Set<String>
     let hosts: [Host]
+    /// `modules_enabled` or `modules_disabled` values that are not lists of names.
+    private(set) var problems: [String] = []
 
     /// The global modules a component inherits, as in Prosody 0.12 (all XMPP
     /// modules: none of them is NetHost's, so in practice a component gets its own).
@@ -37,14 +43,27 @@ struct ModulePlan: Equatable {
     ]
 
     init(options: any OptionSource) {
-        let globalDisabled = Set(options.stringList("modules_disabled", host: nil) ?? [])
-        let global = Self.unique(options.stringList("modules_enabled", host: nil) ?? []).filter { !globalDisabled.contains($0) }
+        var problems: [String] = []
+        func names(_ option: OptionDeclaration, host: String? = nil) -> [String] {
+            do {
+                let value = if let host { options.hostValue(option, host: host) } else { options.value(option) }
+                guard let value else { return [] }
+                return try value.stringList()
+            } catch {
+                let section = host.map { " under \"\($0)\"" } ?? ""
+                problems.append("\(option.name)\(section): \(error); it is ignored")
+                return []
+            }
+        }
+        let globalDisabled = Set(names(ModuleOptions.modulesDisabled))
+        let global = Self.unique(names(ModuleOptions.modulesEnabled)).filter { !globalDisabled.contains($0) }
         self.global = global
         self.globalDisabled = globalDisabled
         self.hosts = options.definedHosts.filter(\.isEnabled).map { definition in
             let name = definition.name
-            let ownEnabled = Self.own("modules_enabled", host: name, in: options) ?? []
-            let ownDisabled = Set(Self.own("modules_disabled", host: name, in: options) ?? [])
+            // A host's own values: nil (empty here) if it only inherits the global ones.
+            let ownEnabled = names(ModuleOptions.modulesEnabled, host: name)
+            let ownDisabled = Set(names(ModuleOptions.modulesDisabled, host: name))
             var modules: [String] = []
             let inherited: [String]
             switch definition.kind {
@@ -60,17 +79,13 @@ struct ModulePlan: Equatable {
                 disabled: globalDisabled.union(ownDisabled)
             )
         }
+        self.problems = problems
     }
 
     /// The names `modules_disabled` lists for a host, the global ones included
     /// (what `module:get_option_inherited_set("modules_disabled")` gives there).
     func disabled(on host: String) -> Set<String> {
         hosts.first { $0.name == host }?.disabled ?? globalDisabled
-    }
-
-    /// A host's own value of a list option: nil if it only inherits the global one.
-    private static func own(_ option: String, host: String, in options: any OptionSource) -> [String]? {
-        options.hostValue(option, host: host)?.stringListValue
     }
 
     private static func unique(_ names: [String]) -> [String] {

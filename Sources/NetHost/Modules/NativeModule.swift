@@ -8,6 +8,11 @@ import NIOCore
 public protocol NativeModule: AnyObject, Sendable {
     /// The name used in `modules_enabled`.
     static var name: String { get }
+    /// The options the module reads (through `ModuleContext.option`) or that
+    /// configure its services in particular, for the option registry: `nethost
+    /// check` and `nethost check --options` use them. Every service's `NAME_ports`
+    /// and the like are the host's and need no declaration here.
+    static var declaredOptions: [OptionDeclaration] { get }
     init(context: ModuleContext) throws
     func load() throws
     /// Called once every module in `modules_enabled` has had its turn, so a
@@ -24,6 +29,7 @@ public protocol NativeModule: AnyObject, Sendable {
 }
 
 extension NativeModule {
+    public static var declaredOptions: [OptionDeclaration] { [] }
     public func load() throws {}
     public func allModulesLoaded() {}
     public func prepareReload() throws -> @Sendable () -> Void { {} }
@@ -52,9 +58,10 @@ public struct ModuleContext: Sendable {
         try services.add(service)
     }
 
-    /// The option for this module's host, else the global one.
-    public func option(_ name: String) -> ConfigValue? {
-        options.value(name, host: host == "*" ? nil : host)
+    /// The option for this module's host, else the global one. Read only options
+    /// the module declares in `declaredOptions`.
+    public func option(_ option: OptionDeclaration) -> ConfigValue? {
+        options.value(option, host: host == "*" ? nil : host)
     }
 
     /// Records a problem `nethost check` should report (and logs it as a warning).

@@ -69,21 +69,7 @@ public struct FixedOptions: OptionSource {
         hosts.keys.sorted().map { name in
             let options = hosts[name] ?? [:]
             let kind: HostDefinition.Kind = options["component_module"].map { .component(module: $0.stringValue) } ?? .virtualHost
-            return HostDefinition(name: name, kind: kind, isEnabled: options["enabled"] != .boolean(false))
-        }
-    }
-}
-
-extension OptionSource {
-    /// A list of strings from a list, a set-shaped table (`{ x = true }`) or a single string.
-    public func stringList(_ name: String, host: String? = nil) -> [String]? {
-        switch value(name, host: host) {
-        case .string(let single): return [single]
-        case .table(let table):
-            var items = table.array.compactMap(\.stringValue)
-            for case (.string(let key), .boolean(true)) in table.map { items.append(key) }
-            return items
-        default: return nil
+            return HostDefinition(name: name, kind: kind, isEnabled: options[ModuleOptions.enabled.name] != .boolean(false))
         }
     }
 }

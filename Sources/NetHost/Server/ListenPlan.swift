@@ -34,7 +34,7 @@ public struct ListenPlan: Sendable {
     public init(services: [NetService], options: any OptionSource) {
         for service in services {
             guard let ports = ports(of: service, options: options) else { continue }
-            let interfaces = interfaces(of: service, options: options)
+            guard let interfaces = interfaces(of: service, options: options) else { continue }
             for port in ports {
                 for interface in interfaces {
                     entries.append(Entry(service: service.name, interface: interface, port: port))
@@ -44,8 +44,8 @@ public struct ListenPlan: Sendable {
     }
 
     private mutating func ports(of service: NetService, options: any OptionSource) -> [Int]? {
-        let option = "\(service.name)_ports"
-        guard let value = options.value(option, host: nil) else { return service.defaultPorts }
+        let option = ListenOptions.ports.named(service.name)
+        guard let value = options.value(option) else { return service.defaultPorts }
         var ports: [Int] = []
         let items: [ConfigValue]
         switch value {
@@ -54,7 +54,7 @@ public struct ListenPlan: Sendable {
         }
         for item in items {
             guard let port = item.integerValue, (0 ... 65535).contains(port) else {
-                problems.append("\(option): \(Self.describe(item)) is not a port number (0-65535)")
+                problems.append("\(option.name): \(Self.describe(item)) is not a port number (0-65535)")
                 continue
             }
             ports.append(port)
@@ -65,10 +65,17 @@ public struct ListenPlan: Sendable {
     /// Prosody's portmanager order: the service's own option, then, for a private
     /// service, `local_interfaces` (so an admin service stays local however
     /// `interfaces` is set), then `interfaces`, then what the service asked for.
-    private func interfaces(of service: NetService, options: any OptionSource) -> [String] {
-        if let specific = options.stringList("\(service.name)_interfaces") { return specific }
-        if service.isPrivate { return options.stringList("local_interfaces") ?? Self.localInterfaces }
-        if let general = options.stringList("interfaces") { return general }
+    /// nil, with a problem, when the option that applies is not a list of addresses:
+    /// the service then listens nowhere rather than somewhere it was not meant to.
+    private mutating func interfaces(of service: NetService, options: any OptionSource) -> [String]? {
+        do throws(OptionValueError) {
+            if let specific = try options.stringList(ListenOptions.serviceInterfaces.named(service.name)) { return specific }
+            if service.isPrivate { return try options.stringList(ListenOptions.localInterfaces) ?? Self.localInterfaces }
+            if let general = try options.stringList(ListenOptions.interfaces) { return general }
+        } catch {
+            problems.append("\(error); service '\(service.name)' does not listen")
+            return nil
+        }
         if let defaults = service.defaultInterfaces { return defaults }
         return ["*", "::"]
     }

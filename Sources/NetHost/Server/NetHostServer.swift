@@ -125,7 +125,7 @@ public final class NetHostServer: Sendable {
     private static func networkSettings(from options: any OptionSource, logger: Logger, problems: ProblemLog) -> NetworkSettings {
         var settingProblems: [NetworkSettings.Problem] = []
         let settings = NetworkSettings(
-            from: options.value("network_settings", host: nil)?.tableValue,
+            from: options.value(NetworkOptions.networkSettings)?.tableValue,
             problems: &settingProblems
         )
         for problem in settingProblems {

@@ -107,18 +107,19 @@ extension TLSContexts {
         mutating func build(services: [NetService]) -> Snapshot {
             readProfile()
             readCertificatesFolder()
-            let global = readLayer(options.value("ssl", host: nil), option: "ssl", previous: previous.shared)
+            let global = readLayer(options.value(TLSConfigOptions.ssl), option: TLSConfigOptions.ssl.name, previous: previous.shared)
             findHostCertificates(services: services)
             var snapshot = Snapshot()
             if let global {
-                snapshot.shared = settings(option: "ssl", layers: [global], own: nil, previous: previous.shared)
+                snapshot.shared = settings(option: TLSConfigOptions.ssl.name, layers: [global], own: nil, previous: previous.shared)
             } else {
                 snapshot.shared = previous.shared
             }
             for service in services {
                 let name = service.name
-                let ownValue = options.value("\(name)_ssl", host: nil)
-                let option = ownValue != nil ? "\(name)_ssl" : "service '\(name)'"
+                let serviceOption = TLSConfigOptions.serviceSSL.named(name)
+                let ownValue = options.value(serviceOption)
+                let option = ownValue != nil ? serviceOption.name : "service '\(name)'"
                 var layer: TLSOptions.Layer? = TLSOptions.Layer()
                 if let ownValue {
                     layer = readLayer(ownValue, option: option, previous: previous.byService[name])
@@ -145,7 +146,7 @@ extension TLSContexts {
         }
 
         private mutating func readProfile() {
-            guard let value = options.value("tls_profile", host: nil) else { return }
+            guard let value = options.value(TLSConfigOptions.tlsProfile) else { return }
             if let name = value.stringValue, let chosen = TLSOptions.Profile(rawValue: name) {
                 profile = chosen
             } else {
@@ -155,7 +156,7 @@ extension TLSContexts {
         }
 
         private mutating func readCertificatesFolder() {
-            let value = options.value("certificates", host: nil)
+            let value = options.value(TLSConfigOptions.certificates)
             certificatesFolder = resolve(value?.stringValue ?? "certs")
             guard let value else { return }
             guard let name = value.stringValue else {
@@ -194,7 +195,7 @@ extension TLSContexts {
         /// A service's own certificate: `NAME_certificate`, else NAME's files in the `certificates` folder.
         private mutating func serviceCertificate(_ name: String) -> CertificateLocator.Found? {
             var location = certificatesFolder
-            if let value = options.value("\(name)_certificate", host: nil) {
+            if let value = options.value(TLSConfigOptions.serviceCertificate.named(name)) {
                 if let path = value.stringValue {
                     location = resolve(path)
                 } else {
@@ -211,11 +212,11 @@ extension TLSContexts {
                 let label = "ssl under \"\(host)\""
                 var found: CertificateLocator.Found?
                 var password: String?
-                for service in services where options.hostValue("\(service.name)_ssl", host: host) != nil {
+                for service in services where options.hostValue(TLSConfigOptions.serviceSSL.named(service.name), host: host) != nil {
                     say(.warning, "\(service.name)_ssl under \"\(host)\" is not honoured: per-host settings come from ssl under \"\(host)\"; "
                         + "\(service.name)_ssl applies in the global section")
                 }
-                if let own = options.hostValue("ssl", host: host) {
+                if let own = options.hostValue(TLSConfigOptions.ssl, host: host) {
                     let reading: TLSOptions.Reading
                     do {
                         reading = try TLSOptions.read(own, option: label, baseDirectory: baseDirectory)
@@ -247,7 +248,7 @@ extension TLSContexts {
                     }
                 }
                 if found == nil {
-                    let location = (options.hostValue("certificate", host: host) ?? options.value("certificate", host: nil))?
+                    let location = (options.hostValue(TLSConfigOptions.certificate, host: host) ?? options.value(TLSConfigOptions.certificate))?
                         .stringValue.map(resolve) ?? certificatesFolder
                     found = locator.find(in: location, host: host)
                 }

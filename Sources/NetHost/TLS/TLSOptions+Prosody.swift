@@ -148,21 +148,17 @@ extension TLSOptions {
             return text.hasPrefix("/") ? text : baseDirectory + "/" + text
         }
 
-        /// A string, or a list of strings (Prosody joins lists with ':').
+        /// A string, or a list of strings (Prosody joins lists with ':'), read as every
+        /// list of names is (`ConfigValue.stringList()`); the order of ciphers matters,
+        /// so a set, which has none, is refused.
         private func stringList(_ name: String, _ value: ConfigValue) throws(Problem) -> [String] {
-            switch value {
-            case .string(let text): return [text]
-            case .table(let table) where table.map.isEmpty:
-                var items: [String] = []
-                for item in table.array {
-                    guard case .string(let text) = item else {
-                        throw Problem("\(option).\(name): expected strings in the list, found \(item.typeName)")
-                    }
-                    items.append(text)
-                }
-                return items
-            default:
-                throw Problem("\(option).\(name): expected a string or a list of strings, got \(value.typeName)")
+            if case .table(let table) = value, !table.map.isEmpty {
+                throw Problem("\(option).\(name): expected a string or a list of strings, got a table with named keys")
+            }
+            do {
+                return try value.stringList()
+            } catch {
+                throw Problem("\(option).\(name): \(error)")
             }
         }
 

@@ -2,7 +2,7 @@ import NIOCore
 import NetHost
 import ProxyProtocol
 
-/// The `proxy_*` options, checked once at start.
+/// The `proxy_*` options (declared in `ProxyOptions`), checked once at start.
 public struct ProxyConfiguration: Sendable {
     /// Port -> the service that gets connections arriving on it.
     public var portMappings: [Int: String]
@@ -47,12 +47,12 @@ public struct ProxyConfiguration: Sendable {
         self.maximumHeaderLength = maximumHeaderLength
     }
 
-    /// Reads the options with `option(name)`; wrong shapes throw `Invalid`.
-    public init(option: (String) -> ConfigValue?) throws(Invalid) {
+    /// Reads the options with `option(declaration)`; wrong shapes throw `Invalid`.
+    public init(option: (OptionDeclaration) -> ConfigValue?) throws(Invalid) {
         self.init(portMappings: [:])
-        portMappings = try Self.mappings(option("proxy_port_mappings"))
-        if let explicit = option("proxy_ports") {
-            ports = try Self.portList(explicit, option: "proxy_ports")
+        portMappings = try Self.mappings(option(ProxyOptions.portMappings))
+        if let explicit = option(ProxyOptions.ports) {
+            ports = try Self.portList(explicit, option: ProxyOptions.ports.name)
             for port in ports where portMappings[port] == nil {
                 warnings.append("proxy_ports lists port \(port), which proxy_port_mappings does not map: its connections will be closed after the header")
             }
@@ -62,22 +62,22 @@ public struct ProxyConfiguration: Sendable {
         if ports.isEmpty {
             warnings.append("proxy_port_mappings is empty: net_proxy listens on no port")
         }
-        trustedProxies = try Self.trusted(option("proxy_trusted_proxies"))
+        trustedProxies = try Self.trusted(option(ProxyOptions.trustedProxies))
         if trustedProxies.trustsEveryone {
             warnings.append("proxy_trusted_proxies is empty, so any peer may send a PROXY header and claim any address; list your load balancers instead")
         }
-        if let value = option("proxy_header_timeout") {
+        if let value = option(ProxyOptions.headerTimeout) {
             guard let seconds = value.numberValue, seconds > 0, seconds <= 3600 else {
-                throw Invalid(option: "proxy_header_timeout", reason: "expected a number of seconds above 0 (at most 3600)")
+                throw Invalid(option: ProxyOptions.headerTimeout.name, reason: "expected a number of seconds above 0 (at most 3600)")
             }
             headerTimeout = seconds
             if seconds < 3 {
                 warnings.append("proxy_header_timeout is \(seconds) s; the PROXY specification advises at least 3 s")
             }
         }
-        if let value = option("proxy_max_header_size") {
+        if let value = option(ProxyOptions.maxHeaderSize) {
             guard let size = value.integerValue, size >= 232, size <= ProxyHeaderParser.v2ProtocolMaximumLength else {
-                throw Invalid(option: "proxy_max_header_size", reason: "expected a byte count from 232 (a v2 header with UNIX addresses) to 65551")
+                throw Invalid(option: ProxyOptions.maxHeaderSize.name, reason: "expected a byte count from 232 (a v2 header with UNIX addresses) to 65551")
             }
             maximumHeaderLength = size
         }
@@ -144,7 +144,12 @@ public struct ProxyConfiguration: Sendable {
                 }
                 list.append(entry)
             }
-            for case (.string(let key), .boolean(true)) in table.map { list.append(key) }
+            // Set members sorted, as `ConfigValue.stringList()` orders them (Lua's own order changes
+            // from run to run); unlike it, keys not set to true are skipped here, and the check
+            // below refuses a table that leaves no entry.
+            var members: [String] = []
+            for case (.string(let key), .boolean(true)) in table.map { members.append(key) }
+            list += members.sorted()
             // Only `{}` trusts everyone; a table whose entries all go unused must not.
             if list.isEmpty && !table.isEmpty {
                 throw Invalid(option: "proxy_trusted_proxies", reason: "no entry is an address or network (the set form needs [\"10.0.0.0/8\"] = true); write {} to trust every peer")

@@ -1,0 +1,36 @@
+/// The options the module manager reads: which modules load where, where they
+/// are found, and the limits of the Lua state they run in.
+public enum ModuleOptions {
+    public static let modulesEnabled = OptionDeclaration(
+        "modules_enabled", .stringList,
+        help: "modules to load: globally, or under a VirtualHost or Component in addition to the global ones"
+    )
+    public static let modulesDisabled = OptionDeclaration(
+        "modules_disabled", .stringList,
+        help: "modules not to load, globally or on one host; naming a module that does not exist is fine"
+    )
+    public static let pluginPaths = OptionDeclaration(
+        "plugin_paths", .stringList, scope: .global,
+        help: "folders searched for mod_NAME.lua and mod_NAME/mod_NAME.lua before NetHost's own modules (relative to the config)"
+    )
+    public static let enabled = OptionDeclaration(
+        "enabled", .boolean, default: "true",
+        help: "under a VirtualHost or Component: false leaves the host out, and nothing loads for it"
+    )
+    public static let forceModuleReload = OptionDeclaration(
+        "force_module_reload", .boolean, default: "false",
+        help: "reload a changed Lua module even when its module.save() fails"
+    )
+    public static let luaInstructionBudget = OptionDeclaration(
+        "lua_instruction_budget", .integer, default: "\(LuaRuntime.defaultInstructionBudget)", scope: .global,
+        help: "Lua instructions a callback, timer or module load may run before it is stopped; 0 for no limit"
+    )
+    public static let luaMemoryLimit = OptionDeclaration(
+        "lua_memory_limit", .integer, scope: .global,
+        help: "bytes the modules' Lua state may hold; no limit when unset"
+    )
+
+    public static let group = OptionRegistry.Group("modules", options: [
+        modulesEnabled, modulesDisabled, pluginPaths, enabled, forceModuleReload, luaInstructionBudget, luaMemoryLimit,
+    ])
+}
