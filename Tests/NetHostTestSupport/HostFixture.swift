@@ -111,6 +111,13 @@ public final class HostFixture {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// A test that ended before `stop()` (an expectation that threw) still stops
+    /// its server: its threads, ports and Lua state would otherwise outlive it.
+    deinit {
+        server?.shutdownNow()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
     /// A host serving `modules` with `options` for the length of `body`; it is
     /// stopped however `body` ends.
     public static func running(

@@ -181,6 +181,7 @@ struct LuaModuleResourceTests {
         var harness: ModuleHarness? = try ModuleHarness(
             modules: ["final": Self.finalizing], options: ["modules_enabled": .strings("final")])
         let logs = try #require(harness?.logs)
+        harness?.stopsManagerWhenDone = false
         harness = nil
         #expect(!logs.contains("finalizer ran"))
         #expect(logs.contains("loaded Lua module 'final'"))

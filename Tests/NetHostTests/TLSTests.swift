@@ -90,6 +90,9 @@ struct TLSTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        // Reaped before the test goes on: Foundation holds a process it has not
+        // seen exit, and everything it refers to, past the end of the test.
+        process.waitUntilExit()
         return String(decoding: output, as: UTF8.self)
     }
 }
