@@ -407,7 +407,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         }
         stack.pop()
         if stack.rawGetField("encryption", from: 3) == .string {
-            service.encryption = stack.toString(at: -1)
+            service.encryption = NetService.Encryption(prosodyValue: stack.toString(at: -1))
         }
         stack.pop()
         stack.rawGetField("private", from: 3)
