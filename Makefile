@@ -38,7 +38,8 @@ fuzz-corpus:
 
 # The fuzzer mutates a temp copy, so Fuzz/corpus only changes by hand.
 # A finding is written to $(FUZZ_BUILD)/artifacts/ (git ignores it) and fails
-# the target; turn it into a test in Tests/ProxyProtocolTests/RegressionTests.swift.
+# the target; turn it into a sample in Tests/ProxyProtocolTests/Samples.swift, which
+# the parser tests run and `make fuzz-corpus` copies into the corpus.
 # SWIFT_BACKTRACE=enable=no: Swift's own backtracer hangs on a trap under ASan;
 # libFuzzer's handler prints the stack and saves the input.
 fuzz: fuzz-build
