@@ -79,11 +79,16 @@ let package = Package(
             path: "bench/nio-baseline"
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
-        // Real sockets, captured logs and a NetHost on loopback, shared by the test targets.
+        // The test client and free ports on loopback, for every target that tests over
+        // real sockets, the end-to-end tests included, which need nothing of NetHost.
+        .target(name: "SocketTestSupport", path: "Tests/SocketTestSupport"),
+        // Captured logs and a NetHost on loopback, shared by the test targets; it
+        // re-exports SocketTestSupport.
         .target(
             name: "NetHostTestSupport",
             dependencies: [
                 "NetHost",
+                "SocketTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -126,6 +131,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "ProxyProtocol",
+                "SocketTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
