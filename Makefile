@@ -38,7 +38,8 @@ fuzz-corpus:
 
 # The fuzzer mutates a temp copy, so Fuzz/corpus only changes by hand.
 # A finding is written to $(FUZZ_BUILD)/artifacts/ (git ignores it) and fails
-# the target; turn it into a test in Tests/ProxyProtocolTests/RegressionTests.swift.
+# the target; turn it into a sample in Tests/ProxyProtocolTests/Samples.swift, which
+# the parser tests run and `make fuzz-corpus` copies into the corpus.
 # SWIFT_BACKTRACE=enable=no: Swift's own backtracer hangs on a trap under ASan;
 # libFuzzer's handler prints the stack and saves the input.
 fuzz: fuzz-build
@@ -55,13 +56,13 @@ fuzz-ci:
 # The end-to-end tests start the nethost binary next to the test bundle,
 # so it is built with the same sanitizer first.
 #
-# Leak checking is off by default (ASAN_DETECT_LEAKS=1 turns it on): every
-# NetHostServer a test starts leaks through a LuaRuntime <-> LuaListener
-# reference cycle (the Lua state is never closed), and XCTest and Foundation
-# leak a few objects of their own, so LeakSanitizer fails the run at exit even
-# though every test passed. Memory errors (overflows, use after free) are
-# still caught and fail the run.
-ASAN_DETECT_LEAKS ?= 0
+# Leak checking is on (ASAN_DETECT_LEAKS=0 turns it off): every test stops
+# what it starts, so memory nothing refers to at exit is a leak, and
+# LeakSanitizer fails the run even if every test passed. The few leaks in other
+# people's code that NetHost cannot free (Foundation, swift-nio-ssl) are
+# suppressed in $(LSAN_SUPPRESSIONS), each with its reason.
+ASAN_DETECT_LEAKS ?= 1
+LSAN_SUPPRESSIONS := scripts/lsan-suppressions.txt
 # Only the tests whose names match (swift test --filter); empty runs them all.
 ASAN_FILTER ?=
 
@@ -69,6 +70,7 @@ sanitize-address:
 	scripts/install-deps --test
 	swift build --sanitize=address --scratch-path .build-asan
 	ASAN_OPTIONS="detect_leaks=$(ASAN_DETECT_LEAKS)$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}" \
+	LSAN_OPTIONS="suppressions=$(abspath $(LSAN_SUPPRESSIONS))$${LSAN_OPTIONS:+:$$LSAN_OPTIONS}" \
 	    swift test --sanitize=address --scratch-path .build-asan $(if $(ASAN_FILTER),--filter '$(ASAN_FILTER)')
 
 # A report from a nethost child would otherwise only reach that child's stderr

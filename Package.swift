@@ -39,7 +39,6 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
             ],
             // The module API's Lua sources, compiled into the binary.
             resources: [
@@ -57,7 +56,6 @@ let package = Package(
                 "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -71,8 +69,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The benchmarks' bare-NIO reference server (scripts/bench), not part of NetHost.
@@ -86,11 +82,16 @@ let package = Package(
             path: "bench/nio-baseline"
         ),
         .testTarget(name: "ProxyProtocolTests", dependencies: ["ProxyProtocol"]),
-        // Real sockets, captured logs and a NetHost on loopback, shared by the test targets.
+        // The test client and free ports on loopback, for every target that tests over
+        // real sockets, the end-to-end tests included, which need nothing of NetHost.
+        .target(name: "SocketTestSupport", path: "Tests/SocketTestSupport"),
+        // Captured logs and a NetHost on loopback, shared by the test targets; it
+        // re-exports SocketTestSupport.
         .target(
             name: "NetHostTestSupport",
             dependencies: [
                 "NetHost",
+                "SocketTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -123,7 +124,6 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -133,6 +133,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: [
                 "ProxyProtocol",
+                "SocketTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

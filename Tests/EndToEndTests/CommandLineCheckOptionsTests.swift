@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 import Testing
 
 // `nethost check` sorts the config's options with the option registry: used (declared

@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 import Testing
 
 // A config with an error stops NetHost before anything else: one message on stderr

@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 import Testing
 
 /// The repository's `prosody.cfg.lua.example` with its fixed ports replaced by free

@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 import Testing
 
 // A module written for Prosody's network API runs unchanged from a `plugin_paths`

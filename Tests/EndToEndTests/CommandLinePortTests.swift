@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 import Testing
 
 // "A port that cannot be opened is logged with port, interface, service and reason;

@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 import Testing
 
 /// Many hostile connections held open at once against one nethost: 200 silent

@@ -1,5 +1,6 @@
 import Foundation
 import ProxyProtocol
+import SocketTestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SocketTestSupport
 import Testing
 
 #if canImport(Glibc)

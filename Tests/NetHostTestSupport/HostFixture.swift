@@ -85,14 +85,14 @@ public final class HostFixture {
 
     public func port(of service: String) throws -> Int {
         guard let port = server?.ports.boundAddresses(of: service).first?.port else {
-            throw TestSocket.Failure(description: "service \(service) is not listening; log:\n" + logs.all.joined(separator: "\n"))
+            throw FixtureError("service \(service) is not listening; log:\n" + logs.all.joined(separator: "\n"))
         }
         return port
     }
 
-    /// `timeout` bounds each send and receive on the socket, in seconds.
-    public func connect(to service: String, timeout: Double = 5) throws -> TestSocket {
-        try TestSocket(host: "127.0.0.1", port: port(of: service), timeout: timeout)
+    /// `timeout` bounds connecting and each send and read that gives none of its own.
+    public func connect(to service: String, timeout: Duration = .seconds(5)) throws -> TestClient {
+        try TestClient(connectingTo: "127.0.0.1", port: port(of: service), timeout: timeout)
     }
 
     /// Waits (bounded) until `condition` holds, polling.
@@ -108,6 +108,13 @@ public final class HostFixture {
     public func stop() async {
         await server?.shutdown(drainTime: .seconds(2))
         server = nil
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A test that ended before `stop()` (an expectation that threw) still stops
+    /// its server: its threads, ports and Lua state would otherwise outlive it.
+    deinit {
+        server?.shutdownNow()
         try? FileManager.default.removeItem(atPath: directory)
     }
 

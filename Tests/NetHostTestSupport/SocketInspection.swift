@@ -44,7 +44,7 @@ public enum SocketInspection {
     /// "Send-Q" column): a NETLINK_SOCK_DIAG dump of the listening sockets.
     public static func listenBacklogs(port: Int) throws -> [Int] {
         let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
-        guard fd >= 0 else { throw TestSocket.Failure(description: "netlink socket: errno \(errno)") }
+        guard fd >= 0 else { throw FixtureError("netlink socket: errno \(errno)") }
         defer { close(fd) }
 
         // struct nlmsghdr (16 bytes), then struct inet_diag_req_v2 (56 bytes).
@@ -59,21 +59,21 @@ public enum SocketInspection {
         request[17] = UInt8(IPPROTO_TCP)
         put32(1 << 10 /* TCP_LISTEN */, at: 20)
         let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        guard sent == request.count else { throw TestSocket.Failure(description: "netlink send: errno \(errno)") }
+        guard sent == request.count else { throw FixtureError("netlink send: errno \(errno)") }
 
         var backlogs: [Int] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let received = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard received > 0 else { throw TestSocket.Failure(description: "netlink recv: errno \(errno)") }
+            guard received > 0 else { throw FixtureError("netlink recv: errno \(errno)") }
             var offset = 0
             while offset + 16 <= received {
                 let (length, type) = buffer.withUnsafeBytes {
                     (Int($0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)), $0.loadUnaligned(fromByteOffset: offset + 4, as: UInt16.self))
                 }
                 if type == 3 /* NLMSG_DONE */ { return backlogs }
-                if type == 2 /* NLMSG_ERROR */ { throw TestSocket.Failure(description: "netlink: the kernel refused the dump") }
-                guard length >= 16, offset + length <= received else { throw TestSocket.Failure(description: "netlink: a malformed message") }
+                if type == 2 /* NLMSG_ERROR */ { throw FixtureError("netlink: the kernel refused the dump") }
+                guard length >= 16, offset + length <= received else { throw FixtureError("netlink: a malformed message") }
                 // struct inet_diag_msg after the header: idiag_sport (big-endian) at 4, idiag_wqueue at 60.
                 let message = offset + 16
                 if length >= 16 + 64 {

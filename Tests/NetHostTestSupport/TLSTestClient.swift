@@ -86,7 +86,7 @@ public struct TestCertificate {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw TestSocket.Failure(description: "openssl could not make a test certificate (is the openssl package installed?)")
+            throw FixtureError("openssl could not make a test certificate (is the openssl package installed?)")
         }
     }
 }

@@ -16,14 +16,34 @@ struct CloseAfterFlushTests {
         typealias OutboundIn = ByteBuffer
         private var context: ChannelHandlerContext?
         private var held = false
+        /// The promises of the writes held back. Closing fails them, as a socket
+        /// channel fails the writes it never sent; an EmbeddedChannel leaves them
+        /// pending, and a pending promise keeps its callbacks and what they hold.
+        private var heldWrites: [EventLoopPromise<Void>] = []
 
         func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
+        /// The context holds the handler: keeping it past removal would keep both.
+        func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if let promise { heldWrites.append(promise) }
+            context.write(data, promise: promise)
+        }
+
         func flush(context: ChannelHandlerContext) { held = true }
+
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            let unsent = heldWrites
+            heldWrites = []
+            for write in unsent { write.fail(ChannelError.ioOnClosedChannel) }
+            context.close(mode: mode, promise: promise)
+        }
 
         func release() {
             guard held, let context else { return }
             held = false
+            heldWrites = []  // the channel completes them as it sends them
             context.flush()
         }
     }
@@ -42,11 +62,25 @@ struct CloseAfterFlushTests {
         }
     }
 
-    struct Setup {
+    /// Closes the channel and drops what is still scheduled on the loop when it
+    /// goes: an open channel and its pipeline keep each other, and a pending timer
+    /// tick and the loop do too.
+    final class Setup {
         let loop: EmbeddedEventLoop
         let channel: EmbeddedChannel
         let gate: FlushGate
         let listener: Closer
+
+        init(loop: EmbeddedEventLoop, channel: EmbeddedChannel, gate: FlushGate, listener: Closer) {
+            self.loop = loop
+            self.channel = channel
+            self.gate = gate
+            self.listener = listener
+        }
+
+        deinit {
+            _ = try? channel.finish(acceptAlreadyClosed: true)
+        }
 
         /// Everything the connection sent, concatenated.
         func sent() throws -> [UInt8] {

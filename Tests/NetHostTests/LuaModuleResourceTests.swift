@@ -181,8 +181,33 @@ struct LuaModuleResourceTests {
         var harness: ModuleHarness? = try ModuleHarness(
             modules: ["final": Self.finalizing], options: ["modules_enabled": .strings("final")])
         let logs = try #require(harness?.logs)
+        harness?.stopsManagerWhenDone = false
         harness = nil
         #expect(!logs.contains("finalizer ran"))
         #expect(logs.contains("loaded Lua module 'final'"))
+    }
+
+    // MARK: Who owns the runtime
+
+    static let echoService = """
+        module:provides("net", { name = "echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
+        """
+
+    @Test("a runtime with a service and a connection goes with its module manager: the service's listener does not keep it",
+          arguments: [true, false])
+    func runtimeGoesWithItsManager(stoppedFirst: Bool) throws {
+        weak var runtime: LuaRuntime?
+        var listener: (any ConnectionListener)?
+        do {
+            let harness = try ModuleHarness(modules: ["echo": Self.echoService], options: ["modules_enabled": .strings("echo")])
+            harness.stopsManagerWhenDone = stoppedFirst
+            runtime = harness.manager.runtime
+            listener = harness.services.service(named: "echo")?.listener
+            #expect(try harness.connect(to: "echo").exchange("ping") == "ping")
+        }
+        #expect(listener != nil)
+        #expect(runtime == nil, "the listener, its service or its connection still holds the runtime")
+        // A listener that outlives its runtime finds it gone and touches nothing.
+        listener = nil
     }
 }

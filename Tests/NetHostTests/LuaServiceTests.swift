@@ -50,7 +50,7 @@ struct LuaServiceTests {
 
     /// Asks the probe, over `observer`, how many times ondisconnect ran for the
     /// connection from client port `port`: "N same=BOOL".
-    private func disconnects(of port: Int, asking observer: TestSocket) throws -> String {
+    private func disconnects(of port: Int, asking observer: TestClient) throws -> String {
         try observer.send("disconnects \(port)\n")
         return try observer.readLine()
     }
@@ -86,14 +86,14 @@ struct LuaServiceTests {
             _ = try client.readLine()
             try client.send("close\n")
             #expect(try client.readLine() == "bye")
-            #expect(try client.isClosedByPeer())
+            #expect(try client.waitForPeerClose())
             // A connection that ends after it: once its ondisconnect has run, so has
             // everything the close of the first set off on the same Lua loop.
             let later = try fixture.connect(to: "probe")
             _ = try later.readLine()
             let laterPort = later.localPort
             try later.send("close\n")
-            #expect(try later.isClosedByPeer())
+            #expect(try later.waitForPeerClose())
             #expect(fixture.eventually { (try? disconnects(of: laterPort, asking: observer)) == "1 same=true" })
             #expect(try disconnects(of: client.localPort, asking: observer) == "1 same=true")
         }
@@ -117,7 +117,7 @@ struct LuaServiceTests {
     @Test("a Lua error in one connection's callback closes that connection only; a hundred others carry on")
     func errorIsolation() async throws {
         try await withProbe { fixture in
-            var others: [TestSocket] = []
+            var others: [TestClient] = []
             for _ in 0 ..< 100 {
                 let client = try fixture.connect(to: "probe")
                 #expect(try client.readLine() == "hello")
@@ -126,7 +126,7 @@ struct LuaServiceTests {
             let victim = try fixture.connect(to: "probe")
             _ = try victim.readLine()
             try victim.send("boom\n")
-            #expect(try victim.isClosedByPeer())
+            #expect(try victim.waitForPeerClose())
             #expect(fixture.logs.contains("error in onincoming callback"))
             #expect(fixture.logs.contains("boom from the probe"))
             #expect(fixture.logs.contains("stack traceback"))
@@ -211,7 +211,7 @@ struct LuaServiceTests {
             // The default, 840 s, would outlast the client's 5 s wait for this line.
             #expect(try client.readLine() == "timeout")
             #expect(ContinuousClock.now - start >= .milliseconds(500))
-            #expect(try client.isClosedByPeer())
+            #expect(try client.waitForPeerClose())
         }
     }
 
@@ -263,9 +263,9 @@ struct LuaServiceTests {
         _ = try client.readLine()
         let directory = fixture.directory
         await fixture.server?.shutdown(drainTime: .seconds(2))
-        #expect(try client.isClosedByPeer())
+        #expect(try client.waitForPeerClose())
         #expect(FileManager.default.fileExists(atPath: directory + "/stopped"))
-        #expect(throws: TestSocket.Failure.self) { try TestSocket(host: "127.0.0.1", port: port) }
+        #expect(throws: FixtureError.self) { try TestClient(connectingTo: "127.0.0.1", port: port) }
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
@@ -292,7 +292,7 @@ struct MisbehavingLuaTests {
         let bystander = try fixture.connect(to: "bad")
         let looping = try fixture.connect(to: "bad")
         try looping.send("loop\n")
-        #expect(try looping.isClosedByPeer())
+        #expect(try looping.waitForPeerClose())
         #expect(fixture.logs.contains("module 'bad': callback onincoming ran past its budget of 1000000 Lua instructions"), "\(fixture.logs.all.filter { $0.contains("error") })")
         try bystander.send("alive\n")
         #expect(try bystander.readLine() == "alive")
@@ -307,9 +307,9 @@ struct MisbehavingLuaTests {
         ])
         // Filling 64 MiB with Lua strings is quick uninstrumented, but can take well over
         // the default 5 s under ThreadSanitizer, which intercepts every allocation.
-        let hog = try fixture.connect(to: "bad", timeout: 60)
+        let hog = try fixture.connect(to: "bad", timeout: .seconds(60))
         try hog.send("hog\n")
-        #expect(try hog.isClosedByPeer())
+        #expect(try hog.waitForPeerClose())
         #expect(fixture.logs.contains("not enough memory"))
         let next = try fixture.connect(to: "bad")
         try next.send("fine\n")

@@ -67,6 +67,12 @@ struct LuaWriteBackTests {
         let channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addHandler(
             ConnectionHandler(serviceName: "writeback", listener: listener, settings: NetworkSettings(), logger: Logger(label: "test")))
+        // Stops what it starts, however the test ends: an open EmbeddedChannel and
+        // its pipeline keep each other, and the connection keeps the runtime.
+        defer {
+            _ = try? channel.finish(acceptAlreadyClosed: true)
+            runtime.close()
+        }
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         let top = stack.top
 

@@ -109,7 +109,7 @@ struct ModuleLifecycleTests {
         await fixture.server?.shutdown(drainTime: .seconds(2))
         // The handler could still write to the open connection; then it was closed.
         #expect(try client.readLine() == "server stopping")
-        #expect(try client.isClosedByPeer())
+        #expect(try client.waitForPeerClose())
         let lines = fixture.logs.all.compactMap { line -> String? in
             guard let range = line.range(of: "event: ") else { return nil }
             return String(line[range.upperBound...]).components(separatedBy: " module=").first

@@ -11,7 +11,7 @@ struct PortTests {
 
     @Test("a port that cannot be opened is an error naming port, interface, service and reason; the other ports still open")
     func portInUse() async throws {
-        let occupied = try freeLoopbackPort()
+        let occupied = try FreePort.allocate()
         let blocker = try TestListener(port: occupied)
         let fixture = try HostFixture(modules: ["one": Self.service, "two": Self.service])
         let server = try fixture.start(options: [
@@ -30,7 +30,7 @@ struct PortTests {
 
     @Test("two services on one port is an error")
     func twoServicesOnePort() async throws {
-        let port = try freeLoopbackPort()
+        let port = try FreePort.allocate()
         let fixture = try HostFixture(modules: ["one": Self.service, "two": Self.service])
         let server = try fixture.start(options: [
             "modules_enabled": .strings("one", "two"),
@@ -38,23 +38,23 @@ struct PortTests {
             "two_ports": .list(.integer(port)),
         ])
         #expect(server.problems.all.contains { $0.contains("service 'one' is already configured on this port") })
-        let client = try TestSocket(host: "127.0.0.1", port: port)
+        let client = try TestClient(connectingTo: "127.0.0.1", port: port)
         #expect(try client.readLine() == "one")
         await fixture.stop()
     }
 
     @Test("services listen on IPv6 too, from NAME_interfaces")
     func ipv6() async throws {
-        let port = try freeLoopbackPort()
+        let port = try FreePort.allocate()
         let fixture = try HostFixture(modules: ["one": Self.service])
         try fixture.start(options: [
             "modules_enabled": .strings("one"),
             "one_ports": .list(.integer(port)),
             "one_interfaces": .strings("::1", "127.0.0.1"),
         ])
-        let client6 = try TestSocket(host: "::1", port: port)
+        let client6 = try TestClient(connectingTo: "::1", port: port)
         #expect(try client6.readLine() == "one")
-        let client4 = try TestSocket(host: "127.0.0.1", port: port)
+        let client4 = try TestClient(connectingTo: "127.0.0.1", port: port)
         #expect(try client4.readLine() == "one")
         await fixture.stop()
     }
@@ -80,7 +80,7 @@ final class TestListener {
         let ok = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-        guard ok, listen(fd, 1) == 0 else { throw TestSocket.Failure(description: "could not hold port \(port)") }
+        guard ok, listen(fd, 1) == 0 else { throw FixtureError("could not hold port \(port)") }
     }
     deinit { close(fd) }
 }

@@ -30,6 +30,19 @@ struct TLSTests {
         .table(ConfigTable(map: [.string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath)]))
     }
 
+    @Test("a service's encryption = \"ssl\" is direct TLS; any other value, or none, is plain, as Prosody's port manager reads it")
+    func encryptionField() throws {
+        let fields = ["ssl": "encryption = 'ssl'", "starttls": "encryption = 'starttls'", "upper": "encryption = 'SSL'", "absent": ""]
+        let harness = try ModuleHarness(
+            modules: fields.mapValues { "module:provides('net', { name = module.name, listener = {}, \($0) })" },
+            options: ["modules_enabled": .table(ConfigTable(array: fields.keys.sorted().map { .string($0) }))]
+        )
+        #expect(harness.services.service(named: "ssl")?.encryption == .directTLS)
+        #expect(harness.services.service(named: "starttls")?.encryption == .plain)
+        #expect(harness.services.service(named: "upper")?.encryption == .plain)
+        #expect(harness.services.service(named: "absent")?.encryption == .plain)
+    }
+
     @Test("a service with encryption = \"ssl\" speaks TLS from the first byte; onstatus then onconnect run once the handshake is done, as in Prosody")
     func directTLS() async throws {
         let fixture = try HostFixture(modules: ["tls_echo": Self.tlsEcho])
@@ -90,6 +103,9 @@ struct TLSTests {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        // Reaped before the test goes on: Foundation holds a process it has not
+        // seen exit, and everything it refers to, past the end of the test.
+        process.waitUntilExit()
         return String(decoding: output, as: UTF8.self)
     }
 }

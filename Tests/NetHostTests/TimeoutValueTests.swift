@@ -34,13 +34,28 @@ struct TimeoutValueTests {
         }
         """
 
-    /// A Lua-served connection on an `EmbeddedChannel`, with the log kept.
-    struct LuaConnection {
+    /// A Lua-served connection on an `EmbeddedChannel`, with the log kept. It
+    /// closes the channel and the runtime when it goes: an open EmbeddedChannel
+    /// and its pipeline keep each other, and the connection keeps the runtime.
+    final class LuaConnection {
         let loop: EmbeddedEventLoop
         let channel: EmbeddedChannel
         let runtime: LuaRuntime
         let logs: LogCapture
         let disconnects: NIOLockedValueBox<[String?]>
+
+        init(loop: EmbeddedEventLoop, channel: EmbeddedChannel, runtime: LuaRuntime, logs: LogCapture, disconnects: NIOLockedValueBox<[String?]>) {
+            self.loop = loop
+            self.channel = channel
+            self.runtime = runtime
+            self.logs = logs
+            self.disconnects = disconnects
+        }
+
+        deinit {
+            _ = try? channel.finish(acceptAlreadyClosed: true)
+            runtime.close()
+        }
 
         func send(_ text: String) throws -> String {
             try channel.writeInbound(ByteBuffer(string: text))
@@ -191,6 +206,7 @@ struct TimeoutValueTests {
             settings.readTimeout = huge
             settings.sendTimeout = huge
             let (loop, channel, echo) = try connection(settings)
+            defer { _ = try? channel.finish(acceptAlreadyClosed: true) }  // an open channel and its pipeline keep each other
             try channel.writeInbound(ByteBuffer(string: "ping"))
             #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "ping"))
             loop.advanceTime(by: .hours(1))
@@ -206,6 +222,7 @@ struct TimeoutValueTests {
             settings.readTimeout = invalid
             settings.sendTimeout = invalid
             let (loop, channel, echo) = try connection(settings)
+            defer { _ = try? channel.finish(acceptAlreadyClosed: true) }  // an open channel and its pipeline keep each other
             loop.advanceTime(by: .milliseconds(839_900))
             #expect(channel.isActive, "\(invalid)")
             loop.advanceTime(by: .milliseconds(100))

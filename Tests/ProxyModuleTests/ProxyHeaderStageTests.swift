@@ -31,6 +31,8 @@ struct ProxyHeaderStageTests {
     }
 
     /// One stage on its own channel, with a service `svc` behind port 15222.
+    /// It closes the channel when it goes: an open EmbeddedChannel and its
+    /// pipeline keep each other, and a pending time limit keeps the loop.
     final class Stage {
         let loop = EmbeddedEventLoop()
         let channel: EmbeddedChannel
@@ -54,6 +56,10 @@ struct ProxyHeaderStageTests {
             try channel.pipeline.syncOperations.addHandler(
                 ProxyHeaderHandler(port: ProxyHeaderStageTests.port, runtime: runtime, context: context))
             try channel.connect(to: peer).wait()
+        }
+
+        deinit {
+            _ = try? channel.finish(acceptAlreadyClosed: true)
         }
 
         func send(_ text: String) throws {

@@ -29,18 +29,18 @@ extension NetProxyEndToEnd {
             let ports = try distinctFreePorts(2)
             let fixture = try HostFixture(modules: ["echo": Self.echo])
             let server = try fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
-            let established = try TestSocket(host: "127.0.0.1", port: ports[0])
+            let established = try TestClient(connectingTo: "127.0.0.1", port: ports[0])
             try established.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
             #expect(try established.readLine() == "203.0.113.7")
 
             try server.reload(options(mappings: [ports[1]: "whoami"], trusted: ["127.0.0.0/8"]))
 
             // The old port is closed; its established connection still talks to echo.
-            #expect(throws: TestSocket.Failure.self) { try TestSocket(host: "127.0.0.1", port: ports[0]) }
+            #expect(throws: FixtureError.self) { try TestClient(connectingTo: "127.0.0.1", port: ports[0]) }
             try established.send("still echoing\n")
             #expect(try established.readLine() == "still echoing")
             // The new port serves whoami, and 127.0.0.5 is now trusted.
-            let fresh = try TestSocket(host: "127.0.0.1", port: ports[1], from: "127.0.0.5")
+            let fresh = try TestClient(connectingTo: "127.0.0.1", port: ports[1], from: "127.0.0.5")
             try fresh.send("PROXY TCP4 198.51.100.1 192.0.2.1 4000 443\r\n")
             #expect(try fresh.readLine() == "198.51.100.1 4000")
             await fixture.stop()
@@ -61,7 +61,7 @@ extension NetProxyEndToEnd {
             try server.reload(options(mappings: [port: "echo"]))
             let servedByLua = try served(of: 20, port: port, reply: "198.51.100.1")
             #expect(servedByLua == 20)
-            let established = try TestSocket(host: "127.0.0.1", port: port)
+            let established = try TestClient(connectingTo: "127.0.0.1", port: port)
             try established.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
             #expect(try established.readLine() == "203.0.113.7")
 
@@ -81,7 +81,7 @@ extension NetProxyEndToEnd {
         private func served(of count: Int, port: Int, reply: String) throws -> Int {
             var served = 0
             for _ in 0..<count {
-                let client = try TestSocket(host: "127.0.0.1", port: port)
+                let client = try TestClient(connectingTo: "127.0.0.1", port: port)
                 try client.send("PROXY TCP4 198.51.100.1 192.0.2.1 4000 443\r\n")
                 if (try? client.readLine()) == reply { served += 1 }
             }
@@ -97,7 +97,7 @@ extension NetProxyEndToEnd {
             broken.global["proxy_trusted_proxies"] = .strings("10.0.0.0/99")
             #expect(throws: NetHostServer.ReloadError.self) { try server.reload(broken) }
             #expect(server.options.value("proxy_trusted_proxies", host: nil) == .strings("127.0.0.1"))
-            let client = try TestSocket(host: "127.0.0.1", port: ports[0])
+            let client = try TestClient(connectingTo: "127.0.0.1", port: ports[0])
             try client.send("PROXY TCP4 203.0.113.9 192.0.2.1 51234 443\r\n")
             #expect(try client.readLine() == "203.0.113.9")
             await fixture.stop()

@@ -20,7 +20,7 @@ extension NetProxyEndToEnd {
 
         @Test("a PROXY v1 header in clear, then a TLS handshake: the TLS service sees the header's client")
         func tlsAfterHeader() async throws {
-            let port = try freeLoopbackPort()
+            let port = try FreePort.allocate()
             let fixture = try HostFixture(modules: ["secure": Self.secureService])
             let certificate = try TestCertificate(in: fixture.directory)
             try fixture.start(options: [
@@ -41,7 +41,7 @@ extension NetProxyEndToEnd {
 
         @Test("a failed handshake after the header is logged at info with the client the header named and the proxy, in words")
         func failedHandshakeNamesTheClient() async throws {
-            let port = try freeLoopbackPort()
+            let port = try FreePort.allocate()
             let fixture = try HostFixture(modules: ["secure": Self.secureService])
             let certificate = try TestCertificate(in: fixture.directory)
             try fixture.start(options: [
@@ -51,7 +51,7 @@ extension NetProxyEndToEnd {
                     .string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath),
                 ])),
             ], natives: BuiltinModules.all + ProxyModules.all)
-            let client = try TestSocket(host: "127.0.0.1", port: port)
+            let client = try TestClient(connectingTo: "127.0.0.1", port: port)
             try client.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
             _ = try? client.readToEnd()
             let expected = "info TLS handshake failed: the client sent a plain HTTP request, not a TLS handshake"
@@ -63,14 +63,14 @@ extension NetProxyEndToEnd {
 
         @Test("a hand-over to a TLS service without a certificate is counted as hand_over_failed, not proxied, and logged once per peer")
         func failedHandOverIsCountedApart() async throws {
-            let port = try freeLoopbackPort()
+            let port = try FreePort.allocate()
             let fixture = try HostFixture(modules: ["secure": Self.secureService])
             let server = try fixture.start(options: [
                 "modules_enabled": .strings("net_proxy", "secure"),
                 "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
             ], natives: BuiltinModules.all + ProxyModules.all)
             for _ in 1...3 {
-                let client = try TestSocket(host: "127.0.0.1", port: port)
+                let client = try TestClient(connectingTo: "127.0.0.1", port: port)
                 try client.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
                 #expect(try client.readToEnd().isEmpty)
             }

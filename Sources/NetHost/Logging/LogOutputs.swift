@@ -84,18 +84,21 @@ final class FileDescriptorOutput: LogOutput {
 /// The system log. Records carry no timestamp of their own (syslog adds one)
 /// and their level as the priority.
 final class SyslogOutput: LogOutput {
-    /// `openlog(3)` is process-wide; this lock keeps one `openlog` from running
-    /// beside another or beside a `syslog` call.
-    private static let lock = Mutex(())
+    /// `openlog(3)` is process-wide and keeps the identifier's pointer, not its
+    /// text: the copy in use lives here until the next `openlog` replaces it (a
+    /// reload that opens the sinks again), then it is freed. The lock also keeps
+    /// one `openlog` from running beside another or beside a `syslog` call.
+    private static let identifier = Mutex<UnsafeMutablePointer<CChar>?>(nil)
 
     private let facility: Int32
 
     init(identifier: String, facility: SyslogFacility) {
         self.facility = facility.code
-        Self.lock.withLock { _ in
-            // openlog keeps the pointer, not the text: the copy is never freed.
-            let ident = strdup(identifier)
-            openlog(ident, LOG_PID | LOG_NDELAY, facility.code)
+        Self.identifier.withLock { current in
+            let copy = strdup(identifier)
+            openlog(copy, LOG_PID | LOG_NDELAY, facility.code)
+            free(current)  // syslog refers to the new copy now
+            current = copy
         }
     }
 
@@ -106,7 +109,7 @@ final class SyslogOutput: LogOutput {
         message.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { text in
                 guard let text = text.baseAddress else { return }
-                Self.lock.withLock { _ in
+                Self.identifier.withLock { _ in
                     withVaList([text]) { vsyslog(priority, "%s", $0) }
                 }
             }

@@ -2,6 +2,8 @@ import Logging
 import NIOCore
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// Loads and unloads modules by name and host, as Prosody's module manager does:
@@ -402,6 +404,12 @@ struct FileVersion: Equatable {
         }
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
-        modified = Int(info.st_mtim.tv_sec) * 1_000_000_000 + Int(info.st_mtim.tv_nsec)
+        // The same timespec under the name each C library gives it.
+        #if canImport(Darwin)
+        let time = info.st_mtimespec
+        #else
+        let time = info.st_mtim
+        #endif
+        modified = Int(time.tv_sec) * 1_000_000_000 + Int(time.tv_nsec)
     }
 }

@@ -12,6 +12,21 @@ public struct NetService: Sendable {
         case anyLoop
     }
 
+    /// Whether connections are encrypted from their first byte.
+    public enum Encryption: Sendable, Equatable {
+        /// Plain bytes first; the service may still start TLS itself (STARTTLS).
+        case plain
+        /// Prosody's `encryption = "ssl"`: connections start with a TLS handshake
+        /// (also after a PROXY header), using the `ssl` certificate.
+        case directTLS
+
+        /// The `encryption` field of a Prosody service definition: "ssl" is direct
+        /// TLS, and Prosody's port manager treats any other value, or none, as plain.
+        public init(prosodyValue: String?) {
+            self = prosodyValue == "ssl" ? .directTLS : .plain
+        }
+    }
+
     /// How accepted connections are handled.
     public enum Handling: Sendable {
         /// The usual case: a listener's callbacks, on the given loop(s).
@@ -29,9 +44,7 @@ public struct NetService: Sendable {
     public let host: String
     public var defaultPorts: [Int]
     public var defaultInterfaces: [String]?
-    /// Prosody's `encryption = "ssl"`: connections start with a TLS handshake
-    /// (also after a PROXY header), using the `ssl` certificate.
-    public var encryption: String?
+    public var encryption: Encryption
     /// A private service only listens on loopback by default.
     public var isPrivate: Bool
 
@@ -42,7 +55,7 @@ public struct NetService: Sendable {
         host: String = "*",
         defaultPorts: [Int] = [],
         defaultInterfaces: [String]? = nil,
-        encryption: String? = nil,
+        encryption: Encryption = .plain,
         isPrivate: Bool = false
     ) {
         self.name = name
@@ -56,7 +69,7 @@ public struct NetService: Sendable {
     }
 
     /// Whether connections start with TLS.
-    public var usesDirectTLS: Bool { encryption == "ssl" }
+    public var usesDirectTLS: Bool { encryption == .directTLS }
 
     /// The listener, for services that have one.
     public var listener: (any ConnectionListener)? {

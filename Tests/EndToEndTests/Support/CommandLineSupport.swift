@@ -1,4 +1,5 @@
 import Foundation
+import SocketTestSupport
 
 #if canImport(Glibc)
 import Glibc

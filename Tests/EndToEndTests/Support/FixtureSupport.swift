@@ -1,28 +1,11 @@
 import Foundation
+import SocketTestSupport
 
 #if canImport(Glibc)
 import Glibc
-
-/// `SOCK_STREAM` as `socket(2)` takes it (an enum on Glibc, an Int32 elsewhere).
-let streamSocketType = Int32(SOCK_STREAM.rawValue)
 #elseif canImport(Darwin)
 import Darwin
-
-let streamSocketType = SOCK_STREAM
 #endif
-
-/// Why a fixture could not do what a test asked: a missing program, a process that
-/// died, a port that never opened. The message says what and, where it helps, shows
-/// the tail of the program's output.
-struct FixtureError: Error, CustomStringConvertible {
-    let message: String
-
-    init(_ message: String) {
-        self.message = message
-    }
-
-    var description: String { self.message }
-}
 
 /// A value behind a lock, for the little mutable state fixtures share between threads.
 final class Locked<Value>: @unchecked Sendable {

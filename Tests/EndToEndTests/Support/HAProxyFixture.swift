@@ -1,3 +1,5 @@
+import SocketTestSupport
+
 /// A real HAProxy (`haproxy -db -f <tmp>/haproxy.cfg`) in TCP mode, in front of a
 /// backend server, sending it PROXY headers.
 ///

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import SocketTestSupport
 
 /// A tiny TCP server that records every byte each connection sends it: the stand-in
 /// backend behind HAProxy or nginx when a test wants to see exactly what the proxy

@@ -11,6 +11,10 @@ import NetHostTestSupport
 /// `wallClockStart` and moves with the loop's time.
 ///
 /// Modules can call a global `trace(text)`; `traced` holds what they said, in order.
+///
+/// It stops what it starts when it goes: the connections it made close, and the
+/// module manager stops (`server-cleanup`, `server-stopped`, the Lua state
+/// closes), as the server does at shutdown.
 final class ModuleHarness {
     let loop = EmbeddedEventLoop()
     let directory: String
@@ -19,6 +23,11 @@ final class ModuleHarness {
     let options: LiveOptions
     let manager: ModuleManager
     private let traceLines = TraceLines()
+    /// The connections `connect(to:)` made, closed when the harness goes.
+    private var channels: [EmbeddedChannel] = []
+    /// Whether the harness stops the module manager when it goes, as the server
+    /// does at shutdown; a test of a runtime dropped without shutdown turns it off.
+    var stopsManagerWhenDone = true
     static let wallClockStart = 1_700_000_000.0
 
     /// `hosts`: options of host sections; `component_module` makes one a Component.
@@ -66,6 +75,15 @@ final class ModuleHarness {
     }
 
     deinit {
+        // An open EmbeddedChannel and its pipeline keep each other (NIO breaks that
+        // when the channel closes), and the connection in it keeps the runtime.
+        for channel in channels {
+            _ = try? channel.close().wait()
+        }
+        if stopsManagerWhenDone { manager.stop() }
+        // Runs what closing left to do and drops what never came due (a native
+        // module's repeated task): an EmbeddedEventLoop must go with none pending.
+        try? loop.syncShutdownGracefully()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -97,6 +115,7 @@ final class ModuleHarness {
         let channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addHandler(
             ConnectionHandler(serviceName: service, listener: listener, settings: settings, logger: Logger(label: "harness", factory: logs.handler(label:))))
+        channels.append(channel)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         return channel
     }

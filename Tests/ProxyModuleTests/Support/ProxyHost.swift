@@ -24,8 +24,8 @@ struct ProxyHost {
     static let natives: [any NativeModule.Type] = BuiltinModules.all + ProxyModules.all + [OriginProbeModule.self]
 
     /// A client connected to `port` (default: the first mapped port).
-    func connect(port: Int? = nil, host: String = "127.0.0.1", from source: String? = nil, timeout: Double = 5) throws -> TestSocket {
-        try TestSocket(host: host, port: port ?? self.port, from: source, timeout: timeout)
+    func connect(port: Int? = nil, host: String = "127.0.0.1", from source: String? = nil, timeout: Duration = .seconds(5)) throws -> TestClient {
+        try TestClient(connectingTo: host, port: port ?? self.port, from: source, timeout: timeout)
     }
 
     /// The first log line holding every one of `parts`, waiting (bounded) for it.
@@ -54,7 +54,7 @@ struct ProxyHost {
 func distinctFreePorts(_ count: Int) throws -> [Int] {
     var ports: [Int] = []
     while ports.count < count {
-        let port = try freeLoopbackPort()
+        let port = try FreePort.allocate()
         if !ports.contains(port) { ports.append(port) }
     }
     return ports
@@ -132,7 +132,7 @@ enum Headers {
     }
 }
 
-extension TestSocket {
+extension TestClient {
     /// Reads the report line the service writes at onconnect.
     func report() throws -> [String: String] {
         ReportService.fields(try readLine())

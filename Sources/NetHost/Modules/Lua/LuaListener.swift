@@ -5,8 +5,18 @@ import NIOCore
 /// happens there; `NIOLoopBound` checks that at run time. It keeps the table in
 /// the registry while it lives and gives the slot back when the last service or
 /// connection using it lets go.
+///
+/// It does not own the runtime: the runtime owns the service registry (through
+/// which Lua provides and removes services), the registry's services hold their
+/// listeners, and a strong reference back would make a cycle that keeps every
+/// runtime, its Lua state and its services alive for ever. The module manager
+/// owns the runtime; `lifetime` says, from any thread, whether it has closed or
+/// gone, and the listener looks before it touches it. `unowned` rather than
+/// `weak`: a weak reference would give the runtime a side table and send every
+/// retain and release of it, several per callback, down the slow path (see
+/// `Connection.finishObserver`).
 public final class LuaListener: ConnectionListener {
-    private let runtime: NIOLoopBound<LuaRuntime>
+    private let runtime: NIOLoopBound<UnownedRuntime>
     private let lifetime: LuaRuntimeLifetime
     private let loop: any EventLoop
     /// The listener table, kept in the registry.
@@ -16,7 +26,7 @@ public final class LuaListener: ConnectionListener {
     let module: String
 
     init(runtime: LuaRuntime, table: LuaReference, wantsDrain: Bool, module: String) {
-        self.runtime = NIOLoopBound(runtime, eventLoop: runtime.loop)
+        self.runtime = NIOLoopBound(UnownedRuntime(runtime), eventLoop: runtime.loop)
         self.lifetime = runtime.lifetime
         self.loop = runtime.loop
         self.table = table
@@ -25,13 +35,27 @@ public final class LuaListener: ConnectionListener {
     }
 
     deinit {
-        let (runtime, table) = (self.runtime, self.table)
+        // A closed or gone runtime took the table with its Lua state. This also runs
+        // while the runtime itself is going (its Lua state releases the connections
+        // it still held, and they their listeners): it marked itself closed first.
+        guard !lifetime.isClosed else { return }
+        let (runtime, table, lifetime) = (self.runtime, self.table, self.lifetime)
         if loop.inEventLoop {
-            runtime.value.release(table)
-        } else if !lifetime.isClosed {
+            runtime.value.runtime.release(table)
+        } else {
             // The last user let go on another loop (a PROXY hand-over racing an unload).
-            loop.execute { runtime.value.release(table) }
+            loop.execute {
+                guard !lifetime.isClosed else { return }
+                runtime.value.runtime.release(table)
+            }
         }
+    }
+
+    /// The runtime, unless it has closed or gone (a connection that outlived
+    /// shutdown, or a test that dropped its module manager). On the Lua loop only.
+    private var liveRuntime: LuaRuntime? {
+        guard !lifetime.isClosed else { return nil }
+        return runtime.value.runtime
     }
 
     public func onConnect(_ connection: Connection) throws {
@@ -39,7 +63,7 @@ public final class LuaListener: ConnectionListener {
     }
 
     public func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
-        let runtime = self.runtime.value
+        guard let runtime = liveRuntime else { return }
         let outer = runtime.incoming
         defer { runtime.incoming = outer }
         var pinned: Int32 = 0
@@ -114,8 +138,7 @@ public final class LuaListener: ConnectionListener {
         prepare: (LuaStack) -> Void = { _ in },
         arguments: (LuaStack) -> Int32 = { _ in 0 }
     ) throws {
-        let runtime = self.runtime.value
-        guard !runtime.isClosed else { return }  // a connection that outlived shutdown
+        guard let runtime = liveRuntime else { return }  // a connection that outlived shutdown
         let stack = runtime.state.stack
         let base = stack.top
         defer { stack.setTop(base) }
@@ -145,6 +168,14 @@ public final class LuaListener: ConnectionListener {
     private func call(_ name: String, _ connection: Connection, results: Int32, readResults: (LuaStack) -> Void) throws {
         try call(name, connection, results: results, readResults: readResults, arguments: { _ in 0 })
     }
+}
+
+/// The runtime a listener uses without owning it (see `LuaListener`), in a
+/// value that `NIOLoopBound` can hold.
+struct UnownedRuntime {
+    unowned let runtime: LuaRuntime
+
+    init(_ runtime: LuaRuntime) { self.runtime = runtime }
 }
 
 /// A Lua value handed along with `conn:setlistener(listener, data)`.

@@ -20,7 +20,9 @@ public final class LuaRuntime: ConnectionFinishObserver {
     var nextTimerID = 1
     /// Set by `close()`: the Lua state is gone, and every entry point returns at once.
     private(set) var isClosed = false
-    /// `isClosed` for other threads (a listener released off the Lua loop).
+    /// `isClosed` for listeners, which do not own the runtime, and for other
+    /// threads (a listener released off the Lua loop); also set once the runtime
+    /// is going away.
     let lifetime = LuaRuntimeLifetime()
     /// The data of the `onincoming` callback running now, if any (see `IncomingBytes`).
     var incoming: IncomingBytes?
@@ -84,6 +86,9 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 
     deinit {
+        // First: the Lua state, closing below, releases the connections it still
+        // holds, and their listeners must not reach back into this runtime.
+        lifetime.markClosed()
         for timer in timers.values { timer.task?.cancel() }
         // Not closed first (a test, or a start-up that failed): the state closes
         // after this object is gone, and a finalizer that calls a host function
@@ -393,7 +398,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         }
         stack.pop()
         if stack.rawGetField("encryption", from: 3) == .string {
-            service.encryption = stack.toString(at: -1)
+            service.encryption = NetService.Encryption(prosodyValue: stack.toString(at: -1))
         }
         stack.pop()
         stack.rawGetField("private", from: 3)
@@ -453,7 +458,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 }
 
-/// Whether the runtime has closed its Lua state, readable from any thread.
+/// Whether the runtime has closed its Lua state or is going away, readable
+/// from any thread: what lets a listener hold the runtime without owning it.
 final class LuaRuntimeLifetime: Sendable {
     private let closed = Atomic<Bool>(false)
     var isClosed: Bool { closed.load(ordering: .acquiring) }

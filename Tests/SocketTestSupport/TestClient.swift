@@ -1,26 +1,25 @@
-import Foundation
-
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// A small blocking TCP client on POSIX sockets, for talking to the programs under
-/// test the way a real client would.
+/// A small blocking TCP client on POSIX sockets, for talking to the server under
+/// test the way a real client would: the one the tests of every target use.
 ///
 /// It can connect *from* a chosen source address (any of 127.0.0.0/8 works on Linux
 /// loopback without set-up, e.g. 127.0.0.5; or ::1), so that a proxy in front of the
-/// server reports a client address the test knows. Every call has a timeout. Bytes
-/// read past a delimiter are kept for the next read.
-final class TestClient {
-    enum ReadError: Error, Equatable, CustomStringConvertible {
+/// server reports a client address the test knows. Every call has a timeout: its
+/// own if given, else the one the client was made with. Bytes read past a
+/// delimiter are kept for the next read.
+public final class TestClient {
+    public enum ReadError: Error, Equatable, CustomStringConvertible {
         /// The timeout passed; `received` is what arrived (and is still buffered).
         case timedOut(received: [UInt8])
         /// The peer closed before the delimiter; `received` is what arrived.
         case closedBeforeDelimiter(received: [UInt8])
 
-        var description: String {
+        public var description: String {
             switch self {
             case .timedOut(let received):
                 return "timed out; received so far: \(String(decoding: received, as: UTF8.self).debugDescription)"
@@ -32,20 +31,23 @@ final class TestClient {
 
     /// Our end of the connection (the source address and port the server sees,
     /// unless a proxy stands between).
-    let localAddress: SocketAddressStorage
+    public let localAddress: SocketAddressStorage
     /// The address we connected to.
-    let remoteAddress: SocketAddressStorage
+    public let remoteAddress: SocketAddressStorage
     /// True once a read saw the end of the stream (FIN or reset).
-    private(set) var peerClosed = false
+    public private(set) var peerClosed = false
     /// True if the end of the stream was a reset (ECONNRESET).
-    private(set) var peerReset = false
+    public private(set) var peerReset = false
+    /// How long connecting, and each call that is not given a timeout of its own, may take.
+    public let timeout: Duration
 
     private var fd: Int32
     private var buffer: [UInt8] = []
 
     /// Connects to `host:port` (address literals only), binding first to `source`
     /// (port chosen by the kernel) when given.
-    init(connectingTo host: String, port: Int, from source: String? = nil, timeout: Duration = .seconds(5)) throws {
+    public init(connectingTo host: String, port: Int, from source: String? = nil, timeout: Duration = .seconds(5)) throws {
+        self.timeout = timeout
         let remote = try SocketAddressStorage(host: host, port: port)
         let fd = socket(remote.family, streamSocketType, 0)
         guard fd >= 0 else { throw FixtureError("socket() failed: errno \(errno)") }
@@ -94,10 +96,10 @@ final class TestClient {
     }
 
     /// The client's own port, as a proxy reports it in its header.
-    var localPort: Int { self.localAddress.port }
+    public var localPort: Int { self.localAddress.port }
 
     /// Sends all of `bytes`, waiting up to `timeout` for room in the socket buffer.
-    func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) throws {
+    public func send(_ bytes: [UInt8], timeout: Duration? = nil) throws {
         guard try self.sendUnlessClosed(bytes, timeout: timeout) else {
             throw FixtureError("send failed: the peer has closed the connection (EPIPE or ECONNRESET)")
         }
@@ -106,7 +108,8 @@ final class TestClient {
     /// Sends all of `bytes`, or returns false if the peer has closed the connection
     /// meanwhile (EPIPE, ECONNRESET): a server that refuses a client may close
     /// before the client has finished sending.
-    func sendUnlessClosed(_ bytes: [UInt8], timeout: Duration = .seconds(5)) throws -> Bool {
+    public func sendUnlessClosed(_ bytes: [UInt8], timeout: Duration? = nil) throws -> Bool {
+        let timeout = timeout ?? self.timeout
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { raw in
@@ -127,15 +130,15 @@ final class TestClient {
         return true
     }
 
-    func send(_ text: String, timeout: Duration = .seconds(5)) throws {
+    public func send(_ text: String, timeout: Duration? = nil) throws {
         try self.send(Array(text.utf8), timeout: timeout)
     }
 
     /// Reads until `delimiter` and returns the bytes up to and including it.
-    func read(until delimiter: [UInt8], timeout: Duration = .seconds(5)) throws -> [UInt8] {
+    public func read(until delimiter: [UInt8], timeout: Duration? = nil) throws -> [UInt8] {
         precondition(!delimiter.isEmpty, "an empty delimiter")
         let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
+        let deadline = clock.now.advanced(by: timeout ?? self.timeout)
         var searchFrom = 0
         while true {
             if let end = self.buffer.firstRange(of: delimiter, from: searchFrom) {
@@ -150,14 +153,31 @@ final class TestClient {
     }
 
     /// Reads until `delimiter` and returns the text up to and including it.
-    func read(until delimiter: String, timeout: Duration = .seconds(5)) throws -> String {
+    public func read(until delimiter: String, timeout: Duration? = nil) throws -> String {
         String(decoding: try self.read(until: Array(delimiter.utf8), timeout: timeout), as: UTF8.self)
+    }
+
+    /// Reads a line and returns it without its "\n" (a "\r" before it stays).
+    public func readLine(timeout: Duration? = nil) throws -> String {
+        String(decoding: try self.read(until: [UInt8(ascii: "\n")], timeout: timeout).dropLast(), as: UTF8.self)
+    }
+
+    /// Reads exactly `count` bytes.
+    /// Throws ``ReadError`` if the peer closes or `timeout` passes first.
+    public func read(count: Int, timeout: Duration? = nil) throws -> [UInt8] {
+        let deadline = ContinuousClock().now.advanced(by: timeout ?? self.timeout)
+        while self.buffer.count < count {
+            if self.peerClosed { throw ReadError.closedBeforeDelimiter(received: self.buffer) }
+            guard try self.fill(until: deadline) else { throw ReadError.timedOut(received: self.buffer) }
+        }
+        defer { self.buffer.removeFirst(count) }
+        return Array(self.buffer.prefix(count))
     }
 
     /// Reads until the peer closes and returns everything not read before.
     /// Throws ``ReadError/timedOut(received:)`` if the peer keeps the connection open.
-    func readToEnd(timeout: Duration = .seconds(5)) throws -> [UInt8] {
-        let deadline = ContinuousClock().now.advanced(by: timeout)
+    public func readToEnd(timeout: Duration? = nil) throws -> [UInt8] {
+        let deadline = ContinuousClock().now.advanced(by: timeout ?? self.timeout)
         while !self.peerClosed {
             guard try self.fill(until: deadline) else { throw ReadError.timedOut(received: self.buffer) }
         }
@@ -167,8 +187,8 @@ final class TestClient {
 
     /// Whether the peer closes the connection within `timeout` (data that arrives
     /// meanwhile is kept for later reads).
-    func waitForPeerClose(timeout: Duration = .seconds(5)) throws -> Bool {
-        let deadline = ContinuousClock().now.advanced(by: timeout)
+    public func waitForPeerClose(timeout: Duration? = nil) throws -> Bool {
+        let deadline = ContinuousClock().now.advanced(by: timeout ?? self.timeout)
         while !self.peerClosed {
             guard try self.fill(until: deadline) else { return false }
         }
@@ -176,13 +196,13 @@ final class TestClient {
     }
 
     /// Closes our sending side (FIN), keeping the socket open for reading.
-    func shutdownWrite() {
+    public func shutdownWrite() {
         _ = shutdown(self.fd, Int32(SHUT_WR))
     }
 
     /// Aborts the connection: closes the socket with SO_LINGER 0, so the peer
     /// gets a reset (RST) instead of an orderly FIN. Safe to call twice.
-    func reset() {
+    public func reset() {
         guard self.fd >= 0 else { return }
         var abortive = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(self.fd, SOL_SOCKET, SO_LINGER, &abortive, socklen_t(MemoryLayout<linger>.size))
@@ -190,7 +210,7 @@ final class TestClient {
     }
 
     /// Closes the socket. Safe to call twice.
-    func close() {
+    public func close() {
         if self.fd >= 0 {
             systemClose(self.fd)
             self.fd = -1
@@ -220,11 +240,17 @@ final class TestClient {
     private static func wait(_ fd: Int32, for events: Int16, timeout: Duration) throws -> Bool {
         var descriptor = pollfd(fd: fd, events: events, revents: 0)
         while true {
-            let result = poll(&descriptor, 1, Int32(clamping: timeout.milliseconds))
+            let result = poll(&descriptor, 1, Self.milliseconds(timeout))
             if result > 0 { return true }
             if result == 0 { return false }
             if errno != EINTR { throw FixtureError("poll failed: \(String(cString: strerror(errno)))") }
         }
+    }
+
+    /// `poll(2)`'s timeout: whole milliseconds, rounded up, so a wait is never cut short.
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        let (seconds, attoseconds) = duration.components
+        return Int32(clamping: seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
     }
 }
 
