@@ -7,7 +7,8 @@ import ProxyProtocol
 /// byte, reads exactly the header within a time bound, then hands the
 /// connection to the mapped service: that service's `onconnect` runs, then its
 /// `onincoming` gets the bytes that followed the header, all before the next read.
-/// The parsing itself is `ProxyHeaderParser`'s; this stage only does the I/O.
+/// The parsing itself is `ProxyHeaderParser`'s and the state `ProxyHeaderStateMachine`'s;
+/// this stage does the I/O, the counting and the logging.
 final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = ByteBuffer
 
