@@ -1,36 +1,35 @@
-import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Testing
 @testable import NetHost
 
-/// The per-loop timer wheel behind read, send and PROXY header timeouts.
+/// The per-loop timer wheel behind read, send and PROXY header timeouts, on an
+/// `EmbeddedEventLoop`: time moves only when the test says, so each deadline's
+/// moment of firing is known exactly.
 @Suite("Loop timers")
 struct LoopTimersTests {
-    /// Records when it fired, relative to its deadline; may reschedule itself once.
+    /// Records the loop's time when it fires; may reschedule itself once.
     final class Probe: LoopTimerTarget {
         var loopTimerSlot = LoopTimerSlot()
         let name: Int
-        var deadline: NIODeadline = .now()
+        private(set) var deadline = NIODeadline.uptimeNanoseconds(0)
         var rescheduleAfterFiring: TimeAmount?
-        let fired: NIOLockedValueBox<[(name: Int, lateness: TimeAmount)]>
+        private(set) var fired: [(deadline: NIODeadline, at: NIODeadline)] = []
         let timers: LoopTimers
 
-        init(name: Int, timers: LoopTimers, fired: NIOLockedValueBox<[(name: Int, lateness: TimeAmount)]>) {
+        init(name: Int, timers: LoopTimers) {
             self.name = name
             self.timers = timers
-            self.fired = fired
         }
 
         func schedule(in delay: TimeAmount) {
-            deadline = .now() + delay
+            deadline = timers.now + delay
             timers.schedule(self, at: deadline)
         }
 
         func loopTimerFired() {
-            let lateness = NIODeadline.now() - deadline
-            fired.withLockedValue { $0.append((name, lateness)) }
+            fired.append((deadline, timers.now))
             if let again = rescheduleAfterFiring {
                 rescheduleAfterFiring = nil
                 schedule(in: again)
@@ -38,37 +37,56 @@ struct LoopTimersTests {
         }
     }
 
-    private func onLoop<T: Sendable>(_ loop: any EventLoop, _ body: @escaping () -> T) throws -> T {
-        try loop.submit(body).wait()
+    /// The first tick of the wheel at or after `deadline`: when a deadline is due
+    /// to fire, the loop's clock having started at zero.
+    static func firstTick(atOrAfter deadline: NIODeadline) -> NIODeadline {
+        let tick = UInt64(LoopTimers.tick.nanoseconds)
+        return .uptimeNanoseconds((deadline.uptimeNanoseconds + tick - 1) / tick * tick)
     }
 
-    @Test("each deadline fires once, never early, within a tick or two; cancelled ones never fire")
-    func firesOnceNeverEarly() throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
-        let loop = group.next()
-        let fired = NIOLockedValueBox<[(name: Int, lateness: TimeAmount)]>([])
-        let probes = try loop.submit {
-            let timers = LoopTimers.current(on: loop)
-            let probes = (0..<1_000).map { Probe(name: $0, timers: timers, fired: fired) }
-            for probe in probes { probe.schedule(in: .milliseconds(Int64(probe.name % 500))) }
-            // Every tenth is cancelled; every seventh moved later by 200 ms; one reschedules itself.
-            for probe in probes where probe.name % 10 == 0 { timers.cancel(probe) }
-            for probe in probes where probe.name % 7 == 0 && probe.name % 10 != 0 { probe.schedule(in: .milliseconds(Int64(probe.name % 500) + 200)) }
-            probes[1].rescheduleAfterFiring = .milliseconds(150)
-            return NIOLoopBound(probes, eventLoop: loop)  // kept alive until the end
-        }.wait()
-        Thread.sleep(forTimeInterval: 1.5)
-        let results = fired.withLockedValue { $0 }
-        let expected = (0..<1_000).filter { $0 % 10 != 0 }
-        #expect(Set(results.map(\.name)) == Set(expected))
-        #expect(results.count == expected.count + 1)  // probe 1 fired twice
-        #expect(results.allSatisfy { $0.lateness >= .zero }, "a deadline fired early")
-        // Late by at most a tick plus scheduling slack (generous: a busy CI machine).
-        #expect(results.allSatisfy { $0.lateness < .milliseconds(600) })
-        let remaining = try onLoop(loop) { LoopTimers.current(on: loop).count }
-        #expect(remaining == 0)
-        _ = probes
+    @Test("each deadline fires once, at the first tick at or after it (never early, less than a tick late); cancelled ones never fire")
+    func firesOnceAtItsTick() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers.current(on: loop)
+        let probes = (0..<1_000).map { Probe(name: $0, timers: timers) }
+        for probe in probes { probe.schedule(in: .milliseconds(Int64(probe.name % 500))) }
+        // Every tenth is cancelled; every seventh moved later by 200 ms; one reschedules itself.
+        for probe in probes where probe.name % 10 == 0 { timers.cancel(probe) }
+        for probe in probes where probe.name % 7 == 0 && probe.name % 10 != 0 {
+            probe.schedule(in: .milliseconds(Int64(probe.name % 500) + 200))
+        }
+        probes[1].rescheduleAfterFiring = .milliseconds(150)
+        // A millisecond at a time, so that the time of each firing is seen as it happens.
+        for _ in 0..<1_500 { loop.advanceTime(by: .milliseconds(1)) }
+
+        for probe in probes {
+            let expected = probe.name % 10 == 0 ? 0 : (probe.name == 1 ? 2 : 1)
+            #expect(probe.fired.count == expected, "probe \(probe.name)")
+            for firing in probe.fired {
+                #expect(firing.at == Self.firstTick(atOrAfter: firing.deadline), "probe \(probe.name): due \(firing.deadline), fired \(firing.at)")
+            }
+        }
+        #expect(probes[1].fired.last?.deadline == .uptimeNanoseconds(100_000_000 + 150_000_000), "rescheduled from its first firing, at 100 ms")
+        #expect(timers.count == 0)
+    }
+
+    @Test("a deadline a turn of the wheel away shares a bucket with an early one, but fires only when due")
+    func laterTurnOfTheWheel() throws {
+        let loop = EmbeddedEventLoop()
+        let timers = LoopTimers.current(on: loop)
+        let soon = Probe(name: 0, timers: timers)
+        let later = Probe(name: 1, timers: timers)
+        soon.schedule(in: .milliseconds(8_800))
+        later.schedule(in: .milliseconds(8_800 + 51_200))  // 512 ticks of 100 ms: the same bucket
+        loop.advanceTime(by: .milliseconds(8_800))
+        #expect(soon.fired.count == 1)
+        #expect(later.fired.isEmpty)
+        #expect(timers.count == 1)
+        loop.advanceTime(by: .milliseconds(51_199))
+        #expect(later.fired.isEmpty)
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(later.fired.map(\.at) == [.uptimeNanoseconds(60_000_000_000)])
+        #expect(timers.count == 0)
     }
 
     @Test("each event loop has its own wheel")

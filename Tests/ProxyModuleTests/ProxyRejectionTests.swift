@@ -79,18 +79,23 @@ extension NetProxyEndToEnd {
     /// saying what was wrong and from where, and nothing else disturbed.
     @Suite("Rejection of malformed headers")
     struct Rejection {
-        @Test("a malformed header is closed at once, logged with its reason and peer; the next connection is served",
-              arguments: MalformedHeader.all)
+        /// A few of the table, over a real socket: the server closes the connection
+        /// for the bad bytes (not for running out of time) and goes on serving.
+        /// (Every entry, and that no time passes: ProxyHeaderStageTests.)
+        static let overSockets = MalformedHeader.all.filter {
+            ["an HTTP request", "a TLS ClientHello", "v2 over the 4096-byte default limit"].contains($0.name)
+        }
+
+        @Test("a malformed header is closed for what it is, logged with its reason and peer; the next connection is served",
+              arguments: overSockets)
         func malformed(header: MalformedHeader) async throws {
             #expect(!header.bytes.isEmpty)
             try await withProxyHost(options: { _ in ["proxy_header_timeout": .integer(10)] }) { host in
                 let client = try host.connect()
-                let start = ContinuousClock.now
                 try client.send(header.bytes)
                 let received = try client.readToEnd()
-                let elapsed = seconds(since: start)
                 #expect(received.isEmpty, "the service never saw the connection")
-                #expect(elapsed < 1, "closed after \(elapsed) s, not at once")
+                #expect(!host.logs.contains("no complete PROXY header"), "closed by the time limit, not for its bytes")
                 let line = host.logLine("invalid PROXY header: ", header.reason)
                 #expect(line != nil, "log:\n\(host.logs.all.joined(separator: "\n"))")
                 #expect(line?.contains("peer=127.0.0.1:\(client.localPort)") == true)
@@ -131,8 +136,7 @@ extension NetProxyEndToEnd {
                     let client = try host.connect()
                     localPort = client.localPort
                     try client.send("PROXY TCP4 203.0.")
-                    usleep(100_000)
-                }
+                }  // closed here; the log line below is the server noticing
                 #expect(host.logLine(
                     "the peer closed the connection before the PROXY header was complete",
                     "received_bytes=17", "peer=127.0.0.1:\(localPort)") != nil)

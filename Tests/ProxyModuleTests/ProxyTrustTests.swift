@@ -43,9 +43,7 @@ extension NetProxyEndToEnd {
             ] }) { host in
                 // Sends nothing: closed at once all the same, not after the header timeout.
                 let silent = try host.connect(from: "127.0.0.5")
-                let start = ContinuousClock.now
                 #expect(try silent.readToEnd().isEmpty)
-                #expect(seconds(since: start) < 1)
                 let line = host.logLine("refused a connection from an untrusted peer (not in proxy_trusted_proxies)",
                                         "peer=127.0.0.5:\(silent.localPort)")
                 #expect(line?.hasPrefix("warning ") == true)
@@ -63,6 +61,7 @@ extension NetProxyEndToEnd {
                 #expect(counts?.contains(" untrusted=2") == true, "\(counts ?? "no statistics line")")
                 #expect(!host.logs.contains("peer=127.0.0.5:\(talker.localPort)"))
                 #expect(!host.logs.contains("invalid PROXY header"))
+                #expect(!host.logs.contains("no complete PROXY header"), "closed by the time limit, not for distrust")
                 #expect(!host.logs.contains("client 203.0.113.7"))
 
                 #expect(try host.servesAGoodConnection())

@@ -31,13 +31,24 @@ final class AcceptPauseHandler: ChannelInboundHandler {
     /// How long accepting stops after a failure for want of a resource.
     static let pause: TimeAmount = .seconds(1)
 
+    /// Turns the listening socket's reading (`autoRead`) off or on; throws if the
+    /// channel is gone. (A test watches it instead: an `EmbeddedChannel` ignores `autoRead`.)
+    typealias ReadingSwitch = (_ channel: any Channel, _ on: Bool) throws -> Void
+
+    static func autoRead(_ channel: any Channel, _ on: Bool) throws {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        try options.setOption(.autoRead, value: on)
+    }
+
     private let events: RepeatedEventLog
     private let serviceName: String
+    private let setReading: ReadingSwitch
     private var resume: Scheduled<Void>?
 
-    init(events: RepeatedEventLog, serviceName: String) {
+    init(events: RepeatedEventLog, serviceName: String, setReading: @escaping ReadingSwitch = AcceptPauseHandler.autoRead) {
         self.events = events
         self.serviceName = serviceName
+        self.setReading = setReading
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -65,19 +76,21 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         guard let resume else { return }
         resume.cancel()
         self.resume = nil
-        try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        try? setReading(context.channel, true)
     }
 
+    /// Stops reading for `pause` of the loop's clock; a failure while paused changes nothing.
     private func pauseAccepting(context: ChannelHandlerContext) {
-        guard resume == nil, let options = context.channel.syncOptions else { return }
+        guard resume == nil else { return }
+        let channel = context.channel
         do {
-            try options.setOption(.autoRead, value: false)
+            try setReading(channel, false)
         } catch {
             return  // closed meanwhile: nothing to resume
         }
         resume = context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { [self] in
             resume = nil
-            try? options.setOption(.autoRead, value: true)
+            try? setReading(channel, true)
         }
     }
 

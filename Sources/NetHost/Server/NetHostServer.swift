@@ -52,7 +52,7 @@ public final class NetHostServer: Sendable {
     private let configuration: Options
     private let logger: Logger
     private let modules: NIOLoopBound<ModuleManager>
-    /// Logs the summaries of repeated refusals every ten seconds.
+    /// Logs the summaries of repeated refusals every ten seconds (`scheduleSummaries`).
     private let summaryTask = NIOLockedValueBox<RepeatedTask?>(nil)
     /// Set by the first shutdown; later calls return at once (the loops are gone).
     private let stopped = Atomic<Bool>(false)
@@ -140,12 +140,7 @@ public final class NetHostServer: Sendable {
     public func start() -> [ListenError] {
         let failures = openPlannedPorts()
         summaryTask.withLockedValue { task in
-            task = group.next().scheduleRepeatedTask(initialDelay: .seconds(10), delay: .seconds(10)) { [limiter, ports, tls] _ in
-                limiter.flushSummaries()
-                ports.flushSummaries()
-                tls.flushSummaries()
-                Self.returnFreedMemory()
-            }
+            task = Self.scheduleSummaries(on: group.next(), limiter: limiter, ports: ports, tls: tls)
         }
         let modules = self.modules
         luaLoop.execute { modules.value.fireEvent("server-started") }
@@ -290,6 +285,22 @@ public final class NetHostServer: Sendable {
     /// After a burst of connections (a flood, a reconnect storm) glibc keeps the
     /// freed memory in its arenas; handing it back lets the process shrink to its
     /// working size again. Cheap when there is nothing to return.
+    /// Every ten seconds of `loop`'s clock (virtual time on an `EmbeddedEventLoop`):
+    /// the summaries of repeated refusals, accept errors and failed handshakes, then
+    /// freed memory back to the system.
+    static func scheduleSummaries(
+        on loop: any EventLoop, limiter: ConnectionLimiter, ports: PortManager, tls: TLSContexts
+    ) -> RepeatedTask {
+        loop.scheduleRepeatedTask(initialDelay: summaryInterval, delay: summaryInterval) { _ in
+            limiter.flushSummaries()
+            ports.flushSummaries()
+            tls.flushSummaries()
+            returnFreedMemory()
+        }
+    }
+
+    static let summaryInterval = TimeAmount.seconds(10)
+
     private static func returnFreedMemory() {
         #if canImport(Glibc)
         _ = mallocTrim?(0)

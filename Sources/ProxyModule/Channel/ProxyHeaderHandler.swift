@@ -7,7 +7,8 @@ import ProxyProtocol
 /// byte, reads exactly the header within a time bound, then hands the
 /// connection to the mapped service: that service's `onconnect` runs, then its
 /// `onincoming` gets the bytes that followed the header, all before the next read.
-/// The parsing itself is `ProxyHeaderParser`'s; this stage only does the I/O.
+/// The parsing itself is `ProxyHeaderParser`'s and the state `ProxyHeaderStateMachine`'s;
+/// this stage does the I/O, the counting and the logging.
 final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, LoopTimerTarget {
     typealias InboundIn = ByteBuffer
 
@@ -17,52 +18,32 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private let configuration: ProxyConfiguration
     private var statistics: ProxyStatistics { runtime.statistics }
     private let context: PipelineContext
-    /// The sender's address, once known; it holds a pending-header slot until the header is done.
-    private var peerIP: String?
-    private var holdsPendingSlot = false
-    private var parser: ProxyHeaderParser
-    private var received: ByteBuffer?
-    /// The header's time limit, on the loop's timer wheel (set by `start`, with the context).
-    private var timers: LoopTimers?
-    private var timedContext: ChannelHandlerContext?
-    var loopTimerSlot = LoopTimerSlot()
     private let baseLogger: Logger
-    private var peerAddress: SocketAddress?
-    private var state = State.waitingForHeader
-
-    private enum State {
-        case waitingForHeader
-        /// Handed over, refused or timed out: nothing more for this stage to do.
-        case done
-    }
+    /// Where the connection is: waiting for its header (with all that it holds meanwhile) or done.
+    private var machine: ProxyHeaderStateMachine
+    /// The header's place on the loop's timer wheel (only `LoopTimers` uses it).
+    var loopTimerSlot = LoopTimerSlot()
 
     init(port: Int, runtime: ProxyRuntime, context: PipelineContext) {
         self.port = port
         self.runtime = runtime
         self.configuration = runtime.configuration
         self.context = context
-        self.parser = ProxyHeaderParser(maximumHeaderLength: configuration.maximumHeaderLength)
+        self.machine = ProxyHeaderStateMachine(maximumHeaderLength: configuration.maximumHeaderLength)
         self.baseLogger = context.logger
     }
 
-    /// The stage's logger with the peer and port, built only when a line is logged.
-    private var logger: Logger {
+    /// Logs with the peer and port; checks the level first, as most connections log nothing.
+    private func log(_ level: Logger.Level, peer: SocketAddress?, _ message: @autoclosure () -> Logger.Message) {
+        guard baseLogger.logLevel <= level else { return }
         var logger = baseLogger
         logger[metadataKey: "module"] = "net_proxy"
-        logger[metadataKey: "peer"] = "\(peerDescription)"
+        logger[metadataKey: "peer"] = "\(peer.map(\.logText) ?? "?")"
         logger[metadataKey: "port"] = "\(port)"
-        return logger
-    }
-
-    /// Checks the level before building `logger`'s metadata: most connections log nothing.
-    private func log(_ level: Logger.Level, _ message: @autoclosure () -> Logger.Message) {
-        guard baseLogger.logLevel <= level else { return }
         logger.log(level: level, message())
     }
 
-    private var peerDescription: String {
-        peerAddress.map(\.logText) ?? "?"
-    }
+    // MARK: Events
 
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive {
@@ -76,143 +57,136 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     private func start(context: ChannelHandlerContext) {
-        guard timers == nil, state == .waitingForHeader else { return }
-        let peer = context.channel.remoteAddress
-        peerAddress = peer
-        peerIP = peer?.ipText
-        guard let peer else {
-            // The peer reset before the accept completed (a health check that
-            // connects and leaves): nothing to trust or distrust.
-            state = .done
-            statistics.record(.closedEarly, port: port)
-            log(.debug, "the peer was gone before its connection was accepted")
-            context.close(promise: nil)
-            return
-        }
-        guard configuration.trustedProxies.contains(peer) else {
-            refuse(context: context, outcome: .untrusted, level: .warning,
-                   message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
-            return
-        }
         let limit = self.context.settings.maxPendingHeadersPerIP
-        guard let peerIP, runtime.pending.enter(peerIP, limit: limit) else {
-            refuse(context: context, outcome: .overLimit, level: .warning,
-                   message: "refused a connection: this address already has \(limit) connections waiting for their PROXY header (max_pending_headers_per_ip)")
+        let action = machine.channelActive(
+            peer: context.channel.remoteAddress,
+            timer: HeaderTimer(wheel: LoopTimers.current(on: context.eventLoop), context: context),
+            isTrusted: { configuration.trustedProxies.contains($0) },
+            takeSlot: { runtime.pending.enter($0, limit: limit) }
+        )
+        switch action {
+        case .none:
             return
+        case .closePeerGone:
+            // A health check that connects and leaves, say.
+            statistics.record(.closedEarly, port: port)
+            log(.debug, peer: nil, "the peer was gone before its connection was accepted")
+            context.close(promise: nil)
+        case .refuseUntrusted(let peer):
+            refuse(context: context, peer: peer, outcome: .untrusted, level: .warning,
+                   message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
+        case .refuseOverLimit(let peer):
+            refuse(context: context, peer: peer, outcome: .overLimit, level: .warning,
+                   message: "refused a connection: this address already has \(limit) connections waiting for their PROXY header (max_pending_headers_per_ip)")
+        case .startTimer(let timer):
+            timer.wheel.schedule(self, at: timer.wheel.now + configuration.headerTimeLimit)
         }
-        holdsPendingSlot = true
-        let timers = LoopTimers.current(on: context.eventLoop)
-        self.timers = timers
-        timedContext = context
-        timers.schedule(self, at: timers.now + configuration.headerTimeLimit)
-    }
-
-    func loopTimerFired() {
-        guard state == .waitingForHeader, let context = timedContext else { return }
-        let have = received?.readableBytes ?? 0
-        refuse(context: context, outcome: .timeout, level: .warning,
-               message: "no complete PROXY header within \(configuration.headerTimeout) s", metadata: ["received_bytes": "\(have)"])
-    }
-
-    /// The header is done with, one way or another: its time limit goes.
-    private func stopTimer() {
-        timers?.cancel(self)
-        timedContext = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard state == .waitingForHeader else {
-            return  // refused: the channel is closing, its bytes are not ours to pass on
-        }
-        var incoming = unwrapInboundIn(data)
-        if received == nil {
-            received = incoming
-        } else {
-            received?.writeBuffer(&incoming)  // in place: no copy of what came before
-        }
-        guard let bytes = received else { return }
-        let result: ProxyHeaderParser.ParseResult
-        do {
-            result = try bytes.withUnsafeReadableBytes { buffer throws(ProxyHeaderError) in
-                try parser.parse(buffer: buffer)
-            }
-        } catch {
-            refuse(context: context, outcome: .invalid, level: .warning,
+        switch machine.channelRead(unwrapInboundIn(data)) {
+        case .needMoreData, .discard:
+            return
+        case .refuseInvalid(let error, let waiting):
+            giveBack(waiting)
+            refuse(context: context, peer: waiting.peer, outcome: .invalid, level: .warning,
                    message: "invalid PROXY header: \(error)", reason: error.reason.rawValue)
-            return
+        case .handOver(let header, let remaining, let waiting):
+            giveBack(waiting)
+            handOver(context: context, header: header, remaining: remaining, from: waiting)
         }
-        switch result {
-        case .needMoreData:
+    }
+
+    func loopTimerFired() {
+        switch machine.timeLimitReached() {
+        case .none:
             return
-        case .complete(let header, let consumed):
-            var remaining = bytes
-            remaining.moveReaderIndex(forwardBy: consumed)
-            received = nil
-            handOver(context: context, header: header, remaining: remaining)
+        case .refuseTimeout(let waiting):
+            giveBack(waiting)
+            refuse(context: waiting.timer.context, peer: waiting.peer, outcome: .timeout, level: .warning,
+                   message: "no complete PROXY header within \(configuration.headerTimeout) s",
+                   metadata: ["received_bytes": "\(waiting.receivedBytes)"])
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if state == .waitingForHeader {
-            state = .done
-            stopTimer()
-            releasePendingSlot()
+        switch machine.channelInactive() {
+        case .none:
+            break
+        case .closedEarly(let waiting):
+            giveBack(waiting)
             statistics.record(.closedEarly, port: port)
-            let have = received?.readableBytes ?? 0
             runtime.events.record(
-                "the peer closed the connection before the PROXY header was complete", from: peerIP ?? "?",
-                level: .info, metadata: ["port": "\(port)", "received_bytes": "\(have)", "peer": "\(peerDescription)"]
+                "the peer closed the connection before the PROXY header was complete", from: waiting.peerIP,
+                level: .info,
+                metadata: ["port": "\(port)", "received_bytes": "\(waiting.receivedBytes)", "peer": "\(waiting.peer.logText)"]
             )
         }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard state == .waitingForHeader else {
+        switch machine.errorCaught() {
+        case .close:
+            log(.debug, peer: context.channel.remoteAddress, "connection error while waiting for the PROXY header: \(error)")
+            context.close(promise: nil)
+        case .forward:
             context.fireErrorCaught(error)
-            return
         }
-        log(.debug, "connection error while waiting for the PROXY header: \(error)")
-        context.close(promise: nil)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        switch machine.handlerRemoved() {
+        case .none:
+            return
+        case .giveBack(let waiting):
+            giveBack(waiting)
+        }
     }
 
     // MARK: Outcomes
 
-    private func handOver(context: ChannelHandlerContext, header: ProxyHeader, remaining: ByteBuffer) {
-        state = .done
-        releasePendingSlot()
-        stopTimer()
+    /// The header is done with, one way or another: its pending slot and its time limit go.
+    private func giveBack(_ waiting: ProxyHeaderStateMachine.Waiting) {
+        runtime.pending.leave(waiting.peerIP)
+        waiting.timer.wheel.cancel(self)
+    }
+
+    private func handOver(
+        context: ChannelHandlerContext, header: ProxyHeader, remaining: ByteBuffer, from waiting: ProxyHeaderStateMachine.Waiting
+    ) {
         let channel = context.channel
-        let addresses = Self.addresses(for: header, peerIP: peerIP, channel: channel)
+        let peer = waiting.peer
+        let addresses = Self.addresses(for: header, peerIP: waiting.peerIP, channel: channel)
         let outcome: ProxyStatistics.Outcome = header.command == .local
             ? .local : (header.usesRealConnectionAddresses ? .unknownAddresses : .proxied)
 
         guard let serviceName = configuration.portMappings[port] else {
-            refuse(context: context, outcome: .noService, level: .warning,
+            refuse(context: context, peer: peer, outcome: .noService, level: .warning,
                    message: "port \(port) has no entry in proxy_port_mappings; closing after the header")
             return
         }
         guard let service = self.context.services.service(named: serviceName),
               let listener = service.listener
         else {
-            refuse(context: context, outcome: .noService, level: .error,
+            refuse(context: context, peer: peer, outcome: .noService, level: .error,
                    message: "proxy_port_mappings sends port \(port) to service '\(serviceName)', which no loaded module provides")
             return
         }
         if service.executor(forPort: port, services: self.context.services) == .luaLoop, channel.eventLoop !== self.context.luaLoop {
             // Only while a reload that mapped this port to a Lua service moves the port to the
             // Lua loop (the old sockets still accept until the new one is bound beside them).
-            refuse(context: context, outcome: .noService, level: .error,
+            refuse(context: context, peer: peer, outcome: .noService, level: .error,
                    message: "service '\(serviceName)' now runs in Lua but this connection was accepted on another thread")
             return
         }
         switch outcome {
         case .local:
-            log(.debug, "PROXY LOCAL header (a health check), serving with the connection's own addresses")
+            log(.debug, peer: peer, "PROXY LOCAL header (a health check), serving with the connection's own addresses")
         case .unknownAddresses:
-            log(.debug, "PROXY header without client addresses (\(header.family)), serving with the connection's own addresses")
+            log(.debug, peer: peer, "PROXY header without client addresses (\(header.family)), serving with the connection's own addresses")
         default:
-            log(.debug, "PROXY v\(header.version.rawValue) header: client \(addresses.clientIP) port \(addresses.clientPort)")
+            log(.debug, peer: peer, "PROXY v\(header.version.rawValue) header: client \(addresses.clientIP) port \(addresses.clientPort)")
         }
         do {
             // Adding the service's stages runs its onconnect (or, for a TLS service,
@@ -223,7 +197,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
                 service: service, listener: listener, addresses: addresses, origin: header
             )
         } catch {
-            refuse(context: context, outcome: .handOverFailed, level: .error,
+            refuse(context: context, peer: peer, outcome: .handOverFailed, level: .error,
                    message: "could not hand the connection to service '\(serviceName)': \(error)")
             return
         }
@@ -234,31 +208,23 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
+    /// Counts the refusal, logs it (identical refusals from one peer once, then
+    /// summarised) and closes.
     private func refuse(
         context: ChannelHandlerContext,
+        peer: SocketAddress,
         outcome: ProxyStatistics.Outcome,
         level: Logger.Level,
         message: String,
         reason: String? = nil,
         metadata: Logger.Metadata = [:]
     ) {
-        state = .done
-        releasePendingSlot()
-        stopTimer()
-        received = nil
         statistics.record(outcome, port: port, reason: reason)
-        // Identical refusals from one peer are logged once, then summarised.
         var metadata = metadata
         metadata["port"] = "\(port)"
-        metadata["peer"] = "\(peerDescription)"
-        runtime.events.record(message, from: peerIP ?? "?", level: level, metadata: metadata)
+        metadata["peer"] = "\(peer.logText)"
+        runtime.events.record(message, from: peer.ipText ?? "?", level: level, metadata: metadata)
         context.close(promise: nil)
-    }
-
-    private func releasePendingSlot() {
-        guard holdsPendingSlot, let peerIP else { return }
-        holdsPendingSlot = false
-        runtime.pending.leave(peerIP)
     }
 
     /// The addresses a service sees: the header's client when it names one,

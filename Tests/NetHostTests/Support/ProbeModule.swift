@@ -39,6 +39,7 @@ function listener.onincoming(conn, data)
 			reply(conn, ("%s %d %d %s"):format(conn:ip(), conn:port(), conn:serverport(), tostring(conn:proxyip())))
 		elseif command == "pause" then
 			conn:pause()
+			reply(conn, "paused")
 			module:add_timer(tonumber(argument), function () reply(conn, "resumed"); conn:resume() end)
 		elseif command == "switch" then
 			conn:setlistener(other, "payload")

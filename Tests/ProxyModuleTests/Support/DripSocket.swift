@@ -38,13 +38,13 @@ final class DripSocket {
 
     deinit { close(fd) }
 
-    /// Sends the bytes one at a time, `pause` seconds apart; false as soon as
-    /// a send fails (the server has closed).
+    /// Sends the bytes one `send` (one segment) each; false as soon as a send
+    /// fails (the server has closed). How many of them the server takes in one
+    /// read is up to the kernel; byte-at-a-time reads exactly are ProxyHeaderStageTests'.
     @discardableResult
-    func drip(_ bytes: [UInt8], pause: Double) -> Bool {
+    func drip(_ bytes: [UInt8]) -> Bool {
         for byte in bytes {
             guard send([byte]) else { return false }
-            usleep(useconds_t(pause * 1_000_000))
         }
         return true
     }
