@@ -179,7 +179,9 @@ final class InteropPipedProcess {
 
     /// Waits until stdout, from byte `start` on, contains `marker`; returns those
     /// bytes up to and including it.
-    func waitForOutput(containing marker: [UInt8], after start: Int = 0, timeout: Duration = .seconds(10)) async throws
+    /// `timeout` only bounds a failure: under ThreadSanitizer, with the whole suite
+    /// running beside it, a handshake through HAProxy and nethost took over 10 s once.
+    func waitForOutput(containing marker: [UInt8], after start: Int = 0, timeout: Duration = .seconds(30)) async throws
         -> [UInt8]
     {
         let found = try await poll(timeout: timeout) { () -> [UInt8]? in
