@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "nethost", targets: ["nethost"]),
         .library(name: "NetHost", targets: ["NetHost"]),
+        .library(name: "LuaBridge", targets: ["LuaBridge"]),
         .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
         .library(name: "ProxyModule", targets: ["ProxyModule"]),
     ],
@@ -25,13 +26,15 @@ let package = Package(
             pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"])]
         ),
+        // CLua and the safe Swift face over it: the only importer of CLua.
+        .target(name: "LuaBridge", dependencies: ["CLua"]),
         // The PROXY protocol itself: a pure parser and encoder, no I/O.
         .target(name: "ProxyProtocol"),
         // The host: Lua layer, config, modules, ports and connections.
         .target(
             name: "NetHost",
             dependencies: [
-                "CLua",
+                "LuaBridge",
                 "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -53,6 +56,7 @@ let package = Package(
             name: "ProxyModule",
             dependencies: [
                 "NetHost",
+                "LuaBridge",
                 "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -105,6 +109,7 @@ let package = Package(
             dependencies: [
                 "NetHost",
                 "NetHostTestSupport",
+                "LuaBridge",
                 "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import LuaBridge
 import NetHostTestSupport
 import Testing
 @testable import NetHost

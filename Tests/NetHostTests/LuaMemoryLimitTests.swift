@@ -1,3 +1,4 @@
+import LuaBridge
 import NIOCore
 import Testing
 @testable import NetHost

@@ -1,5 +1,6 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
+import LuaBridge
 #else
 import Foundation
 #endif

@@ -1,3 +1,5 @@
+import LuaBridge
+
 /// The config directives: `VirtualHost` / `Host`, `Component`, `Include` and
 /// the file readers, with Prosody's lowercase aliases.
 extension ConfigRun {

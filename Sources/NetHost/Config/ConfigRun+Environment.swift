@@ -1,3 +1,5 @@
+import LuaBridge
+
 /// The environment config chunks run in: Prosody's config DSL.
 ///
 /// Reading a name gives, in order: `ENV_NAME` (the environment variable NAME),

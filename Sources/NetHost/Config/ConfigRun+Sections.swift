@@ -1,3 +1,5 @@
+import LuaBridge
+
 /// Sections and options while the config runs.
 extension ConfigRun {
     /// How a section is named in messages.

@@ -1,3 +1,5 @@
+import LuaBridge
+
 /// Everything one config load keeps while its Lua code runs: the sections and
 /// where each option was set (the values themselves stay in Lua until the end,
 /// so the config can read and modify them), the files being run, and the

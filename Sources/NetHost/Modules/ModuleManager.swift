@@ -1,4 +1,5 @@
 import Logging
+import LuaBridge
 import NIOCore
 #if canImport(Glibc)
 import Glibc

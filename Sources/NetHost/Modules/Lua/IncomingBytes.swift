@@ -1,3 +1,4 @@
+import LuaBridge
 import NIOCore
 
 /// The bytes an `onincoming` callback was given, both as the Lua string it

@@ -1,3 +1,4 @@
+import LuaBridge
 import NIOCore
 
 /// A Lua listener table (`{ onconnect = ..., onincoming = ... }`) as a

@@ -1,4 +1,5 @@
 import Logging
+import LuaBridge
 import NIOCore
 
 /// Timers for Lua modules (`module:add_timer`): scheduled on the Lua loop's

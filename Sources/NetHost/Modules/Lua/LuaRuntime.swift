@@ -1,4 +1,5 @@
 import Logging
+import LuaBridge
 import NIOCore
 import Synchronization
 #if canImport(Glibc)

@@ -1,3 +1,5 @@
+import LuaBridge
+
 /// Moving config values in and out of Lua.
 extension LuaStack {
     /// Pushes a config value as the Lua value it came from. [-0, +1], or [-0, +0] when it
