@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "nethost", targets: ["nethost"]),
         .library(name: "NetHost", targets: ["NetHost"]),
         .library(name: "LuaBridge", targets: ["LuaBridge"]),
+        .library(name: "NetHostConfig", targets: ["NetHostConfig"]),
+        .library(name: "NetHostLogging", targets: ["NetHostLogging"]),
         .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
         .library(name: "ProxyModule", targets: ["ProxyModule"]),
     ],
@@ -28,6 +30,23 @@ let package = Package(
         ),
         // CLua and the safe Swift face over it: the only importer of CLua.
         .target(name: "LuaBridge", dependencies: ["CLua"]),
+        // Prosody's config semantics (a config is a Lua file) and the option registry.
+        .target(
+            name: "NetHostConfig",
+            dependencies: [
+                "LuaBridge",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The `log` option and its sinks.
+        .target(
+            name: "NetHostLogging",
+            dependencies: [
+                "NetHostConfig",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The PROXY protocol itself: a pure parser and encoder, no I/O.
         .target(name: "ProxyProtocol"),
         // The host: Lua layer, config, modules, ports and connections.
@@ -35,6 +54,8 @@ let package = Package(
             name: "NetHost",
             dependencies: [
                 "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
                 "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -110,6 +131,8 @@ let package = Package(
                 "NetHost",
                 "NetHostTestSupport",
                 "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
                 "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 extension ConfigTests {
     @Suite("Sandbox")

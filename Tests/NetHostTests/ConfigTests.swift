@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// The config loader's tests, grouped in suites below (`ConfigTests/...`).
 enum ConfigTests {}

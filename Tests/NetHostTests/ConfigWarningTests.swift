@@ -1,5 +1,7 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 extension ConfigTests {
     @Suite("Warnings")

@@ -1,6 +1,8 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// Where each service listens, as Prosody's portmanager decides it: the
 /// service's own options, `local_interfaces` for private services, `interfaces`,

@@ -3,6 +3,8 @@ import Logging
 import Testing
 
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 // MARK: - Helpers
 

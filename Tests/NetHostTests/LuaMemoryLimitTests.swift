@@ -2,6 +2,8 @@ import LuaBridge
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// `lua_memory_limit` stops Lua code that asks for more, and never raises a
 /// memory error inside a Swift function called from Lua: its longjmp would skip

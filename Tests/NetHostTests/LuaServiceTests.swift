@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 import NetHostTestSupport
 
 /// A Lua service serving real TCP connections, through every callback.

@@ -1,6 +1,8 @@
 import LuaBridge
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 @Suite("Lua layer")
 struct LuaStateTests {

@@ -4,6 +4,8 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 import NetHostTestSupport
 
 /// `conn:write(data)` with the very string `onincoming` was given sends the

@@ -1,5 +1,7 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// The parts of the `module` API that depend on the module's host and on where
 /// the config lives: `get_option_inherited_set`, `get_option_path`, `set_global`

@@ -2,6 +2,8 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// The modules' Lua state, as the module runtime makes it, refuses bytecode through
 /// every loader a module can reach, `module:require` included.

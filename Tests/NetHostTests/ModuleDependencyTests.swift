@@ -1,5 +1,7 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// `module:depends`, as Prosody defines it: it returns the dependency's
 /// environment, keeps the dependency loaded for as long as the dependent is,

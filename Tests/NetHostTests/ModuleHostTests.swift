@@ -1,5 +1,7 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// Modules per host, as Prosody loads them (core/modulemanager.lua,
 /// `get_modules_for_host`), for the modules NetHost hosts: the global section's

@@ -1,5 +1,7 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// The events Prosody fires about modules and their items, and at shutdown.
 @Suite("Module lifecycle events and items", .serialized)

@@ -2,6 +2,8 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// modules_enabled, native and Lua modules, and what happens when one is missing or broken.
 @Suite("Module loading", .serialized)

@@ -2,6 +2,8 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 @Suite("Lua module reload", .serialized)
 struct ModuleReloadTests {

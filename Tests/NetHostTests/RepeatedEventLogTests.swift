@@ -4,6 +4,8 @@ import NIOEmbedded
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 @Suite("Flood-proof logging")
 struct RepeatedEventLogTests {

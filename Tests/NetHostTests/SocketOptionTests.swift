@@ -2,6 +2,8 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 #if canImport(Glibc)
 import Glibc
 #endif

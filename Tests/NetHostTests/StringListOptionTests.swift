@@ -2,6 +2,8 @@ import NIOCore
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// One reading of a list of names for every option and every option source: a
 /// set comes sorted (Lua's own order is its hash table's, different from run to

@@ -1,6 +1,8 @@
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// Failed handshakes are logged as the other refusals are: the first from a client
 /// at once, its repeats counted and summarised (an old client retries, a scanner

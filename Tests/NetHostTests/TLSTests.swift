@@ -2,6 +2,8 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// TLS with the `ssl` certificate: direct TLS for `encryption = "ssl"` services, and STARTTLS.
 @Suite("TLS", .serialized)

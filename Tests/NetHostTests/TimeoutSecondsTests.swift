@@ -1,6 +1,8 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLogging
 
 /// The one conversion from a number of seconds to the loop's `TimeAmount`.
 @Suite("Timeout seconds")

@@ -1,3 +1,4 @@
+import NetHostConfig
 import NIOConcurrencyHelpers
 
 /// The options of the config currently in force. A reload swaps the whole

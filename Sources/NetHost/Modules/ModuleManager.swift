@@ -1,5 +1,6 @@
 import Logging
 import LuaBridge
+import NetHostConfig
 import NIOCore
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Logging
+import NetHostConfig
 import NIOCore
 
 /// A module written in Swift, loaded by name from `modules_enabled` like a Lua one.

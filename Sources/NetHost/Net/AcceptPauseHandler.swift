@@ -1,4 +1,5 @@
 import Logging
+import NetHostLogging
 import NIOCore
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,5 @@
+import NetHostConfig
+
 /// The option `NetworkSettings` is read from.
 public enum NetworkOptions {
     public static let networkSettings = OptionDeclaration(

@@ -1,3 +1,4 @@
+import NetHostConfig
 import NIOCore
 
 /// Per-connection limits and socket behaviour, from the `network_settings`

@@ -1,4 +1,5 @@
 import Logging
+import NetHostLogging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix

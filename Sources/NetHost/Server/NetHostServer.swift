@@ -1,4 +1,5 @@
 import Logging
+import NetHostConfig
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix

@@ -1,3 +1,4 @@
+import NetHostConfig
 import NIOSSL
 #if canImport(Glibc)
 import Glibc

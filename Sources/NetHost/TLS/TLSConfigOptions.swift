@@ -1,3 +1,5 @@
+import NetHostConfig
+
 /// The options `TLSContexts` reads: Prosody's TLS settings and certificates.
 public enum TLSConfigOptions {
     public static let ssl = OptionDeclaration(

@@ -1,4 +1,6 @@
 import Logging
+import NetHostConfig
+import NetHostLogging
 import NIOConcurrencyHelpers
 
 /// The TLS contexts in force: one shared by every service (from the global `ssl`),

@@ -1,3 +1,5 @@
+import NetHostConfig
+
 /// Reading Prosody's `ssl` table (and `NAME_ssl`, and a host's `ssl`) into a
 /// `TLSOptions.Layer`. Pure: no files are opened. A value NetHost cannot use in the
 /// way it was meant (a `protocol` it does not know, a cipher string that selects

@@ -1,3 +1,4 @@
+import NetHostLogging
 import NIOCore
 import NIOSSL
 

@@ -1,5 +1,6 @@
 import Logging
 import LuaBridge
+import NetHostConfig
 import NIOCore
 import Synchronization
 #if canImport(Glibc)

@@ -49,19 +49,6 @@ public struct OptionRegistry: Sendable {
         return result
     }
 
-    /// What the NetHost library itself reads, and the Prosody options it accepts.
-    public static let core = OptionRegistry([
-        ModuleOptions.group, ListenOptions.group, NetworkOptions.group,
-        TLSConfigOptions.group, LoggingOptions.group, ProsodyOptions.group,
-    ])
-
-    /// The core's options and those of each native module.
-    public init(nativeModules: [any NativeModule.Type], adding more: [Group] = []) {
-        self = Self.core.adding(
-            nativeModules.filter { !$0.declaredOptions.isEmpty }.map { Group($0.name, options: $0.declaredOptions) } + more
-        )
-    }
-
     /// The declaration of exactly this name (not a `NAME_ports` of a service).
     public func declaration(named name: String) -> OptionDeclaration? {
         byName[name]

@@ -32,6 +32,12 @@ public struct HostDefinition: Sendable, Hashable {
     /// Prosody's `enabled = false` under the host: it is not activated.
     public var isEnabled: Bool
 
+    /// Prosody's `enabled`, read from a host section for `isEnabled`.
+    public static let enabledOption = OptionDeclaration(
+        "enabled", .boolean, default: "true",
+        help: "under a VirtualHost or Component: false leaves the host out, and nothing loads for it"
+    )
+
     public init(name: String, kind: Kind, isEnabled: Bool = true) {
         self.name = name
         self.kind = kind
@@ -69,7 +75,7 @@ public struct FixedOptions: OptionSource {
         hosts.keys.sorted().map { name in
             let options = hosts[name] ?? [:]
             let kind: HostDefinition.Kind = options["component_module"].map { .component(module: $0.stringValue) } ?? .virtualHost
-            return HostDefinition(name: name, kind: kind, isEnabled: options[ModuleOptions.enabled.name] != .boolean(false))
+            return HostDefinition(name: name, kind: kind, isEnabled: options[HostDefinition.enabledOption.name] != .boolean(false))
         }
     }
 }

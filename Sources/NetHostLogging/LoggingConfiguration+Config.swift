@@ -1,4 +1,5 @@
 import Logging
+import NetHostConfig
 
 extension LoggingConfiguration {
     /// Reads Prosody's `log` option in any of its shapes.

@@ -1,6 +1,6 @@
+import LuaBridge
 #if canImport(FoundationEssentials)
 import FoundationEssentials
-import LuaBridge
 #else
 import Foundation
 #endif
@@ -36,7 +36,7 @@ public enum ConfigLoader {
     public static func load(
         path: String,
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        registry: OptionRegistry = .core
+        registry: OptionRegistry
     ) throws(ConfigError) -> LoadedConfig {
         let contents: [UInt8]
         do {
@@ -55,7 +55,7 @@ public enum ConfigLoader {
         source: String,
         path: String = "prosody.cfg.lua",
         environment: [String: String] = [:],
-        registry: OptionRegistry = .core
+        registry: OptionRegistry
     ) throws(ConfigError) -> LoadedConfig {
         try run(Array(source.utf8), path: path, environment: environment, registry: registry)
     }

@@ -8,16 +8,16 @@ import Darwin
 
 /// File access for the config loader: reading, path arithmetic and globs,
 /// done in Swift so the config's Lua state never gets `io`.
-enum ConfigFiles {
+package enum ConfigFiles {
     /// Why a file could not be read, in the words of the OS ("No such file or directory").
-    struct ReadError: Error, CustomStringConvertible {
-        var description: String
+    package struct ReadError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// The most a config file (or a file read with `FileContents`) may hold.
     static let sizeLimit = 16 << 20
 
-    static func read(_ path: String) throws(ReadError) -> [UInt8] {
+    package static func read(_ path: String) throws(ReadError) -> [UInt8] {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ReadError(description: errorText(errno)) }
         defer { close(descriptor) }

@@ -1,6 +1,6 @@
+import LuaBridge
 #if canImport(Glibc)
 import Glibc
-import LuaBridge
 #elseif canImport(Musl)
 import Musl
 #elseif canImport(Darwin)

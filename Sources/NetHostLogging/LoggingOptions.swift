@@ -1,3 +1,5 @@
+import NetHostConfig
+
 /// The option `LoggingConfiguration` is read from.
 public enum LoggingOptions {
     public static let log = OptionDeclaration(

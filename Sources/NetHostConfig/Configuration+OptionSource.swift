@@ -12,7 +12,7 @@ extension Configuration: OptionSource {
             case .virtualHost: kind = .virtualHost
             case .component(let module): kind = .component(module: module)
             }
-            return HostDefinition(name: section.name, kind: kind, isEnabled: section.options[ModuleOptions.enabled.name]?.value != .boolean(false))
+            return HostDefinition(name: section.name, kind: kind, isEnabled: section.options[HostDefinition.enabledOption.name]?.value != .boolean(false))
         }
     }
 }

@@ -28,7 +28,7 @@ public final class RecordingOptions: OptionSource {
 
     /// A host's definition carries its `enabled` option, which this reads.
     public var definedHosts: [HostDefinition] {
-        record(ModuleOptions.enabled.name)
+        record(HostDefinition.enabledOption.name)
         return base.definedHosts
     }
 
