@@ -37,4 +37,12 @@ public struct LuaReference: Hashable, Sendable {
     let id: Int32
     public static let none = LuaReference(id: LUA_NOREF)
     public var isNone: Bool { id == LUA_NOREF || id == LUA_REFNIL }
+
+}
+
+extension LuaReference {
+    /// The reference as a plain number, for a slot that must not know Lua; `rawValue:`
+    /// takes it back. Never 0 for a real reference.
+    package var rawValue: Int32 { id }
+    package init(rawValue: Int32) { self.init(id: rawValue) }
 }

@@ -1,25 +1,26 @@
 import Logging
-import LuaBridge
 import NIOCore
 import NIOSSL
 
-/// One accepted connection: the object behind Lua's `conn` and the value Swift
-/// services are handed. It lives on its channel's event loop and must only be
-/// used there, like the channel handler that owns it.
-/// Told when a connection has ended, after its listener's `onDisconnect`.
-protocol ConnectionFinishObserver: AnyObject {
+/// Told when a connection has ended, after its listener's `onDisconnect`: the layer
+/// that keeps something in `Connection.listenerSlot` lets it go here.
+package protocol ConnectionFinishObserver: AnyObject {
     func connectionFinished(_ connection: Connection)
 }
 
-public final class Connection: LuaUserdata, LoopTimerTarget {
-    public static let luaTypeName = "conn"
+/// One accepted connection: the value services are handed (and, through the Lua
+/// runtime, the object behind Lua's `conn`). It lives on its channel's event loop and
+/// must only be used there, like the channel handler that owns it.
+public final class Connection: LoopTimerTarget {
 
     /// Unique for the life of the process, for logs.
     public let id: UInt64
     public let serviceName: String
     public let addresses: ConnectionAddresses
-    /// The parsed PROXY header, when the connection came through `net_proxy`.
-    public let origin: (any ConnectionOriginInfo)?
+    /// Where the connection really came from, as the stage that accepted it learned
+    /// (the PROXY header, for `net_proxy`); nil for a direct connection. The module
+    /// that made it offers a typed accessor (`connection.proxyHeader`).
+    public let origin: (any Sendable)?
     /// `network_settings.read_timeout`, which `setReadTimeout` may override.
     public let configuredReadTimeout: TimeAmount
     private let sendTimeout: TimeAmount
@@ -65,17 +66,18 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     private var timerDeadline: NIODeadline?
     private var isPaused = false
 
-    /// The Lua userdata standing for this connection, so every callback sees the
-    /// same `conn` value (modules key their session tables by it). Lua loop only.
-    var luaReference: LuaReference = .none
+    /// Kept for the listener layer that serves the connection; the core never reads it.
+    /// The Lua runtime keeps its userdata's registry reference here, so every callback
+    /// sees the same `conn` value (modules key their session tables by it). 0: empty.
+    package var listenerSlot: Int32 = 0
     /// This connection's place in its loop's list of open connections (`ConnectionTracker`).
     var trackerIndex = -1
-    /// Releases `luaReference` once the connection has ended (the Lua runtime; not a
-    /// closure, so a Lua-served connection carries no extra allocation). Strong, and
+    /// Releases what `listenerSlot` holds once the connection has ended (the Lua runtime;
+    /// not a closure, so a Lua-served connection carries no extra allocation). Strong, and
     /// cleared when the connection finishes: a weak reference would give the runtime
     /// a side table, and every retain and release of it, several per Lua callback,
     /// would take the runtime's slow path.
-    var finishObserver: (any ConnectionFinishObserver)?
+    package var finishObserver: (any ConnectionFinishObserver)?
 
     private enum State {
         case open
@@ -90,7 +92,7 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
         serviceName: String,
         listener: any ConnectionListener,
         addresses: ConnectionAddresses,
-        origin: (any ConnectionOriginInfo)?,
+        origin: (any Sendable)?,
         settings: NetworkSettings,
         logger: Logger,
         tls: TLSSettings? = nil,
@@ -422,12 +424,17 @@ public final class Connection: LuaUserdata, LoopTimerTarget {
     }
 }
 
-/// Lua errors log with their traceback; others with their description.
-struct ErrorDescription: CustomStringConvertible {
+/// An error whose log line says more than its description (a Lua error, its traceback).
+package protocol DetailedLogDescription: Error {
+    var logDescription: String { get }
+}
+
+/// Errors log with their `logDescription` (Lua errors, their traceback) or their description.
+package struct ErrorDescription: CustomStringConvertible {
     let error: any Error
-    init(_ error: any Error) { self.error = error }
-    var description: String {
-        if let luaError = error as? LuaError { return luaError.fullDescription }
+    package init(_ error: any Error) { self.error = error }
+    package var description: String {
+        if let detailed = error as? any DetailedLogDescription { return detailed.logDescription }
         return String(describing: error)
     }
 }

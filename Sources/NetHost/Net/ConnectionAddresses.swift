@@ -1,4 +1,3 @@
-import LuaBridge
 import NIOCore
 import ProxyProtocol
 
@@ -53,11 +52,4 @@ extension SocketAddress {
         let port = self.port ?? 0
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
-}
-
-/// What a proxy told us about a connection (the parsed PROXY header), readable by
-/// Swift services as a typed value and by Lua services as a table.
-public protocol ConnectionOriginInfo: Sendable {
-    /// Pushes the information as one Lua table. [-0, +1]
-    func pushLuaTable(onto stack: LuaStack)
 }

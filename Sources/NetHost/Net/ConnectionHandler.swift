@@ -23,12 +23,12 @@ public final class ConnectionHandler: ChannelInboundHandler {
         let listener: any ConnectionListener
         let settings: NetworkSettings
         let addresses: ConnectionAddresses?
-        let origin: (any ConnectionOriginInfo)?
+        let origin: (any Sendable)?
         let logger: Logger
         let tls: TLSSettings?
 
         init(serviceName: String, listener: any ConnectionListener, settings: NetworkSettings, addresses: ConnectionAddresses?,
-             origin: (any ConnectionOriginInfo)?, logger: Logger, tls: TLSSettings?) {
+             origin: (any Sendable)?, logger: Logger, tls: TLSSettings?) {
             self.serviceName = serviceName
             self.listener = listener
             self.settings = settings
@@ -52,7 +52,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
         listener: any ConnectionListener,
         settings: NetworkSettings,
         addresses: ConnectionAddresses? = nil,
-        origin: (any ConnectionOriginInfo)? = nil,
+        origin: (any Sendable)? = nil,
         logger: Logger,
         tracker: ConnectionTracker? = nil,
         tls: TLSSettings? = nil,

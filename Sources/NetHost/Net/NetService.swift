@@ -127,7 +127,7 @@ public final class PipelineContext: Sendable {
         service: NetService,
         listener: any ConnectionListener,
         addresses: ConnectionAddresses?,
-        origin: (any ConnectionOriginInfo)?
+        origin: (any Sendable)?
     ) throws {
         // The context in force now: a reload may have replaced it since the port opened.
         let tls = self.tls?.settings(forService: service.name)

@@ -13,7 +13,7 @@ import ProxyProtocol
 ///       ssl = { ssl = true, verified = true, version = "TLSv1.3", cn = "client", ... },
 ///       tlvs = { { type = 2, value = "example.com", name = "authority" }, ... },
 ///     }
-extension ProxyHeader: ConnectionOriginInfo {
+extension ProxyHeader: LuaConnectionOrigin {
     public func pushLuaTable(onto stack: LuaStack) {
         stack.newTable(fieldCapacity: 12)
         stack.push(Int(version.rawValue))

@@ -34,7 +34,7 @@ enum ConnectionLuaAPI {
             },
             "proxyheader": { stack in
                 let conn = try connection(stack, "proxyheader")
-                if let origin = conn.origin { origin.pushLuaTable(onto: stack) } else { stack.pushNil() }
+                if let origin = conn.origin as? any LuaConnectionOrigin { origin.pushLuaTable(onto: stack) } else { stack.pushNil() }
                 return 1
             },
             "id": { stack in
@@ -125,4 +125,21 @@ enum ConnectionLuaAPI {
             },
         ])
     }
+}
+
+/// An origin (`Connection.origin`) that says how Lua sees it: `conn:proxyheader()`
+/// returns this table. The module that makes the origin conforms it.
+public protocol LuaConnectionOrigin: Sendable {
+    /// Pushes the origin as one Lua table. [-0, +1]
+    func pushLuaTable(onto stack: LuaStack)
+}
+
+/// Lua holds a connection as the userdata `conn`.
+extension Connection: LuaUserdata {
+    public static let luaTypeName = "conn"
+}
+
+/// A Lua error logs with its traceback.
+extension LuaError: DetailedLogDescription {
+    package var logDescription: String { fullDescription }
 }

@@ -264,18 +264,22 @@ public final class LuaRuntime: ConnectionFinishObserver {
     func push(_ connection: Connection) {
         guard !isClosed else { return }
         let stack = state.stack
-        if !connection.luaReference.isNone {
-            stack.push(connection.luaReference)
+        if connection.listenerSlot != 0 {
+            stack.push(LuaReference(rawValue: connection.listenerSlot))
             return
         }
         stack.pushUserdata(connection)
-        connection.luaReference = stack.makeReference(to: -1)
-        connection.finishObserver = self
+        let reference = stack.makeReference(to: -1)
+        if !reference.isNone {
+            connection.listenerSlot = reference.rawValue
+            connection.finishObserver = self
+        }
     }
 
-    func connectionFinished(_ connection: Connection) {
-        release(connection.luaReference)
-        connection.luaReference = .none
+    package func connectionFinished(_ connection: Connection) {
+        guard connection.listenerSlot != 0 else { return }
+        release(LuaReference(rawValue: connection.listenerSlot))
+        connection.listenerSlot = 0
     }
 
     /// A listener for the table at `index`. It keeps the table in the registry
