@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "LuaBridge", targets: ["LuaBridge"]),
         .library(name: "NetHostConfig", targets: ["NetHostConfig"]),
         .library(name: "NetHostLogging", targets: ["NetHostLogging"]),
+        .library(name: "NetHostCore", targets: ["NetHostCore"]),
+        .library(name: "NetHostLua", targets: ["NetHostLua"]),
         .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
         .library(name: "ProxyModule", targets: ["ProxyModule"]),
     ],
@@ -49,27 +51,54 @@ let package = Package(
         ),
         // The PROXY protocol itself: a pure parser and encoder, no I/O.
         .target(name: "ProxyProtocol"),
-        // The host: Lua layer, config, modules, ports and connections.
+        // The host core: connections, listeners, ports, timers, TLS. Knows neither Lua nor PROXY.
         .target(
-            name: "NetHost",
+            name: "NetHostCore",
             dependencies: [
-                "LuaBridge",
                 "NetHostConfig",
                 "NetHostLogging",
-                "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The runtime of Lua modules: module API, Lua listeners, the `conn` API.
+        .target(
+            name: "NetHostLua",
+            dependencies: [
+                "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
+                "NetHostCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             // The module API's Lua sources, compiled into the binary.
             resources: [
-                .embedInCode("Modules/Lua/ModuleAPI/events.lua"),
-                .embedInCode("Modules/Lua/ModuleAPI/moduleapi.lua"),
-                .embedInCode("Modules/Lua/ModuleAPI/options.lua"),
-                .embedInCode("Modules/Lua/ModuleAPI/modulemanager.lua"),
+                .embedInCode("ModuleAPI/events.lua"),
+                .embedInCode("ModuleAPI/moduleapi.lua"),
+                .embedInCode("ModuleAPI/options.lua"),
+                .embedInCode("ModuleAPI/modulemanager.lua"),
+            ]
+        ),
+        // What a Swift service imports: the module manager, native modules, the server.
+        .target(
+            name: "NetHost",
+            dependencies: [
+                "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
+                "NetHostCore",
+                "NetHostLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The native `net_proxy` module.
@@ -77,6 +106,7 @@ let package = Package(
             name: "ProxyModule",
             dependencies: [
                 "NetHost",
+                "NetHostLua",
                 "LuaBridge",
                 "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -133,6 +163,8 @@ let package = Package(
                 "LuaBridge",
                 "NetHostConfig",
                 "NetHostLogging",
+                "NetHostCore",
+                "NetHostLua",
                 "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

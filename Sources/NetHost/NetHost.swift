@@ -2,3 +2,4 @@
 // server that runs them. `import NetHost` brings the layers a service needs with it.
 @_exported import NetHostConfig
 @_exported import NetHostLogging
+@_exported import NetHostCore

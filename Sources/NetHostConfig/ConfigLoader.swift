@@ -26,7 +26,7 @@ public struct LoadedConfig: Sendable {
 public enum ConfigLoader {
     /// How many Lua instructions a config may run: far beyond any real config,
     /// but an endless loop ends with an error instead of hanging start-up.
-    static let instructionBudget: Int32 = 100_000_000
+    package static let instructionBudget: Int32 = 100_000_000
 
     /// Loads the config file at `path`. Errors and warnings name files as
     /// given: `path` itself, and included files relative to it.

@@ -5,6 +5,8 @@ import NIOEmbedded
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// `close()` with data still queued: the FIN follows the last byte, with no reason,

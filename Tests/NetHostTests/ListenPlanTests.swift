@@ -2,6 +2,8 @@ import NIOCore
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// Where each service listens, as Prosody's portmanager decides it: the

@@ -3,6 +3,8 @@ import Testing
 
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 // MARK: - Helpers

@@ -4,6 +4,8 @@ import NIOPosix
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// The per-loop timer wheel behind read, send and PROXY header timeouts, on an

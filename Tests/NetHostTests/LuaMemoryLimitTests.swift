@@ -3,6 +3,8 @@ import NIOCore
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// `lua_memory_limit` stops Lua code that asks for more, and never raises a

@@ -2,6 +2,8 @@ import NIOCore
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// A Lua module that fails to load, for whatever reason, leaves nothing behind:

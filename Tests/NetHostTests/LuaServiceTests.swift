@@ -2,6 +2,8 @@ import Foundation
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 import NetHostTestSupport
 

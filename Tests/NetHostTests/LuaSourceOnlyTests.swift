@@ -3,6 +3,8 @@ import LuaBridge
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// Lua 5.4 runs bytecode without verifying it, and crafted bytecode reads and writes

@@ -1,6 +1,8 @@
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// The parts of the `module` API that depend on the module's host and on where

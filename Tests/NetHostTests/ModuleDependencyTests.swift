@@ -1,6 +1,8 @@
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// `module:depends`, as Prosody defines it: it returns the dependency's

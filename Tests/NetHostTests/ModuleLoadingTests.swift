@@ -3,6 +3,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// modules_enabled, native and Lua modules, and what happens when one is missing or broken.

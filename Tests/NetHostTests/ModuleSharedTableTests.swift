@@ -1,6 +1,8 @@
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// `module:shared(path)`, with Prosody's paths: a relative path is completed

@@ -2,6 +2,8 @@ import NIOCore
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// `module:add_timer` as Prosody's module API defines it: the callback gets the

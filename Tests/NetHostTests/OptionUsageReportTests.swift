@@ -1,6 +1,8 @@
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// How `nethost check` sorts a config's options: used, accepted from Prosody

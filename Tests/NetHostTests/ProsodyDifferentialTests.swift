@@ -3,6 +3,8 @@ import NIOCore
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// The same module lifecycle, run on Prosody 0.12's own module manager and

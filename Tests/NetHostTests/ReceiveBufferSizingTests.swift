@@ -4,6 +4,8 @@ import NIOPosix
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// How big each connection's next receive buffer is: NIO's adaptive policy,

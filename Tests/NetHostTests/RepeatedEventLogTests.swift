@@ -5,6 +5,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 @Suite("Flood-proof logging")

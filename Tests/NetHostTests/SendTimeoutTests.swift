@@ -3,6 +3,8 @@ import NIOEmbedded
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// `network_settings.send_timeout` on an open connection: a peer that stops

@@ -3,6 +3,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 #if canImport(Glibc)
 import Glibc

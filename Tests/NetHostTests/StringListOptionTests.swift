@@ -3,6 +3,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// One reading of a list of names for every option and every option source: a

@@ -2,6 +2,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// Failed handshakes are logged as the other refusals are: the first from a client

@@ -3,6 +3,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// Prosody's `ssl` options on real sockets, with `openssl s_client` as the client:

@@ -6,6 +6,8 @@ import NetHostTestSupport
 import Testing
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// Timeouts given as NaN, negative, infinite or huge numbers of seconds: refused with an

@@ -1,6 +1,8 @@
 import Logging
 import LuaBridge
 import NetHostConfig
+import NetHostCore
+import NetHostLua
 import NIOCore
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import NetHostConfig
+import NetHostLua
 
 /// The options the module manager reads: which modules load where, where they
 /// are found, and the limits of the Lua state they run in.

@@ -1,5 +1,6 @@
 import Logging
 import NetHostConfig
+import NetHostCore
 import NIOCore
 
 /// A module written in Swift, loaded by name from `modules_enabled` like a Lua one.

@@ -1,3 +1,4 @@
+import NetHostCore
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

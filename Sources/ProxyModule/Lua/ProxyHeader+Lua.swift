@@ -1,5 +1,6 @@
 import LuaBridge
 import NetHost
+import NetHostLua
 import ProxyProtocol
 
 /// The parsed header as Lua's `conn:proxyheader()` returns it: the same

@@ -5,6 +5,8 @@ import NIOEmbedded
 import NetHostTestSupport
 @testable import NetHost
 @testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
 @testable import NetHostLogging
 
 /// Lua modules loaded by a real `ModuleManager` on an `EmbeddedEventLoop`: no

@@ -1,5 +1,4 @@
 import NIOCore
-import ProxyProtocol
 
 /// Who is at each end of a connection, as a service sees it.
 ///
@@ -41,7 +40,7 @@ extension SocketAddress {
     /// as text, so this is on the accept path.
     public var ipText: String? {
         if case .v4(let v4) = self {
-            return ProxyProtocol.IPv4Address(UInt32(bigEndian: v4.address.sin_addr.s_addr)).description
+            return dottedQuad(UInt32(bigEndian: v4.address.sin_addr.s_addr))
         }
         return ipAddress
     }
@@ -51,5 +50,30 @@ extension SocketAddress {
         let ip = ipText ?? "?"
         let port = self.port ?? 0
         return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
+
+/// `a.b.c.d`, built in a stack buffer (at most 15 bytes, so the String is small and inline).
+private func dottedQuad(_ value: UInt32) -> String {
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 15) { text in
+        var count = 0
+        for shift in stride(from: 24, through: 0, by: -8) {
+            if shift != 24 {
+                text[count] = UInt8(ascii: ".")
+                count += 1
+            }
+            let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+            if octet >= 100 {
+                text[count] = UInt8(ascii: "0") + octet / 100
+                count += 1
+            }
+            if octet >= 10 {
+                text[count] = UInt8(ascii: "0") + octet / 10 % 10
+                count += 1
+            }
+            text[count] = UInt8(ascii: "0") + octet % 10
+            count += 1
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: text[..<count]), as: UTF8.self)
     }
 }

@@ -155,6 +155,7 @@ public final class PipelineContext: Sendable {
     /// A service asks for TLS but no certificate is configured for it.
     public struct MissingCertificate: Error, CustomStringConvertible {
         public let service: String
+        package init(service: String) { self.service = service }
         public var description: String {
             "service '\(service)' uses TLS (encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... } "
                 + "(or \(service)_ssl, or put \(service).crt and \(service).key in the certificates folder)"

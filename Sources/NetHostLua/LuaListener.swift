@@ -1,4 +1,5 @@
 import LuaBridge
+import NetHostCore
 import NIOCore
 
 /// A Lua listener table (`{ onconnect = ..., onincoming = ... }`) as a

@@ -50,7 +50,7 @@ public struct ListenError: Error, CustomStringConvertible, Sendable {
     }
 
     /// `service` cannot have a port that `other` is configured on already.
-    static func clash(_ service: String, with other: String, interface: String, port: Int) -> ListenError {
+    package static func clash(_ service: String, with other: String, interface: String, port: Int) -> ListenError {
         ListenError(serviceName: service, interface: interface, port: port,
                     reason: "service '\(other)' is already configured on this port")
     }
@@ -211,7 +211,7 @@ public final class PortManager: Sendable {
 
     /// Whether two listeners would need the same socket: the same port (not 0) on the
     /// same interface, or a wildcard and an address of the same family.
-    static func collide(port a: Int, interface ai: String, port b: Int, interface bi: String) -> Bool {
+    package static func collide(port a: Int, interface ai: String, port b: Int, interface bi: String) -> Bool {
         guard a == b, a != 0 else { return false }
         return ai == bi
             || (isWildcard(ai) && family(ai) == family(bi))

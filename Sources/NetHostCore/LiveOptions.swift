@@ -22,7 +22,7 @@ public final class LiveOptions: OptionSource {
 
     public var snapshot: any OptionSource { current.withLockedValue { $0 } }
 
-    func replace(with options: any OptionSource) {
+    package func replace(with options: any OptionSource) {
         current.withLockedValue { $0 = options }
     }
 }

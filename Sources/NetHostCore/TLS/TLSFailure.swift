@@ -1,3 +1,4 @@
+import Foundation
 import NIOSSL
 
 /// A TLS error in words. swift-nio-ssl reports BoringSSL's error stack, whose text

@@ -1,6 +1,7 @@
 import Logging
 import LuaBridge
 import NetHostConfig
+import NetHostCore
 import NIOCore
 import Synchronization
 #if canImport(Glibc)
@@ -11,8 +12,8 @@ import Glibc
 /// module API is built on. Lives on one event loop (`loop`) and is only
 /// touched there: the module manager, Lua listeners and timers all run on it.
 public final class LuaRuntime: ConnectionFinishObserver {
-    let state: LuaState
-    let loop: any EventLoop
+    package let state: LuaState
+    package let loop: any EventLoop
     let options: any OptionSource
     let services: ServiceRegistry
     let logger: Logger
@@ -21,7 +22,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     var timers: [Int: LuaTimer] = [:]
     var nextTimerID = 1
     /// Set by `close()`: the Lua state is gone, and every entry point returns at once.
-    private(set) var isClosed = false
+    package private(set) var isClosed = false
     /// `isClosed` for listeners, which do not own the runtime, and for other
     /// threads (a listener released off the Lua loop); also set once the runtime
     /// is going away.
@@ -31,8 +32,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     /// How many VM instructions one callback, timer or module load may run
     /// (`lua_instruction_budget`); 0 means no limit.
-    var instructionBudget: Int32 = LuaRuntime.defaultInstructionBudget
-    static let defaultInstructionBudget: Int32 = 50_000_000
+    package var instructionBudget: Int32 = LuaRuntime.defaultInstructionBudget
+    package static let defaultInstructionBudget: Int32 = 50_000_000
     private var budgetDepth = 0
 
     /// Runs `body` (a protected call into Lua) under the instruction budget and
@@ -50,17 +51,17 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 
     /// Whether an error is the budget running out, rather than the code's own error.
-    static func isBudgetExceeded(_ error: LuaError) -> Bool {
+    package static func isBudgetExceeded(_ error: LuaError) -> Bool {
         error.message.contains("instruction budget exceeded")
     }
 
     /// Finds or loads the module `name` that `dependent` asks for with
     /// `module:depends`, and returns where it is: a Lua module's key, or nil for a
     /// native module (which has no environment). Set by the module manager.
-    var loadDependency: ((_ name: String, _ dependent: ModuleKey) throws -> ModuleKey?)?
+    package var loadDependency: ((_ name: String, _ dependent: ModuleKey) throws -> ModuleKey?)?
 
     /// What a host is, for `module:get_host_type()`; set by the module manager.
-    var hostType: (_ host: String) -> String = { _ in "local" }
+    package var hostType: (_ host: String) -> String = { _ in "local" }
 
     /// The wall-clock time in seconds since 1970, which a timer's callback is
     /// given as `now` (as Prosody's timers give it). Tests substitute their own.
@@ -72,7 +73,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
-    init(loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String) throws {
+    package init(loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String) throws {
         self.state = try LuaState(libraries: .all)
         // Services make short-lived strings and tables per event (each `data` received,
         // each reply built); the generational collector frees them in cheap minor
@@ -102,7 +103,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// modules' finalizers run now, while their calls into the host still work;
     /// afterwards listeners, timers and connections that outlive the state find it
     /// closed and do nothing.
-    func close() {
+    package func close() {
         guard !isClosed else { return }
         isClosed = true
         lifetime.markClosed()
@@ -129,7 +130,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// Runs a module file on `host` in its own environment with its own `module`
     /// object; returns the host it ended up on ("*" if it called `set_global`).
     /// If it fails, nothing it registered stays.
-    func loadModule(name: String, host: String, path: String) throws(LuaError) -> String {
+    package func loadModule(name: String, host: String, path: String) throws(LuaError) -> String {
         do {
             return try callLoader("load", .string(name), .string(host), .string(path)) { stack in
                 stack.toString(at: -1) ?? host
@@ -143,7 +144,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// Gives the global module `name` to its `add_host` for `host`, as Prosody
     /// does for a global module loaded on a host. False if it has no `add_host`.
     /// If `add_host` fails, nothing it registered for the host stays.
-    func addHost(name: String, host: String) throws(LuaError) -> Bool {
+    package func addHost(name: String, host: String) throws(LuaError) -> Bool {
         do {
             return try callLoader("add_host", .string(name), .string(host)) { $0.toBoolean(at: -1) }
         } catch {
@@ -154,14 +155,14 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     /// The first step of a reload: the new file compiles and the old module's
     /// `save` succeeds, or this throws and the module runs on unchanged.
-    func prepareReload(name: String, host: String) throws(LuaError) {
+    package func prepareReload(name: String, host: String) throws(LuaError) {
         try callLoader("prepare_reload", .string(name), .string(host)) { _ in () }
     }
 
     /// The second step: unload the old module, load the new one with the saved
     /// state, `restore` it. Returns the host the new module is on. If the new code
     /// fails, nothing of either version stays.
-    func finishReload(name: String, host: String) throws(LuaError) -> String {
+    package func finishReload(name: String, host: String) throws(LuaError) -> String {
         do {
             return try callLoader("finish_reload", .string(name), .string(host)) { stack in
                 stack.toString(at: -1) ?? host
@@ -173,7 +174,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 
     /// Forgets a module that loaded but must not stay (its add_host failed), without calling its `unload`.
-    func discardModule(name: String, host: String) {
+    package func discardModule(name: String, host: String) {
         discardFailedModule(name: name, host: host)
     }
 
@@ -201,7 +202,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
     }
 
     /// Calls the module's `unload` and removes everything it registered.
-    func unloadModule(name: String, host: String) {
+    package func unloadModule(name: String, host: String) {
         do {
             try callLoader("unload", .string(name), .string(host)) { _ in () }
         } catch {
@@ -213,7 +214,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     /// Fires module-loaded, module-unloaded or module-reloaded on a host's events;
     /// an error in a handler is logged.
-    func fireLifecycle(_ event: String, name: String, host: String) {
+    package func fireLifecycle(_ event: String, name: String, host: String) {
         do {
             try callLoader("fire_lifecycle", .string(event), .string(name), .string(host)) { _ in () }
         } catch {
@@ -223,7 +224,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
 
     /// Fires a module event from Swift (e.g. "server-started") on a host's
     /// events ("*": the global ones), with an empty data table.
-    func fireEvent(_ name: String, host: String = "*") {
+    package func fireEvent(_ name: String, host: String = "*") {
         do {
             try callLoader("fire_event", .string(name), .table(ConfigTable()), .string(host)) { _ in () }
         } catch {
@@ -468,6 +469,6 @@ public final class LuaRuntime: ConnectionFinishObserver {
 /// from any thread: what lets a listener hold the runtime without owning it.
 final class LuaRuntimeLifetime: Sendable {
     private let closed = Atomic<Bool>(false)
-    var isClosed: Bool { closed.load(ordering: .acquiring) }
+    package var isClosed: Bool { closed.load(ordering: .acquiring) }
     func markClosed() { closed.store(true, ordering: .releasing) }
 }

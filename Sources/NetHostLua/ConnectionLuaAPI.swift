@@ -1,4 +1,5 @@
 import LuaBridge
+import NetHostCore
 
 /// The methods of Lua's `conn` object, as Prosody's `net.server` offers them,
 /// plus `proxyip`, `proxyport` and `proxyheader` for connections that came through `net_proxy`.

@@ -1,5 +1,6 @@
 import Logging
 import LuaBridge
+import NetHostCore
 import NIOCore
 
 /// Timers for Lua modules (`module:add_timer`): scheduled on the Lua loop's
