@@ -1,10 +1,10 @@
 import LuaBridge
 import NetHostCore
 
-/// The methods of Lua's `conn` object, as Prosody's `net.server` offers them,
-/// plus `proxyip`, `proxyport` and `proxyheader` for connections that came through `net_proxy`.
+/// The methods of Lua's `conn` object, as Prosody's `net.server` offers them, plus
+/// those native modules add (net_proxy: `proxyip`, `proxyport`, `proxyheader`).
 enum ConnectionLuaAPI {
-    static func register(on stack: LuaStack, runtime: LuaRuntime) {
+    static func register(on stack: LuaStack, runtime: LuaRuntime, adding extra: [String: LuaFunction]) {
         unowned let runtime = runtime
         func connection(_ stack: LuaStack, _ method: String) throws -> Connection {
             try stack.checkUserdata(1, as: Connection.self, function: method)
@@ -28,16 +28,6 @@ enum ConnectionLuaAPI {
                 return 1
             },
             "serverip": { stack in pushOptional(stack, try connection(stack, "serverip").addresses.serverIP) },
-            "proxyip": { stack in pushOptional(stack, try connection(stack, "proxyip").addresses.proxyIP) },
-            "proxyport": { stack in
-                if let port = try connection(stack, "proxyport").addresses.proxyPort { stack.push(port) } else { stack.pushNil() }
-                return 1
-            },
-            "proxyheader": { stack in
-                let conn = try connection(stack, "proxyheader")
-                if let origin = conn.origin as? any LuaConnectionOrigin { origin.pushLuaTable(onto: stack) } else { stack.pushNil() }
-                return 1
-            },
             "id": { stack in
                 stack.push(Int(truncatingIfNeeded: try connection(stack, "id").id))
                 return 1
@@ -118,7 +108,7 @@ enum ConnectionLuaAPI {
                 return 0
             },
         ]
-        stack.registerUserdataType(Connection.self, methods: methods, metamethods: [
+        stack.registerUserdataType(Connection.self, methods: methods.merging(extra) { builtIn, _ in builtIn }, metamethods: [
             "__tostring": { stack in
                 let conn = try connection(stack, "tostring")
                 stack.push("conn(\(conn.id), \(conn.addresses.clientIP):\(conn.addresses.clientPort))")
@@ -126,13 +116,6 @@ enum ConnectionLuaAPI {
             },
         ])
     }
-}
-
-/// An origin (`Connection.origin`) that says how Lua sees it: `conn:proxyheader()`
-/// returns this table. The module that makes the origin conforms it.
-public protocol LuaConnectionOrigin: Sendable {
-    /// Pushes the origin as one Lua table. [-0, +1]
-    func pushLuaTable(onto stack: LuaStack)
 }
 
 /// Lua holds a connection as the userdata `conn`.

@@ -73,7 +73,11 @@ public final class LuaRuntime: ConnectionFinishObserver {
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
-    package init(loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String) throws {
+    /// `connectionMethods`: what native modules add to Lua's `conn` (the built-in ones win).
+    package init(
+        loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String,
+        connectionMethods: [String: LuaFunction] = [:]
+    ) throws {
         self.state = try LuaState(libraries: .all)
         // Services make short-lived strings and tables per event (each `data` received,
         // each reply built); the generational collector frees them in cheap minor
@@ -84,7 +88,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         self.services = services
         self.logger = logger
         self.configDirectory = configDirectory
-        ConnectionLuaAPI.register(on: state.stack, runtime: self)
+        ConnectionLuaAPI.register(on: state.stack, runtime: self, adding: connectionMethods)
         try installModuleAPI()
     }
 

@@ -41,7 +41,7 @@ struct LuaServiceTests {
         }
     }
 
-    @Test("conn:ip, conn:port and conn:serverport name the two ends; proxyip is nil without a proxy")
+    @Test("conn:ip, conn:port and conn:serverport name the two ends; proxyip is net_proxy's, absent without it")
     func addresses() async throws {
         try await withProbe { fixture in
             let client = try fixture.connect(to: "probe")
