@@ -26,9 +26,6 @@ public struct NetworkSettings: Sendable, Equatable {
     public var tcpKeepalive: Bool = false
     /// Open connections across all ports; one more is closed at accept.
     public var maxConnections: Int = 100_000
-    /// Connections one address may have open whose PROXY header has not
-    /// arrived yet (a slow or silent sender holds a slot until its timeout).
-    public var maxPendingHeadersPerIP: Int = 256
 
     public static let defaultReadTimeout: Double = 840
     public static let defaultSendTimeout: Double = 180
@@ -99,12 +96,13 @@ public struct NetworkSettings: Sendable, Equatable {
         count("tcp_backlog", minimum: 1, &tcpBacklog)
         count("read_size", minimum: 64, &readSize)
         count("max_connections", minimum: 1, &maxConnections)
-        count("max_pending_headers_per_ip", minimum: 1, &maxPendingHeadersPerIP)
         flag("tcp_nodelay", &tcpNoDelay)
         flag("tcp_keepalive", &tcpKeepalive)
         let known: Set<String> = [
             "read_timeout", "send_timeout", "max_send_buffer_size", "tcp_backlog", "read_size",
-            "tcp_nodelay", "tcp_keepalive", "max_connections", "max_pending_headers_per_ip",
+            "tcp_nodelay", "tcp_keepalive", "max_connections",
+            // net_proxy's, read by ProxyModule.
+            "max_pending_headers_per_ip",
             // Prosody's server_epoll settings that NetHost's event loop has no use for.
             "connect_timeout", "handshake_timeout", "max_wait", "min_wait", "fatal_errors",
             "opportunistic_writes", "keepalive", "nodelay", "edge_triggered", "ssl_timeout",
