@@ -7,6 +7,11 @@ let package = Package(
     products: [
         .executable(name: "nethost", targets: ["nethost"]),
         .library(name: "NetHost", targets: ["NetHost"]),
+        .library(name: "LuaBridge", targets: ["LuaBridge"]),
+        .library(name: "NetHostConfig", targets: ["NetHostConfig"]),
+        .library(name: "NetHostLogging", targets: ["NetHostLogging"]),
+        .library(name: "NetHostCore", targets: ["NetHostCore"]),
+        .library(name: "NetHostLua", targets: ["NetHostLua"]),
         .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
         .library(name: "ProxyModule", targets: ["ProxyModule"]),
     ],
@@ -25,27 +30,75 @@ let package = Package(
             pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"])]
         ),
+        // CLua and the safe Swift face over it: the only importer of CLua.
+        .target(name: "LuaBridge", dependencies: ["CLua"]),
+        // Prosody's config semantics (a config is a Lua file) and the option registry.
+        .target(
+            name: "NetHostConfig",
+            dependencies: [
+                "LuaBridge",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // The `log` option and its sinks.
+        .target(
+            name: "NetHostLogging",
+            dependencies: [
+                "NetHostConfig",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The PROXY protocol itself: a pure parser and encoder, no I/O.
         .target(name: "ProxyProtocol"),
-        // The host: Lua layer, config, modules, ports and connections.
+        // The host core: connections, listeners, ports, timers, TLS. Knows neither Lua nor PROXY.
         .target(
-            name: "NetHost",
+            name: "NetHostCore",
             dependencies: [
-                "CLua",
-                "ProxyProtocol",
+                "NetHostConfig",
+                "NetHostLogging",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The runtime of Lua modules: module API, Lua listeners, the `conn` API.
+        .target(
+            name: "NetHostLua",
+            dependencies: [
+                "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
+                "NetHostCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             // The module API's Lua sources, compiled into the binary.
             resources: [
-                .embedInCode("Modules/Lua/ModuleAPI/events.lua"),
-                .embedInCode("Modules/Lua/ModuleAPI/moduleapi.lua"),
-                .embedInCode("Modules/Lua/ModuleAPI/options.lua"),
-                .embedInCode("Modules/Lua/ModuleAPI/modulemanager.lua"),
+                .embedInCode("ModuleAPI/events.lua"),
+                .embedInCode("ModuleAPI/moduleapi.lua"),
+                .embedInCode("ModuleAPI/options.lua"),
+                .embedInCode("ModuleAPI/modulemanager.lua"),
+            ]
+        ),
+        // What a Swift service imports: the module manager, native modules, the server.
+        .target(
+            name: "NetHost",
+            dependencies: [
+                "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
+                "NetHostCore",
+                "NetHostLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The native `net_proxy` module.
@@ -53,6 +106,8 @@ let package = Package(
             name: "ProxyModule",
             dependencies: [
                 "NetHost",
+                "NetHostLua",
+                "LuaBridge",
                 "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -105,6 +160,11 @@ let package = Package(
             dependencies: [
                 "NetHost",
                 "NetHostTestSupport",
+                "LuaBridge",
+                "NetHostConfig",
+                "NetHostLogging",
+                "NetHostCore",
+                "NetHostLua",
                 "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

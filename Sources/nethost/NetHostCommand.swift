@@ -1,3 +1,5 @@
+// nethost: the executable. The command line (run, check, drain), signals, the PID
+// file, and the server's lifecycle as a Service.
 import ArgumentParser
 
 @main

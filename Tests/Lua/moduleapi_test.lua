@@ -2,7 +2,7 @@
 -- for the primitives NetHost's Swift side gives them (the `host` table): what a
 -- module does through `module` and what the host is asked to do in return.
 --
---   lua5.4 Tests/Lua/moduleapi_test.lua Sources/NetHost/Modules/Lua/ModuleAPI
+--   lua5.4 Tests/Lua/moduleapi_test.lua Sources/NetHostLua/ModuleAPI
 --
 -- Prints "N passed, M failed" and exits non-zero on a failure.
 

@@ -4,6 +4,10 @@ import NIOEmbedded
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

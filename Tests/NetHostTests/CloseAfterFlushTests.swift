@@ -4,6 +4,10 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `close()` with data still queued: the FIN follows the last byte, with no reason,
 /// and `send_timeout` bounds a peer that never reads. Virtual time, on an `EmbeddedChannel`.

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 extension ConfigTests {
     @Suite("Sandbox")

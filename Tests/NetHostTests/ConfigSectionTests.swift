@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 extension ConfigTests {
     @Suite("Sections and option values")

@@ -1,6 +1,11 @@
+import LuaBridge
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Nested option tables: one limit for reading them from Lua and pushing them back,
 /// and pushing never writes past the Lua stack (a Swift function called from Lua is

@@ -3,6 +3,10 @@ import NIOCore
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Swift services run on every event loop, and a connection never changes threads:
 /// each loop has its own listening socket on the service's port (SO_REUSEPORT).

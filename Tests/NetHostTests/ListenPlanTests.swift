@@ -1,6 +1,10 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Where each service listens, as Prosody's portmanager decides it: the
 /// service's own options, `local_interfaces` for private services, `interfaces`,

@@ -2,6 +2,10 @@ import Logging
 import Testing
 
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 // MARK: - Helpers
 

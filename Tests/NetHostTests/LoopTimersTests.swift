@@ -3,6 +3,10 @@ import NIOEmbedded
 import NIOPosix
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The per-loop timer wheel behind read, send and PROXY header timeouts, on an
 /// `EmbeddedEventLoop`: time moves only when the test says, so each deadline's

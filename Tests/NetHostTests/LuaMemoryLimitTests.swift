@@ -1,6 +1,11 @@
+import LuaBridge
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `lua_memory_limit` stops Lua code that asks for more, and never raises a
 /// memory error inside a Swift function called from Lua: its longjmp would skip

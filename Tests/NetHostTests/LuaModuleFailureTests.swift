@@ -1,6 +1,10 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// A Lua module that fails to load, for whatever reason, leaves nothing behind:
 /// no service, no hook, no timer, and no cached half-loaded copy that a later

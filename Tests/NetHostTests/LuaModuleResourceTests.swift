@@ -1,6 +1,10 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// What a Lua module hands the host (timer callbacks, listener tables, its whole
 /// environment) is given back when the host no longer needs it: Lua's memory

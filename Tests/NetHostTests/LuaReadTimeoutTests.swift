@@ -2,6 +2,10 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `network_settings.read_timeout` and a Lua service's `onreadtimeout`: what its
 /// answer does, and `conn:setreadtimeout(false)`. Virtual time, so each case says

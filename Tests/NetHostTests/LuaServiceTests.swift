@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 import NetHostTestSupport
 
 /// A Lua service serving real TCP connections, through every callback.
@@ -37,7 +41,7 @@ struct LuaServiceTests {
         }
     }
 
-    @Test("conn:ip, conn:port and conn:serverport name the two ends; proxyip is nil without a proxy")
+    @Test("conn:ip, conn:port and conn:serverport name the two ends; proxyip is net_proxy's, absent without it")
     func addresses() async throws {
         try await withProbe { fixture in
             let client = try fixture.connect(to: "probe")

@@ -1,6 +1,11 @@
 import Foundation
+import LuaBridge
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Lua 5.4 runs bytecode without verifying it, and crafted bytecode reads and writes
 /// arbitrary memory: no loader of any state NetHost makes may accept it.

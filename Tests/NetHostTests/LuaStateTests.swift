@@ -1,5 +1,10 @@
+import LuaBridge
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 @Suite("Lua layer")
 struct LuaStateTests {

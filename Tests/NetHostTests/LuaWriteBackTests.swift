@@ -1,8 +1,13 @@
 import Logging
+import LuaBridge
 import NIOCore
 import NIOEmbedded
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 import NetHostTestSupport
 
 /// `conn:write(data)` with the very string `onincoming` was given sends the

@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The parts of the `module` API that depend on the module's host and on where
 /// the config lives: `get_option_inherited_set`, `get_option_path`, `set_global`

@@ -10,7 +10,7 @@ enum StandaloneLua {
     }
 }
 
-/// The module API is real Lua (Sources/NetHost/Modules/Lua/ModuleAPI/*.lua,
+/// The module API is real Lua (Sources/NetHostLua/ModuleAPI/*.lua,
 /// embedded at build time): Lua's own compiler checks it, and Lua's own
 /// interpreter runs it on its own with stand-ins for the host
 /// (Tests/Lua/moduleapi_test.lua), as Prosody's core/moduleapi.lua can be.
@@ -21,7 +21,7 @@ struct ModuleAPILuaTests {
 
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let chunks = packageRoot + "/Sources/NetHost/Modules/Lua/ModuleAPI"
+    static let chunks = packageRoot + "/Sources/NetHostLua/ModuleAPI"
 
     /// Runs a program to its end; its status and what it printed.
     static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {

@@ -2,6 +2,10 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The modules' Lua state, as the module runtime makes it, refuses bytecode through
 /// every loader a module can reach, `module:require` included.

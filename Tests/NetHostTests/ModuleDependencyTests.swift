@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `module:depends`, as Prosody defines it: it returns the dependency's
 /// environment, keeps the dependency loaded for as long as the dependent is,

@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Modules per host, as Prosody loads them (core/modulemanager.lua,
 /// `get_modules_for_host`), for the modules NetHost hosts: the global section's

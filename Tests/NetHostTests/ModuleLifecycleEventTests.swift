@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The events Prosody fires about modules and their items, and at shutdown.
 @Suite("Module lifecycle events and items", .serialized)

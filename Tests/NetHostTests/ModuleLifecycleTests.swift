@@ -2,6 +2,10 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// What happens to a Lua module over the server's life: removed from
 /// `modules_enabled` on a reload, its changed file failing to load on a reload,

@@ -2,6 +2,10 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// modules_enabled, native and Lua modules, and what happens when one is missing or broken.
 @Suite("Module loading", .serialized)

@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// A module reload as Prosody's `do_reload_module` does it: the new file is
 /// compiled first and `save` must succeed, or the running module stays; the old

@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `module:shared(path)`, with Prosody's paths: a relative path is completed
 /// with the module's host and name, only as far as it needs.

@@ -1,6 +1,10 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `module:add_timer` as Prosody's module API defines it: the callback gets the
 /// wall-clock time and the extra arguments; the handle can stop, disarm and

@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The option registry: what the core declares, how a name is looked up, which
 /// options are global-only, and the listing `nethost check --options` prints.

@@ -1,5 +1,9 @@
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// How `nethost check` sorts a config's options: used, accepted from Prosody
 /// without use, or unknown with a "did you mean" for a near miss.

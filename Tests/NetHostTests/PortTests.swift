@@ -2,6 +2,10 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 @Suite("Ports", .serialized)
 struct PortTests {

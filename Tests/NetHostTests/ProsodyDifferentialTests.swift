@@ -2,6 +2,10 @@ import Foundation
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The same module lifecycle, run on Prosody 0.12's own module manager and
 /// module API (`ProsodyDriver`) and on NetHost's (`ModuleHarness`): the modules

@@ -3,6 +3,10 @@ import NIOCore
 import NIOPosix
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// How big each connection's next receive buffer is: NIO's adaptive policy,
 /// stored small enough that NIO keeps it without a heap box.

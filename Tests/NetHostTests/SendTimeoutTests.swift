@@ -2,6 +2,10 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// `network_settings.send_timeout` on an open connection: a peer that stops
 /// reading is cut off once writes have waited that long; one that reads again in

@@ -2,6 +2,10 @@ import NIOCore
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// One reading of a list of names for every option and every option source: a
 /// set comes sorted (Lua's own order is its hash table's, different from run to

@@ -4,6 +4,10 @@ import NIOCore
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// A Swift service, registered by a native module, through every callback of
 /// the same connection API Lua services use.

@@ -1,6 +1,10 @@
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Failed handshakes are logged as the other refusals are: the first from a client
 /// at once, its repeats counted and summarised (an old client retries, a scanner

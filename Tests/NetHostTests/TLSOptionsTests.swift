@@ -2,6 +2,10 @@ import NIOSSL
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Reading Prosody's `ssl` tables into `TLSOptions`: pure, no sockets and no files.
 @Suite("TLS options")

@@ -2,6 +2,10 @@ import Foundation
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Prosody's `ssl` options on real sockets, with `openssl s_client` as the client:
 /// which protocol versions and ciphers are accepted, which certificate is served

@@ -1,6 +1,10 @@
 import NIOCore
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// The one conversion from a number of seconds to the loop's `TimeAmount`.
 @Suite("Timeout seconds")

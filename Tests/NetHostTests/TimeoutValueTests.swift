@@ -5,6 +5,10 @@ import NIOEmbedded
 import NetHostTestSupport
 import Testing
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Timeouts given as NaN, negative, infinite or huge numbers of seconds: refused with an
 /// error that names where they came from, or clamped, and never a trap that ends the

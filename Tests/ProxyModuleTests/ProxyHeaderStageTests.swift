@@ -63,7 +63,7 @@ struct ProxyHeaderStageTests {
         init(from peer: SocketAddress? = ProxyHeaderStageTests.proxy, settings: NetworkSettings = NetworkSettings(),
              pending: PendingHeaders = PendingHeaders(), mappings: [Int: String] = [ProxyHeaderStageTests.port: "svc"],
              service: ((any ConnectionListener) -> NetService)? = { NetService(name: "svc", handling: .listener($0, .anyLoop), module: "test") },
-             luaLoop: (any EventLoop)? = nil, holdingClose: Bool = false) throws {
+             luaLoop: (any EventLoop)? = nil, holdingClose: Bool = false, maxPendingHeadersPerIP: Int = 256) throws {
             self.pending = pending
             let logger = Logger(label: "stage", factory: logs.handler(label:))
             let services = ServiceRegistry()
@@ -71,7 +71,7 @@ struct ProxyHeaderStageTests {
                 try services.add(service(recorder))
             }
             let runtime = ProxyRuntime(
-                liveConfiguration: LiveValue(ProxyConfiguration(portMappings: mappings)),
+                liveConfiguration: LiveValue(ProxyConfiguration(portMappings: mappings, maxPendingHeadersPerIP: maxPendingHeadersPerIP)),
                 statistics: statistics, events: RepeatedEventLog(logger: logger), pending: pending
             )
             let context = PipelineContext(
@@ -266,10 +266,8 @@ struct ProxyHeaderStageTests {
     @Test("past max_pending_headers_per_ip a new connection from the same address is refused")
     func pendingLimit() throws {
         let pending = PendingHeaders()
-        var settings = NetworkSettings()
-        settings.maxPendingHeadersPerIP = 1
-        let first = try Stage(settings: settings, pending: pending)
-        let second = try Stage(settings: settings, pending: pending)
+        let first = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
+        let second = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
         #expect(first.channel.isActive)
         #expect(!second.channel.isActive)
         #expect(second.outcomes == [.overLimit])
@@ -345,16 +343,14 @@ struct ProxyHeaderStageTests {
     @Test("a peer that closes mid-header is counted as closed_early, and its pending slot is given back")
     func closedEarly() throws {
         let pending = PendingHeaders()
-        var settings = NetworkSettings()
-        settings.maxPendingHeadersPerIP = 1
-        let first = try Stage(settings: settings, pending: pending)
+        let first = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
         try first.send("PROXY TCP4 ")
         _ = try first.channel.close().wait()
         #expect(first.outcomes == [.closedEarly])
         #expect(first.holdsNothing)
         #expect(first.logs.contains(
             "info the peer closed the connection before the PROXY header was complete peer=127.0.0.1:40000 port=15222 received_bytes=11"))
-        let second = try Stage(settings: settings, pending: pending)
+        let second = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
         #expect(second.channel.isActive, "the slot was not given back")
     }
 

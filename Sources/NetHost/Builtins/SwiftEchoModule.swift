@@ -1,3 +1,4 @@
+import NetHostCore
 import NIOCore
 
 /// Native module `echo_swift`: a Swift echo service that runs on every core,

@@ -1,3 +1,4 @@
+import NetHostCore
 import NIOCore
 
 /// Native module `whoami`: a Swift service that answers each connection with

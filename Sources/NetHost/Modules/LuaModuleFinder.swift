@@ -1,3 +1,4 @@
+import NetHostConfig
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

@@ -1,3 +1,5 @@
+import NetHostLua
+
 /// Which loaded module depends on which (`module:depends`), so that a module is
 /// reloaded and unloaded with the modules it depends on, as Prosody's
 /// `module:depends` arranges with its module-reloaded and module-unloaded hooks,

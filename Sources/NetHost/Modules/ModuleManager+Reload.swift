@@ -1,3 +1,5 @@
+import NetHostLua
+
 /// Reloading: a module whose file changed (Prosody's module reload), and the
 /// whole config (SIGHUP).
 extension ModuleManager {

@@ -1,4 +1,8 @@
 import Logging
+import LuaBridge
+import NetHostConfig
+import NetHostCore
+import NetHostLua
 import NIOCore
 #if canImport(Glibc)
 import Glibc
@@ -77,7 +81,10 @@ public final class ModuleManager {
         problems: ProblemLog = ProblemLog()
     ) throws {
         self.runtime = try LuaRuntime(
-            loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory
+            loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory,
+            connectionMethods: natives.reduce(into: [:]) { methods, native in
+                methods.merge(native.luaConnectionMethods) { first, _ in first }
+            }
         )
         if let budget = options.value(ModuleOptions.luaInstructionBudget)?.integerValue, budget >= 0 {
             runtime.instructionBudget = Int32(clamping: budget)

@@ -1,3 +1,6 @@
+import NetHostConfig
+import NetHostLua
+
 /// The options the module manager reads: which modules load where, where they
 /// are found, and the limits of the Lua state they run in.
 public enum ModuleOptions {
@@ -13,10 +16,7 @@ public enum ModuleOptions {
         "plugin_paths", .stringList, scope: .global,
         help: "folders searched for mod_NAME.lua and mod_NAME/mod_NAME.lua before NetHost's own modules (relative to the config)"
     )
-    public static let enabled = OptionDeclaration(
-        "enabled", .boolean, default: "true",
-        help: "under a VirtualHost or Component: false leaves the host out, and nothing loads for it"
-    )
+    public static let enabled = HostDefinition.enabledOption
     public static let forceModuleReload = OptionDeclaration(
         "force_module_reload", .boolean, default: "false",
         help: "reload a changed Lua module even when its module.save() fails"

@@ -1,3 +1,5 @@
+import NetHostConfig
+
 /// Which modules the config asks for on which host, computed as Prosody's
 /// `get_modules_for_host` does (core/modulemanager.lua), for the modules NetHost
 /// hosts:

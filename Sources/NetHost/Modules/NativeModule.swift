@@ -1,4 +1,7 @@
 import Logging
+import LuaBridge
+import NetHostConfig
+import NetHostCore
 import NIOCore
 
 /// A module written in Swift, loaded by name from `modules_enabled` like a Lua one.
@@ -13,6 +16,10 @@ public protocol NativeModule: AnyObject, Sendable {
     /// check` and `nethost check --options` use them. Every service's `NAME_ports`
     /// and the like are the host's and need no declaration here.
     static var declaredOptions: [OptionDeclaration] { get }
+    /// Methods the module adds to Lua's `conn` object, for every connection (net_proxy:
+    /// `proxyip`, `proxyport`, `proxyheader`). Argument 1 is the connection
+    /// (`stack.checkUserdata(1, as: Connection.self, ...)`).
+    static var luaConnectionMethods: [String: LuaFunction] { get }
     init(context: ModuleContext) throws
     func load() throws
     /// Called once every module in `modules_enabled` has had its turn, so a
@@ -30,6 +37,7 @@ public protocol NativeModule: AnyObject, Sendable {
 
 extension NativeModule {
     public static var declaredOptions: [OptionDeclaration] { [] }
+    public static var luaConnectionMethods: [String: LuaFunction] { [:] }
     public func load() throws {}
     public func allModulesLoaded() {}
     public func prepareReload() throws -> @Sendable () -> Void { {} }

@@ -1,3 +1,5 @@
+import NetHostConfig
+
 /// The options `ListenPlan` reads: where each service listens. Ports are opened
 /// once for the whole server, so all of these belong in the global section.
 public enum ListenOptions {

@@ -1,3 +1,6 @@
+import NetHostConfig
+import NetHostCore
+
 /// Where each service listens: `NAME_ports` / `NAME_interfaces` from the
 /// config, else `interfaces`, else what the service asked for, else everywhere.
 public struct ListenPlan: Sendable {

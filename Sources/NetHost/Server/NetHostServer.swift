@@ -1,4 +1,6 @@
 import Logging
+import NetHostConfig
+import NetHostCore
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix

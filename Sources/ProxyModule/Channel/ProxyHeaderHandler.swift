@@ -57,7 +57,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     private func start(context: ChannelHandlerContext) {
-        let limit = self.context.settings.maxPendingHeadersPerIP
+        let limit = configuration.maxPendingHeadersPerIP
         let action = machine.channelActive(
             peer: context.channel.remoteAddress,
             timer: HeaderTimer(wheel: LoopTimers.current(on: context.eventLoop), context: context),

@@ -13,10 +13,15 @@ public struct ProxyConfiguration: Sendable {
     public var headerTimeout: Double
     /// The largest v2 header accepted; v1 is always at most 107 bytes.
     public var maximumHeaderLength: Int
+    /// Connections one address may have open whose PROXY header has not arrived yet
+    /// (a slow or silent sender holds a slot until its timeout):
+    /// `network_settings.max_pending_headers_per_ip`.
+    public var maxPendingHeadersPerIP: Int
     /// Not fatal: logged at start and listed by `nethost check`.
     public var warnings: [String] = []
 
     public static let defaultHeaderTimeout = 5.0
+    public static let defaultMaxPendingHeadersPerIP = 256
 
     /// `headerTimeout` on the loop's clock. `proxy_header_timeout` is checked when read
     /// (above 0, at most 3600); a value set from Swift is not, so one that cannot be a
@@ -38,13 +43,15 @@ public struct ProxyConfiguration: Sendable {
         ports: [Int]? = nil,
         trustedProxies: TrustedProxies = .default,
         headerTimeout: Double = ProxyConfiguration.defaultHeaderTimeout,
-        maximumHeaderLength: Int = ProxyHeaderParser.defaultMaximumHeaderLength
+        maximumHeaderLength: Int = ProxyHeaderParser.defaultMaximumHeaderLength,
+        maxPendingHeadersPerIP: Int = ProxyConfiguration.defaultMaxPendingHeadersPerIP
     ) {
         self.portMappings = portMappings
         self.ports = ports ?? portMappings.keys.sorted()
         self.trustedProxies = trustedProxies
         self.headerTimeout = headerTimeout
         self.maximumHeaderLength = maximumHeaderLength
+        self.maxPendingHeadersPerIP = maxPendingHeadersPerIP
     }
 
     /// Reads the options with `option(declaration)`; wrong shapes throw `Invalid`.
@@ -80,6 +87,13 @@ public struct ProxyConfiguration: Sendable {
                 throw Invalid(option: ProxyOptions.maxHeaderSize.name, reason: "expected a byte count from 232 (a v2 header with UNIX addresses) to 65551")
             }
             maximumHeaderLength = size
+        }
+        if let value = option(NetworkOptions.networkSettings)?.tableValue?["max_pending_headers_per_ip"] {
+            if let count = value.integerValue, count >= 1 {
+                maxPendingHeadersPerIP = count
+            } else {
+                warnings.append("network_settings.max_pending_headers_per_ip: expected a whole number of at least 1, ignored")
+            }
         }
     }
 

@@ -1,5 +1,31 @@
+import LuaBridge
 import NetHost
+import NetHostLua
 import ProxyProtocol
+
+/// What net_proxy adds to Lua's `conn`: `proxyip()` and `proxyport()` (the proxy's own
+/// end, nil for a direct connection) and `proxyheader()` (the table below, or nil).
+extension NetProxyModule {
+    public static var luaConnectionMethods: [String: LuaFunction] {
+        func connection(_ stack: LuaStack, _ method: String) throws -> Connection {
+            try stack.checkUserdata(1, as: Connection.self, function: method)
+        }
+        return [
+            "proxyip": { stack in
+                stack.push(try connection(stack, "proxyip").addresses.proxyIP)
+                return 1
+            },
+            "proxyport": { stack in
+                if let port = try connection(stack, "proxyport").addresses.proxyPort { stack.push(port) } else { stack.pushNil() }
+                return 1
+            },
+            "proxyheader": { stack in
+                if let header = try connection(stack, "proxyheader").proxyHeader { header.pushLuaTable(onto: stack) } else { stack.pushNil() }
+                return 1
+            },
+        ]
+    }
+}
 
 /// The parsed header as Lua's `conn:proxyheader()` returns it: the same
 /// content as the Swift value, with every TLV both raw and decoded.
@@ -12,7 +38,8 @@ import ProxyProtocol
 ///       ssl = { ssl = true, verified = true, version = "TLSv1.3", cn = "client", ... },
 ///       tlvs = { { type = 2, value = "example.com", name = "authority" }, ... },
 ///     }
-extension ProxyHeader: ConnectionOriginInfo {
+extension ProxyHeader {
+    /// Pushes the header as one Lua table. [-0, +1]
     public func pushLuaTable(onto stack: LuaStack) {
         stack.newTable(fieldCapacity: 12)
         stack.push(Int(version.rawValue))

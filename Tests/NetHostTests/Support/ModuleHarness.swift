@@ -4,6 +4,10 @@ import NIOCore
 import NIOEmbedded
 import NetHostTestSupport
 @testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostCore
+@testable import NetHostLua
+@testable import NetHostLogging
 
 /// Lua modules loaded by a real `ModuleManager` on an `EmbeddedEventLoop`: no
 /// sockets, and time moves only when the test says (`advance(by:)`), so timers

@@ -36,7 +36,7 @@ function listener.onincoming(conn, data)
 			end
 			stats.floods = stats.floods + 1
 		elseif command == "who" then
-			reply(conn, ("%s %d %d %s"):format(conn:ip(), conn:port(), conn:serverport(), tostring(conn:proxyip())))
+			reply(conn, ("%s %d %d %s"):format(conn:ip(), conn:port(), conn:serverport(), tostring(conn.proxyip)))
 		elseif command == "pause" then
 			conn:pause()
 			reply(conn, "paused")

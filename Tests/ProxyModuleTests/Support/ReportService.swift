@@ -95,7 +95,7 @@ module:provides("net", { name = "report", listener = listener })
     }
 
     /// The same line, written from the typed Swift values a Swift service gets
-    /// (`connection.addresses` and `connection.origin as? ProxyHeader`), by `service`.
+    /// (`connection.addresses` and `connection.proxyHeader`), by `service`.
     static func line(service: String, addresses: ConnectionAddresses, header: ProxyHeader?) -> String {
         var fields: [String] = []
         func add(_ key: String, _ value: String?) { fields.append("\(key)=\(value ?? "nil")") }
@@ -161,7 +161,7 @@ func hex(_ bytes: [UInt8]) -> String {
 }
 
 /// A Swift service, provided by a native module defined here: it reads
-/// `connection.origin as? ProxyHeader` and writes the same report line as the
+/// `connection.proxyHeader` and writes the same report line as the
 /// Lua service (but `service=origin_swift`), then echoes.
 final class OriginProbeModule: NativeModule {
     static let name = "origin_swift"
@@ -182,7 +182,7 @@ final class OriginProbeModule: NativeModule {
 
 final class OriginListener: ConnectionListener {
     func onConnect(_ connection: Connection) throws {
-        let header = connection.origin as? ProxyHeader
+        let header = connection.proxyHeader
         connection.write(ReportService.line(service: OriginProbeModule.name, addresses: connection.addresses, header: header) + "\n")
     }
 

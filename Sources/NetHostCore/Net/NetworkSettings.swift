@@ -1,0 +1,114 @@
+import NetHostConfig
+import NIOCore
+
+/// Per-connection limits and socket behaviour, from the `network_settings`
+/// option as in Prosody. Every wait has a timeout and every buffer a bound.
+public struct NetworkSettings: Sendable, Equatable {
+    /// Seconds without incoming data before `onreadtimeout` (Prosody: 14 minutes).
+    /// At most a year (`TimeoutSeconds.maximum`), as every timeout.
+    public var readTimeout: Double = NetworkSettings.defaultReadTimeout
+    /// Seconds a pending write may make no progress before the connection is closed.
+    public var sendTimeout: Double = NetworkSettings.defaultSendTimeout
+    /// Bytes a connection may have waiting to be sent; a writer past it is disconnected.
+    public var maxSendBufferSize: Int = 32 * 1024 * 1024
+    /// The listen backlog. Larger than Prosody's 128: a burst of connections
+    /// (a load balancer reconnecting, a flood) must not push good clients into
+    /// SYN retransmits of a second or more. The kernel caps it at somaxconn.
+    public var tcpBacklog: Int = 1024
+    /// The largest single read; receive buffers start small and grow up to it.
+    /// Larger than Prosody's 8 KiB: a 16 KiB message then takes one read and one
+    /// service callback instead of several (half the CPU per message, measured).
+    public var readSize: Int = 65536
+    /// TCP_NODELAY on accepted connections: request-response services should not
+    /// wait for Nagle's algorithm (nginx does the same).
+    public var tcpNoDelay: Bool = true
+    /// SO_KEEPALIVE on accepted connections.
+    public var tcpKeepalive: Bool = false
+    /// Open connections across all ports; one more is closed at accept.
+    public var maxConnections: Int = 100_000
+
+    public static let defaultReadTimeout: Double = 840
+    public static let defaultSendTimeout: Double = 180
+
+    public init() {}
+
+    /// `readTimeout` on the loop's clock. Reading the config refuses what no timeout can
+    /// be; a value set from Swift is not checked there, so NaN or a negative number counts
+    /// as the default here and infinity as the maximum, rather than trapping.
+    var readTimeoutAmount: TimeAmount {
+        (try? TimeoutSeconds.timeAmount(readTimeout, infinity: .clampsToMaximum)) ?? .seconds(Int64(Self.defaultReadTimeout))
+    }
+
+    /// `sendTimeout` on the loop's clock, read as `readTimeoutAmount` is.
+    var sendTimeoutAmount: TimeAmount {
+        (try? TimeoutSeconds.timeAmount(sendTimeout, infinity: .clampsToMaximum)) ?? .seconds(Int64(Self.defaultSendTimeout))
+    }
+
+    /// What was wrong with a `network_settings` entry.
+    public struct Problem: Sendable, CustomStringConvertible {
+        public let option: String
+        public let reason: String
+        public var description: String { "network_settings.\(option): \(reason)" }
+    }
+
+    /// Reads the `network_settings` table; unknown keys and wrong types are
+    /// reported and the default kept, like Prosody's typed option look-ups.
+    public init(from table: ConfigTable?, problems: inout [Problem]) {
+        guard let table else { return }
+        func seconds(_ key: String, _ target: inout Double) {
+            guard let value = table[key] else { return }
+            guard let number = value.numberValue else {
+                problems.append(Problem(option: key, reason: "expected a positive number of seconds, got \(value.typeName)"))
+                return
+            }
+            // A zero timeout would close every connection at once: these must be above 0.
+            guard number > 0 || number.isNaN else {
+                problems.append(Problem(option: key, reason: "expected a positive number of seconds, got \(number)"))
+                return
+            }
+            do throws(InvalidTimeout) {
+                _ = try TimeoutSeconds.timeAmount(number)  // refuses NaN and infinity
+            } catch {
+                problems.append(Problem(option: key, reason: error.description))
+                return
+            }
+            target = min(number, TimeoutSeconds.maximum)
+        }
+        func count(_ key: String, minimum: Int, _ target: inout Int) {
+            guard let value = table[key] else { return }
+            if let integer = value.integerValue, integer >= minimum {
+                target = integer
+            } else {
+                problems.append(Problem(option: key, reason: "expected a whole number of at least \(minimum)"))
+            }
+        }
+        func flag(_ key: String, _ target: inout Bool) {
+            guard let value = table[key] else { return }
+            if let boolean = value.booleanValue {
+                target = boolean
+            } else {
+                problems.append(Problem(option: key, reason: "expected true or false, got \(value.typeName)"))
+            }
+        }
+        seconds("read_timeout", &readTimeout)
+        seconds("send_timeout", &sendTimeout)
+        count("max_send_buffer_size", minimum: 1, &maxSendBufferSize)
+        count("tcp_backlog", minimum: 1, &tcpBacklog)
+        count("read_size", minimum: 64, &readSize)
+        count("max_connections", minimum: 1, &maxConnections)
+        flag("tcp_nodelay", &tcpNoDelay)
+        flag("tcp_keepalive", &tcpKeepalive)
+        let known: Set<String> = [
+            "read_timeout", "send_timeout", "max_send_buffer_size", "tcp_backlog", "read_size",
+            "tcp_nodelay", "tcp_keepalive", "max_connections",
+            // net_proxy's, read by ProxyModule.
+            "max_pending_headers_per_ip",
+            // Prosody's server_epoll settings that NetHost's event loop has no use for.
+            "connect_timeout", "handshake_timeout", "max_wait", "min_wait", "fatal_errors",
+            "opportunistic_writes", "keepalive", "nodelay", "edge_triggered", "ssl_timeout",
+        ]
+        for case .string(let key) in table.map.keys where !known.contains(key) {
+            problems.append(Problem(option: key, reason: "unknown setting, ignored"))
+        }
+    }
+}
