@@ -12,7 +12,14 @@ public enum FreePort {
     /// Ports handed out by this process, never handed out twice: tests run in
     /// parallel, and the kernel may offer a port again once it was released, so
     /// two tests that only asked the kernel could be given the same port.
-    private static let handedOut = Mutex(Set<Int>())
+    private static let handedOut = HandedOutPorts()
+
+    /// The set behind a lock, in an object: a `Mutex` stored directly in a static
+    /// is reported by ThreadSanitizer as a Swift access race on the global.
+    private final class HandedOutPorts: Sendable {
+        private let ports = Mutex(Set<Int>())
+        func insert(_ port: Int) -> Bool { ports.withLock { $0.insert(port).inserted } }
+    }
 
     /// A TCP port that is free on both 127.0.0.1 and ::1 right now.
     ///
@@ -23,7 +30,7 @@ public enum FreePort {
         for _ in 0..<50 {
             let port = try bindAndRelease(host: "127.0.0.1", port: 0)
             guard (try? bindAndRelease(host: "::1", port: port)) != nil else { continue }
-            let fresh = self.handedOut.withLock { $0.insert(port).inserted }
+            let fresh = self.handedOut.insert(port)
             if fresh { return port }
         }
         throw FixtureError("no free TCP port on both 127.0.0.1 and ::1 after 50 tries")
