@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -14,11 +14,17 @@ public enum FreePort {
     /// two tests that only asked the kernel could be given the same port.
     private static let handedOut = HandedOutPorts()
 
-    /// The set behind a lock, in an object: a `Mutex` stored directly in a static
-    /// is reported by ThreadSanitizer as a Swift access race on the global.
-    private final class HandedOutPorts: Sendable {
-        private let ports = Mutex(Set<Int>())
-        func insert(_ port: Int) -> Bool { ports.withLock { $0.insert(port).inserted } }
+    /// The set behind a pthread lock. Not Synchronization's `Mutex`: on Linux it
+    /// waits with raw futex calls, which ThreadSanitizer does not see, so it reports
+    /// the accesses the mutex orders as a race.
+    private final class HandedOutPorts: @unchecked Sendable {
+        private let lock = NSLock()
+        private var ports = Set<Int>()
+        func insert(_ port: Int) -> Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return ports.insert(port).inserted
+        }
     }
 
     /// A TCP port that is free on both 127.0.0.1 and ::1 right now.
