@@ -37,6 +37,11 @@ struct AcceptPauseTests {
                 AcceptPauseHandler(events: events, serviceName: "c2s") { [unowned self] _, on in reading.append(on) })
         }
 
+        /// An open EmbeddedChannel and its pipeline keep each other: closed here.
+        deinit {
+            _ = try? channel.close().wait()
+        }
+
         func acceptFails(_ errnoCode: Int32) {
             channel.pipeline.fireErrorCaught(IOError(errnoCode: errnoCode, reason: "accept"))
         }
