@@ -37,9 +37,11 @@ struct AcceptPauseTests {
                 AcceptPauseHandler(events: events, serviceName: "c2s") { [unowned self] _, on in reading.append(on) })
         }
 
-        /// An open EmbeddedChannel and its pipeline keep each other: closed here.
+        /// An open EmbeddedChannel and its pipeline keep each other, and a pending
+        /// resume task keeps the handler on the loop: both are let go here.
         deinit {
             _ = try? channel.close().wait()
+            try? loop.syncShutdownGracefully()
         }
 
         func acceptFails(_ errnoCode: Int32) {
