@@ -45,15 +45,18 @@ struct CheckCommand: AsyncParsableCommand {
         // Every option name asked for while the modules load (a Lua module's
         // module:get_option* included) counts as used, not as a typo.
         let recording = RecordingOptions(startup.configuration)
-        let server = try NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
+        let server = try await NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
         let services = server.services.all
         let plan = ListenPlan(services: services, options: recording)
         problems += server.problems.all
         problems += server.listenProblems()
         problems += plan.clashes
-        let modules = server.loadedModules
-        let hostModules = startup.configuration.definedHosts.map { ($0.name, server.loadedModules(on: $0.name)) }
-        server.shutdownNow()
+        let modules = await server.loadedModules
+        var hostModules: [(String, [String])] = []
+        for host in startup.configuration.definedHosts {
+            hostModules.append((host.name, await server.loadedModules(on: host.name)))
+        }
+        await server.unload()
 
         Console.print("config: \(startup.configPath)")
         Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")

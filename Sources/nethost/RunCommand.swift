@@ -61,9 +61,9 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Takes the pidfile, loads the modules, opens the ports, keeps the server
-/// running until a graceful shutdown is asked for, then stops it and lets the
-/// pidfile go.
+/// Takes the pidfile, loads the modules, then runs the server (a `Service` of its
+/// own, which serves until the group asks for a graceful shutdown) beside the
+/// signals that ask for a reload or statistics, and lets the pidfile go.
 struct HostService: Service {
     let options: NetHostServer.Options
     let pidFilePath: String?
@@ -84,43 +84,35 @@ struct HostService: Service {
             throw StartFailure(description: "\(error)")
         }
         defer { pidFile?.release() }
-        let server = try NetHostServer(options, logger: logger)
-        let failures = server.start()
-        if !failures.isEmpty, server.ports.openListeners.isEmpty {
-            await server.shutdown()
-            throw StartFailure(description: "no port could be opened (\(failures.count) failed), so NetHost does not run")
-        }
-        logger.info("started; modules loaded: \(server.loadedModules.joined(separator: ", "))")
-        for host in options.options.definedHosts {
-            let names = server.loadedModules(on: host.name)
-            if !names.isEmpty { logger.info("modules loaded on \(host.name): \(names.joined(separator: ", "))") }
-        }
-        await withTaskGroup(of: Void.self) { tasks in
+        let server = try await NetHostServer(options, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [signals] in
                 for await signal in signals {
                     if signal == .sigusr1 {
                         server.logStatistics()
                     } else {
-                        reload(server)
+                        await reload(server)
                     }
                 }
             }
-            // Returns once SIGTERM or SIGINT asks for a graceful shutdown.
-            try? await gracefulShutdown()
+            do {
+                try await server.run()
+            } catch let failure as NetHostServer.StartFailure {
+                tasks.cancelAll()
+                throw StartFailure(description: failure.description)
+            }
             tasks.cancelAll()
         }
-        logger.info("stopping: closing listeners, then open connections")
-        await server.shutdown()
     }
 
     /// SIGHUP: read the config again and apply it; a config with an error
     /// changes nothing and is logged with its file and line.
-    private func reload(_ server: NetHostServer) {
+    private func reload(_ server: NetHostServer) async {
         logger.info("SIGHUP: reloading \(common.config)")
         do {
             let startup = try Startup(options: common)
             for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
-            try server.reload(startup.configuration)
+            try await server.reload(startup.configuration)
         } catch {
             logger.error("reload refused, nothing changed: \(error)")
         }

@@ -65,9 +65,9 @@ public final class HostFixture {
     public func start(
         options: [String: ConfigValue], hosts: [String: [String: ConfigValue]] = [:],
         natives: [any NativeModule.Type] = BuiltinModules.all
-    ) throws -> NetHostServer {
+    ) async throws -> NetHostServer {
         let logger = Logger(label: "nethost-test", factory: logs.handler(label:))
-        let server = try NetHostServer(
+        let server = try await NetHostServer(
             .init(
                 options: Self.options(options, hosts: hosts),
                 configDirectory: directory,
@@ -79,7 +79,7 @@ public final class HostFixture {
             logger: logger
         )
         self.server = server
-        server.start()
+        await server.start()
         return server
     }
 
@@ -105,6 +105,17 @@ public final class HostFixture {
         return condition()
     }
 
+    /// `eventually` for async tests: waits without holding one of the few threads
+    /// Swift's concurrency pool has, which the server's own tasks may need.
+    public func waitUntil(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
     public func stop() async {
         await server?.shutdown(drainTime: .seconds(2))
         server = nil
@@ -114,7 +125,7 @@ public final class HostFixture {
     /// A test that ended before `stop()` (an expectation that threw) still stops
     /// its server: its threads, ports and Lua state would otherwise outlive it.
     deinit {
-        server?.shutdownNow()
+        server?.unloadNow()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -126,7 +137,7 @@ public final class HostFixture {
         _ body: (HostFixture) async throws -> Void
     ) async throws {
         let fixture = try HostFixture(modules: modules)
-        try fixture.start(options: options)
+        try await fixture.start(options: options)
         do {
             try await body(fixture)
         } catch {

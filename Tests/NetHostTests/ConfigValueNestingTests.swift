@@ -89,8 +89,8 @@ struct ConfigValueNestingTests {
             while type(value) == "table" do depth = depth + 1; value = value.a end
             module:log("info", "depth %d leaf %s", depth, tostring(value))
             """])
-        let server = try fixture.start(options: ["modules_enabled": .strings("reader"), "deep": deep])
-        #expect(server.loadedModules == ["reader"], "\(server.problems.all)")
+        let server = try await fixture.start(options: ["modules_enabled": .strings("reader"), "deep": deep])
+        await #expect(server.loadedModules == ["reader"], "\(server.problems.all)")
         #expect(fixture.logs.contains("depth \(ConfigValue.maximumNesting) leaf 1"))
         await fixture.stop()
     }
@@ -98,11 +98,11 @@ struct ConfigValueNestingTests {
     @Test("an option nested past the limit (set from Swift) fails get_option with the option's name, not the process")
     func pastTheLimitInAModule() async throws {
         let fixture = try HostFixture(modules: ["reader": "local value = module:get_option('deep')"])
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "modules_enabled": .strings("reader"),
             "deep": Self.nested(ConfigValue.maximumNesting + 1),
         ])
-        #expect(server.loadedModules.isEmpty)
+        await #expect(server.loadedModules.isEmpty)
         let problems = server.problems.all.joined(separator: "\n")
         #expect(problems.contains("config option 'deep': tables nested more than \(ConfigValue.maximumNesting) deep"), "\(problems)")
         await fixture.stop()

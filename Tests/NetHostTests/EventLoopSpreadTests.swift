@@ -34,7 +34,7 @@ struct EventLoopSpreadTests {
     @Test("a Swift service's port accepts on every loop, and each connection stays on the loop that accepted it")
     func acceptsOnEveryLoop() async throws {
         let fixture = try HostFixture(modules: [:])  // two event loops
-        try fixture.start(
+        try await fixture.start(
             options: ["modules_enabled": .strings("loop_reporter"), "loop_reporter_ports": .list(.integer(0))],
             natives: [LoopReporterModule.self]
         )

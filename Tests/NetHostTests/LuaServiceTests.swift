@@ -26,7 +26,7 @@ struct LuaServiceTests {
             module:provides("net", { name = "gcmode", listener = {
                 onconnect = function (conn) conn:write(collectgarbage("generational") .. "\\n"); conn:close() end } })
             """])
-        try fixture.start(options: ["modules_enabled": .strings("gcmode"), "gcmode_ports": .list(.integer(0))])
+        try await fixture.start(options: ["modules_enabled": .strings("gcmode"), "gcmode_ports": .list(.integer(0))])
         #expect(try fixture.connect(to: "gcmode").readLine() == "generational")
         await fixture.stop()
     }
@@ -263,7 +263,7 @@ struct LuaServiceTests {
             of: "function listener.ondisconnect(conn, reason)",
             with: "function listener.ondisconnect(conn, reason)\n\tio.open(module:get_directory() .. '/stopped', 'w'):write(tostring(reason)):close()"
         )])
-        try fixture.start(options: ["modules_enabled": .strings("probe")])
+        try await fixture.start(options: ["modules_enabled": .strings("probe")])
         let port = try fixture.port(of: "probe")
         let client = try fixture.connect(to: "probe")
         _ = try client.readLine()
@@ -292,7 +292,7 @@ struct MisbehavingLuaTests {
     @Test("a callback stuck in a loop is stopped after lua_instruction_budget, with an error naming module and callback")
     func runawayLoop() async throws {
         let fixture = try HostFixture(modules: ["bad": Self.module])
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("bad"), "bad_ports": .list(.integer(0)), "lua_instruction_budget": .integer(1_000_000),
         ])
         let bystander = try fixture.connect(to: "bad")
@@ -308,7 +308,7 @@ struct MisbehavingLuaTests {
     @Test("a callback that allocates past lua_memory_limit gets a memory error; the state recovers")
     func memoryCap() async throws {
         let fixture = try HostFixture(modules: ["bad": Self.module])
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("bad"), "bad_ports": .list(.integer(0)), "lua_memory_limit": .integer(64 << 20),
         ])
         // Filling 64 MiB with Lua strings is quick uninstrumented, but can take well over

@@ -44,8 +44,8 @@ struct ModuleBytecodeTests {
         let fixture = try HostFixture(modules: ["prober": Self.prober])
         try Data(try Bytecode.compile("return 42")).write(to: URL(fileURLWithPath: fixture.directory + "/compiled.lua"))
         try "return 42".write(toFile: fixture.directory + "/source.lua", atomically: true, encoding: .utf8)
-        let server = try fixture.start(options: ["modules_enabled": .strings("prober")])
-        #expect(server.loadedModules == ["prober"], "\(server.problems.all)")
+        let server = try await fixture.start(options: ["modules_enabled": .strings("prober")])
+        await #expect(server.loadedModules == ["prober"], "\(server.problems.all)")
         let attempts = fixture.logs.all.filter { $0.contains("attempt ") }
         func line(_ route: String) -> String { attempts.first { $0.contains("attempt \(route) ") } ?? "\(route): not logged" }
         for route in ["load", "loadfile", "dofile", "require", "module:require"] {
@@ -63,8 +63,8 @@ struct ModuleBytecodeTests {
     func requireOfBytecodeIsReported() async throws {
         let fixture = try HostFixture(modules: ["needsbinary": "local helper = module:require('helper')"])
         try Data(try Bytecode.compile("return {}")).write(to: URL(fileURLWithPath: fixture.directory + "/helper.lib.lua"))
-        let server = try fixture.start(options: ["modules_enabled": .strings("needsbinary")])
-        #expect(server.loadedModules.isEmpty)
+        let server = try await fixture.start(options: ["modules_enabled": .strings("needsbinary")])
+        await #expect(server.loadedModules.isEmpty)
         let problems = server.problems.all.joined(separator: "\n")
         #expect(problems.contains("helper.lib.lua: " + LuaSourceOnlyTests.refusal), "\(problems)")
         await fixture.stop()

@@ -105,7 +105,7 @@ struct ModuleLifecycleTests {
     @Test("server-started fires once the server has started; server-stopping fires at shutdown while connections are still open")
     func serverEvents() async throws {
         let fixture = try HostFixture(modules: ["events": Self.events])
-        try fixture.start(options: ["modules_enabled": .strings("events"), "events_ports": .list(.integer(0))])
+        try await fixture.start(options: ["modules_enabled": .strings("events"), "events_ports": .list(.integer(0))])
         let client = try fixture.connect(to: "events")
         #expect(try client.readLine() == "hello")
         #expect(fixture.eventually { fixture.logs.contains("event: server-started") })

@@ -17,13 +17,13 @@ struct ModuleLoadingTests {
     @Test("Lua modules load from plugin_paths, native ones by name, and a disabled one does not load")
     func loadsByName() async throws {
         let fixture = try HostFixture(modules: ["echo": Self.echo, "other": "module:log('info', 'other loaded')"])
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "modules_enabled": .strings("echo", "whoami", "other", "echo"),
             "modules_disabled": .strings("other", "does_not_exist"),
             "echo_ports": .list(.integer(0)),
             "whoami_ports": .list(.integer(0)),
         ])
-        #expect(server.loadedModules == ["echo", "whoami"])
+        await #expect(server.loadedModules == ["echo", "whoami"])
         #expect(!fixture.logs.contains("other loaded"))
         let echo = try fixture.connect(to: "echo")
         try echo.send("ping\n")
@@ -39,8 +39,8 @@ struct ModuleLoadingTests {
         try FileManager.default.createDirectory(atPath: fixture.directory + "/mod_nested", withIntermediateDirectories: true)
         try Self.echo.replacingOccurrences(of: "\"echo\"", with: "\"nested\"")
             .write(toFile: fixture.directory + "/mod_nested/mod_nested.lua", atomically: true, encoding: .utf8)
-        let server = try fixture.start(options: ["modules_enabled": .strings("nested"), "nested_ports": .list(.integer(0))])
-        #expect(server.loadedModules == ["nested"])
+        let server = try await fixture.start(options: ["modules_enabled": .strings("nested"), "nested_ports": .list(.integer(0))])
+        await #expect(server.loadedModules == ["nested"])
         await fixture.stop()
     }
 
@@ -56,12 +56,12 @@ struct ModuleLoadingTests {
                 error("failed after providing a service")
                 """,
         ])
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "modules_enabled": .strings("missing", "syntax", "runtime", "badload", "halfway", "echo"),
             "echo_ports": .list(.integer(0)),
             "halfway_ports": .list(.integer(0)),
         ])
-        #expect(server.loadedModules == ["echo"])
+        await #expect(server.loadedModules == ["echo"])
         let problems = server.problems.all.joined(separator: "\n")
         #expect(problems.contains("module 'missing' failed to load: no native module of that name, and no file in:"))
         #expect(problems.contains("mod_syntax.lua:1:"))
@@ -110,7 +110,7 @@ struct ModuleLoadingTests {
     @Test("a module name cannot be a path")
     func namesAreNotPaths() async throws {
         let fixture = try HostFixture(modules: [:])
-        let server = try fixture.start(options: ["modules_enabled": .strings("../etc/passwd")])
+        let server = try await fixture.start(options: ["modules_enabled": .strings("../etc/passwd")])
         #expect(server.problems.all.contains { $0.contains("not a valid module name") })
         await fixture.stop()
     }
@@ -134,7 +134,7 @@ struct ModuleAPITests {
         var all = options
         all["modules_enabled"] = all["modules_enabled"] ?? .strings("api")
         all["report_ports"] = .list(.integer(0))
-        try fixture.start(options: all)
+        try await fixture.start(options: all)
         let client = try fixture.connect(to: "report")
         var lines: [String] = []
         while true {
@@ -233,7 +233,7 @@ struct ModuleAPITests {
     @Test("module:log goes to the server's log with the module's name")
     func log() async throws {
         let fixture = try HostFixture(modules: ["talk": "module:log('warn', 'value is %d', 42)"])
-        try fixture.start(options: ["modules_enabled": .strings("talk")])
+        try await fixture.start(options: ["modules_enabled": .strings("talk")])
         #expect(fixture.logs.contains("warning value is 42 module=talk"))
         await fixture.stop()
     }
@@ -245,7 +245,7 @@ struct ModuleAPITests {
             function module.unload() mark('unloaded') end
             module:hook('server-stopped', function () mark('stopped') end)
             """])
-        try fixture.start(options: ["modules_enabled": .strings("bye")])
+        try await fixture.start(options: ["modules_enabled": .strings("bye")])
         await fixture.server?.shutdown(drainTime: .seconds(1))
         #expect(FileManager.default.fileExists(atPath: fixture.directory + "/stopped"))
         #expect(!FileManager.default.fileExists(atPath: fixture.directory + "/unloaded"))

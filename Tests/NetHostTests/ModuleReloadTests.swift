@@ -30,13 +30,13 @@ struct ModuleReloadTests {
         let options: [String: ConfigValue] = [
             "modules_enabled": .strings("counter"), "counter_ports": .list(.integer(0)), "interfaces": .strings("127.0.0.1"),
         ]
-        let server = try fixture.start(options: options)
+        let server = try await fixture.start(options: options)
         let old = try fixture.connect(to: "counter")
         try old.send("a\n")
         #expect(try old.readLine() == "v1 1")
 
         try Self.source(version: 2).write(toFile: fixture.directory + "/mod_counter.lua", atomically: true, encoding: .utf8)
-        try server.reload(FixedOptions(global: options))
+        try await server.reload(FixedOptions(global: options))
         #expect(fixture.logs.contains("reloaded module 'counter'"))
 
         let new = try fixture.connect(to: "counter")
@@ -52,11 +52,11 @@ struct ModuleReloadTests {
         let other = { (version: Int) in "module:log('info', 'other v\(version) loaded')" }
         let fixture = try HostFixture(modules: ["counter": Self.source(version: 1), "other": other(1)])
         let options: [String: ConfigValue] = ["modules_enabled": .strings("counter", "other"), "counter_ports": .list(.integer(0))]
-        let server = try fixture.start(options: options)
+        let server = try await fixture.start(options: options)
         #expect(fixture.logs.all.filter { $0.contains("counter v1 loaded") }.count == 1)
 
         try other(2).write(toFile: fixture.directory + "/mod_other.lua", atomically: true, encoding: .utf8)
-        try server.reload(FixedOptions(global: options.merging(["interfaces": .strings("127.0.0.1")]) { $1 }))
+        try await server.reload(FixedOptions(global: options.merging(["interfaces": .strings("127.0.0.1")]) { $1 }))
         // The reload looked at the files: the changed one ran again.
         #expect(fixture.logs.contains("other v2 loaded"))
         #expect(fixture.logs.all.filter { $0.contains("counter v1 loaded") }.count == 1)

@@ -18,7 +18,7 @@ struct PortTests {
         let occupied = try FreePort.allocate()
         let blocker = try TestListener(port: occupied)
         let fixture = try HostFixture(modules: ["one": Self.service, "two": Self.service])
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "modules_enabled": .strings("one", "two"),
             "one_ports": .list(.integer(occupied)),
             "two_ports": .list(.integer(0)),
@@ -36,7 +36,7 @@ struct PortTests {
     func twoServicesOnePort() async throws {
         let port = try FreePort.allocate()
         let fixture = try HostFixture(modules: ["one": Self.service, "two": Self.service])
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "modules_enabled": .strings("one", "two"),
             "one_ports": .list(.integer(port)),
             "two_ports": .list(.integer(port)),
@@ -51,7 +51,7 @@ struct PortTests {
     func ipv6() async throws {
         let port = try FreePort.allocate()
         let fixture = try HostFixture(modules: ["one": Self.service])
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("one"),
             "one_ports": .list(.integer(port)),
             "one_interfaces": .strings("::1", "127.0.0.1"),
@@ -66,7 +66,7 @@ struct PortTests {
     @Test("a bad NAME_ports entry is reported")
     func badPort() async throws {
         let fixture = try HostFixture(modules: ["one": Self.service])
-        let server = try fixture.start(options: ["modules_enabled": .strings("one"), "one_ports": .list(.integer(70000))])
+        let server = try await fixture.start(options: ["modules_enabled": .strings("one"), "one_ports": .list(.integer(70000))])
         #expect(server.problems.all.contains("one_ports: 70000 is not a port number (0-65535)"))
         await fixture.stop()
     }
@@ -94,7 +94,7 @@ struct ConnectionLimitTests {
     @Test("past max_connections a new connection is closed at accept; a slot frees when one closes")
     func maxConnections() async throws {
         let fixture = try HostFixture(modules: ["one": PortTests.service])
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("one"), "one_ports": .list(.integer(0)),
             "network_settings": .table(ConfigTable(map: [.string("max_connections"): .integer(2)])),
         ])

@@ -94,7 +94,7 @@ struct ReceiveBufferSizingTests {
         settings.readSize = 4096
         let seen = NIOLockedValueBox<[CompactAdaptiveRecvAllocator]>([])
         let ports = PortManager(group: group, logger: .init(label: "test"))
-        let errors = ports.open([ListenRequest(
+        let errors = await ports.open([ListenRequest(
             serviceName: "probe", interface: "127.0.0.1", port: 0, childGroup: group, settings: settings,
             initializeChild: { channel in
                 channel.eventLoop.makeCompletedFuture {

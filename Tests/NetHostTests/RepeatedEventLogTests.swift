@@ -48,7 +48,7 @@ struct RepeatedEventLogTests {
         let logger = Logger(label: "test", factory: capture.handler(label:))
         let limiter = ConnectionLimiter(maximum: 0, logger: logger)
         let tls = TLSContexts(logger: logger)
-        let task = NetHostServer.scheduleSummaries(on: loop, limiter: limiter, ports: PortManager(group: loop, logger: logger), tls: tls)
+        let task = Housekeeping.schedule(on: loop, limiter: limiter, ports: PortManager(group: loop, logger: logger), tls: tls)
         defer { task.cancel() }
         for _ in 0 ..< 3 {
             let channel = EmbeddedChannel(loop: loop)

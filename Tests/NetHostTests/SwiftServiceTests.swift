@@ -126,7 +126,7 @@ struct SwiftServiceTests {
         let journal = Journal.make()
         defer { journal.close() }
         let fixture = try HostFixture(modules: [:])
-        try fixture.start(
+        try await fixture.start(
             options: [
                 "modules_enabled": .strings("recorder"), "recorder_ports": .list(.integer(0)),
                 "recorder_journal": .string(journal.id),

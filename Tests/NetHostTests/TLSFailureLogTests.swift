@@ -15,7 +15,7 @@ struct TLSFailureLogTests {
     func repeatedFailuresAreSummarised() async throws {
         let fixture = try HostFixture(modules: ["svc": TLSPolicyTests.services])
         let certificate = try TestCertificate(in: fixture.directory)
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)), "ssl": TLSPolicyTests.ssl(certificate),
         ])
         let port = try fixture.port(of: "secure")

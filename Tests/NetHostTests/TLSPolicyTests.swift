@@ -40,7 +40,7 @@ struct TLSPolicyTests {
     func defaultPolicy() async throws {
         let fixture = try HostFixture(modules: ["svc": Self.services])
         let certificate = try TestCertificate(in: fixture.directory, commonName: "default.test")
-        try fixture.start(options: ["modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)), "ssl": Self.ssl(certificate)])
+        try await fixture.start(options: ["modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)), "ssl": Self.ssl(certificate)])
         let port = try fixture.port(of: "secure")
         let refused = [
             ["-tls1"] + OpenSSLHandshake.allowOldProtocols,
@@ -67,7 +67,7 @@ struct TLSPolicyTests {
     func handshakeFailureInWords() async throws {
         let fixture = try HostFixture(modules: ["svc": Self.services])
         let certificate = try TestCertificate(in: fixture.directory)
-        try fixture.start(options: ["modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)), "ssl": Self.ssl(certificate)])
+        try await fixture.start(options: ["modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)), "ssl": Self.ssl(certificate)])
         let port = try fixture.port(of: "secure")
 
         _ = try OpenSSLHandshake.run(port: port, ["-tls1"] + OpenSSLHandshake.allowOldProtocols)
@@ -92,7 +92,7 @@ struct TLSPolicyTests {
     func protocolAndCiphers() async throws {
         let fixture = try HostFixture(modules: ["svc": Self.services])
         let certificate = try TestCertificate(in: fixture.directory)
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("svc"),
             "secure_ports": .list(.integer(0)), "other_ports": .list(.integer(0)),
             "ssl": Self.ssl(certificate, ["protocol": .string("tlsv1_3")]),
@@ -115,7 +115,7 @@ struct TLSPolicyTests {
         let fixture = try HostFixture(modules: ["svc": Self.services])
         let global = try TestCertificate(in: fixture.directory, commonName: "global.test", name: "global")
         let own = try TestCertificate(in: fixture.directory, commonName: "other.test", name: "other")
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("svc"),
             "secure_ports": .list(.integer(0)), "other_ports": .list(.integer(0)),
             "ssl": Self.ssl(global),
@@ -137,7 +137,7 @@ struct TLSPolicyTests {
         let hostA = try TestCertificate(in: fixture.directory, commonName: "a.example", name: "a")
         try FileManager.default.createDirectory(atPath: fixture.directory + "/certs", withIntermediateDirectories: true)
         _ = try TestCertificate(in: fixture.directory + "/certs", commonName: "b.example", name: "b.example")
-        try fixture.start(
+        try await fixture.start(
             options: [
                 "modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)),
                 "ssl": Self.ssl(fallback), "certificates": .string("certs"),
@@ -159,7 +159,7 @@ struct TLSPolicyTests {
         let fixture = try HostFixture(modules: ["svc": Self.services])
         try FileManager.default.createDirectory(atPath: fixture.directory + "/certs", withIntermediateDirectories: true)
         _ = try TestCertificate(in: fixture.directory + "/certs", commonName: "secure.service", name: "secure")
-        try fixture.start(options: ["modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0))])
+        try await fixture.start(options: ["modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0))])
         let handshake = try OpenSSLHandshake.run(port: try fixture.port(of: "secure"))
         #expect(handshake.succeeded && handshake.subject == "CN = secure.service", "\(handshake)")
         await fixture.stop()
@@ -172,17 +172,17 @@ struct TLSPolicyTests {
         let options: [String: ConfigValue] = [
             "modules_enabled": .strings("svc"), "secure_ports": .list(.integer(0)), "ssl": Self.ssl(certificate),
         ]
-        let server = try fixture.start(options: options)
+        let server = try await fixture.start(options: options)
         let port = try fixture.port(of: "secure")
         #expect(try OpenSSLHandshake.run(port: port).subject == "CN = old.test")
 
         _ = try TestCertificate(in: fixture.directory, commonName: "new.test")  // renewed in place
-        try server.reload(HostFixture.options(options))
+        try await server.reload(HostFixture.options(options))
         let renewed = try OpenSSLHandshake.run(port: port)
         #expect(renewed.subject == "CN = new.test", "\(renewed)")
 
         try "not a certificate\n".write(toFile: certificate.certificatePath, atomically: true, encoding: .utf8)
-        try server.reload(HostFixture.options(options))
+        try await server.reload(HostFixture.options(options))
         let kept = try OpenSSLHandshake.run(port: port)
         #expect(kept.subject == "CN = new.test", "\(kept)")
         let error = lines(fixture, containing: "\(certificate.certificatePath) is not a PEM certificate")
@@ -224,7 +224,7 @@ struct TLSPolicyTests {
         let ssl = ConfigValue.table(ConfigTable(map: [.string("certificate"): .string(files.certificate), .string("key"): .string(files.key)]))
         let expected = message.replacingOccurrences(of: "DIR", with: fixture.directory)
         do {
-            try fixture.start(options: ["ssl": ssl])
+            try await fixture.start(options: ["ssl": ssl])
             Issue.record("\(what): start-up did not fail")
         } catch {
             #expect("\(error)".contains(expected), "\(what): \(error)")
@@ -236,7 +236,7 @@ struct TLSPolicyTests {
     func unhonouredKeysReported() async throws {
         let fixture = try HostFixture(modules: [:])
         let certificate = try TestCertificate(in: fixture.directory)
-        let server = try fixture.start(options: [
+        let server = try await fixture.start(options: [
             "tls_profile": .string("paranoid"),
             "ssl": .table(ConfigTable(map: [
                 .string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath),
@@ -268,7 +268,7 @@ struct TLSPolicyTests {
     func hostSettingsReported() async throws {
         let fixture = try HostFixture(modules: ["svc": Self.services])
         let certificate = try TestCertificate(in: fixture.directory)
-        let server = try fixture.start(
+        let server = try await fixture.start(
             options: ["modules_enabled": .strings("svc"), "ssl": Self.ssl(certificate), "certificates": .string("no-such-folder")],
             hosts: ["a.example": ["ssl": Self.ssl(certificate, ["protocol": .string("tlsv1_3")]), "secure_ssl": Self.ssl(certificate)]]
         )

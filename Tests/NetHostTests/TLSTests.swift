@@ -51,7 +51,7 @@ struct TLSTests {
     func directTLS() async throws {
         let fixture = try HostFixture(modules: ["tls_echo": Self.tlsEcho])
         let certificate = try TestCertificate(in: fixture.directory)
-        try fixture.start(options: [
+        try await fixture.start(options: [
             "modules_enabled": .strings("tls_echo"), "tls_echo_ports": .list(.integer(0)), "ssl": sslOption(certificate),
         ])
         let client = try await TLSTestClient.connect(host: "127.0.0.1", port: try fixture.port(of: "tls_echo"))
@@ -64,7 +64,7 @@ struct TLSTests {
     @Test("a TLS service without a certificate is reported and not opened")
     func missingCertificate() async throws {
         let fixture = try HostFixture(modules: ["tls_echo": Self.tlsEcho])
-        let server = try fixture.start(options: ["modules_enabled": .strings("tls_echo"), "tls_echo_ports": .list(.integer(0))])
+        let server = try await fixture.start(options: ["modules_enabled": .strings("tls_echo"), "tls_echo_ports": .list(.integer(0))])
         #expect(server.problems.all.contains { $0.contains("service 'tls_echo' uses TLS") && $0.contains("no certificate") })
         #expect(server.ports.boundAddresses(of: "tls_echo").isEmpty)
         await fixture.stop()
@@ -74,8 +74,8 @@ struct TLSTests {
     func badCertificate() async throws {
         let fixture = try HostFixture(modules: [:])
         let ssl = ConfigValue.table(ConfigTable(map: [.string("certificate"): .string("nope.crt"), .string("key"): .string("nope.key")]))
-        #expect {
-            try fixture.start(options: ["ssl": ssl])
+        await #expect {
+            try await fixture.start(options: ["ssl": ssl])
         } throws: { error in
             "\(error)".contains("certificate file \(fixture.directory)/nope.crt does not exist")
         }
@@ -86,7 +86,7 @@ struct TLSTests {
     func startTLS() async throws {
         let fixture = try HostFixture(modules: ["smtp": Self.smtpLike])
         let certificate = try TestCertificate(in: fixture.directory)
-        try fixture.start(options: ["modules_enabled": .strings("smtp"), "smtp_ports": .list(.integer(0)), "ssl": sslOption(certificate)])
+        try await fixture.start(options: ["modules_enabled": .strings("smtp"), "smtp_ports": .list(.integer(0)), "ssl": sslOption(certificate)])
         let port = try fixture.port(of: "smtp")
         let output = try runOpenSSLClient(arguments: ["-starttls", "smtp", "-connect", "127.0.0.1:\(port)"], input: "hello after starttls\n")
         #expect(output.contains("echo true hello after starttls"))

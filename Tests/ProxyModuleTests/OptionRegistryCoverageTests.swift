@@ -48,7 +48,7 @@ struct OptionRegistryCoverageTests {
         """
 
     @Test("every option the code reads is declared, and every option declared as read is read")
-    func registryMatchesTheCode() throws {
+    func registryMatchesTheCode() async throws {
         let folder = try TemporaryFolder()
         for (name, source) in Self.plugins {
             try folder.write("plugins/mod_\(name).lua", source)
@@ -62,22 +62,28 @@ struct OptionRegistryCoverageTests {
         let pluginPaths = try LuaModuleFinder.pluginPaths(in: recording, relativeTo: folder.path)
 
         let logger = Logger(label: "coverage") { _ in SwiftLogNoOpLogHandler() }
-        let server = try NetHostServer(
+        let server = try await NetHostServer(
             NetHostServer.Options(
                 options: recording, configDirectory: folder.path, nativeModules: Self.natives,
                 pluginPaths: pluginPaths, threads: 1
             ),
             logger: logger
         )
-        defer { server.shutdownNow() }
-        #expect(Set(server.loadedModules) == ["net_proxy", "whoami", "echo_swift", "admin", "secure", "saver"])
+        let loaded = await server.loadedModules
+        #expect(Set(loaded) == ["net_proxy", "whoami", "echo_swift", "admin", "secure", "saver"])
         let services = Set(server.services.all.map(\.name))
         _ = ListenPlan(services: server.services.all, options: recording)
         _ = server.listenProblems()
 
         // A reload, with a changed module whose save fails.
         try folder.write("plugins/mod_saver.lua", Self.plugins["saver", default: ""] + "\n-- changed\n")
-        try server.reload(recording)
+        do {
+            try await server.reload(recording)
+        } catch {
+            await server.unload()
+            throw error
+        }
+        await server.unload()
 
         let asked = recording.namesAsked
         for name in asked.sorted() {

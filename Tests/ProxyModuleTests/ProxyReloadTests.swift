@@ -28,12 +28,12 @@ extension NetProxyEndToEnd {
         func reloadMappingsAndTrust() async throws {
             let ports = try distinctFreePorts(2)
             let fixture = try HostFixture(modules: ["echo": Self.echo])
-            let server = try fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
+            let server = try await fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
             let established = try TestClient(connectingTo: "127.0.0.1", port: ports[0])
             try established.send("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
             #expect(try established.readLine() == "203.0.113.7")
 
-            try server.reload(options(mappings: [ports[1]: "whoami"], trusted: ["127.0.0.0/8"]))
+            try await server.reload(options(mappings: [ports[1]: "whoami"], trusted: ["127.0.0.0/8"]))
 
             // The old port is closed; its established connection still talks to echo.
             #expect(throws: FixtureError.self) { try TestClient(connectingTo: "127.0.0.1", port: ports[0]) }
@@ -50,7 +50,7 @@ extension NetProxyEndToEnd {
         func reloadBetweenSwiftAndLua() async throws {
             let port = try distinctFreePorts(1)[0]
             let fixture = try HostFixture(modules: ["echo": Self.echo])  // two event loops
-            let server = try fixture.start(options: options(mappings: [port: "whoami"]).global, natives: BuiltinModules.all + ProxyModules.all)
+            let server = try await fixture.start(options: options(mappings: [port: "whoami"]).global, natives: BuiltinModules.all + ProxyModules.all)
             let servedBySwift = try served(of: 20, port: port, reply: "198.51.100.1 4000")
             #expect(servedBySwift == 20)
 
@@ -58,7 +58,7 @@ extension NetProxyEndToEnd {
             // handed to echo. The kernel spreads connections over the listening sockets
             // by address hash, so with one socket per loop 20 connections all landing
             // on the Lua loop's would happen about once in a million runs.
-            try server.reload(options(mappings: [port: "echo"]))
+            try await server.reload(options(mappings: [port: "echo"]))
             let servedByLua = try served(of: 20, port: port, reply: "198.51.100.1")
             #expect(servedByLua == 20)
             let established = try TestClient(connectingTo: "127.0.0.1", port: port)
@@ -66,7 +66,7 @@ extension NetProxyEndToEnd {
             #expect(try established.readLine() == "203.0.113.7")
 
             // Back to Swift: served on every loop again; the echo connection carries on.
-            try server.reload(options(mappings: [port: "whoami"]))
+            try await server.reload(options(mappings: [port: "whoami"]))
             let servedBySwiftAgain = try served(of: 20, port: port, reply: "198.51.100.1 4000")
             #expect(servedBySwiftAgain == 20)
             let listener = server.ports.openListeners.first { $0.port == port }
@@ -92,10 +92,10 @@ extension NetProxyEndToEnd {
         func badReload() async throws {
             let ports = try distinctFreePorts(1)
             let fixture = try HostFixture(modules: ["echo": Self.echo])
-            let server = try fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
+            let server = try await fixture.start(options: options(mappings: [ports[0]: "echo"]).global, natives: BuiltinModules.all + ProxyModules.all)
             var broken = options(mappings: [ports[0]: "echo"])
             broken.global["proxy_trusted_proxies"] = .strings("10.0.0.0/99")
-            #expect(throws: NetHostServer.ReloadError.self) { try server.reload(broken) }
+            await #expect(throws: NetHostServer.ReloadError.self) { try await server.reload(broken) }
             #expect(server.options.value("proxy_trusted_proxies", host: nil) == .strings("127.0.0.1"))
             let client = try TestClient(connectingTo: "127.0.0.1", port: ports[0])
             try client.send("PROXY TCP4 203.0.113.9 192.0.2.1 51234 443\r\n")
@@ -106,15 +106,15 @@ extension NetProxyEndToEnd {
         @Test("modules newly in modules_enabled load on reload; removed ones unload and stop listening")
         func reloadModules() async throws {
             let fixture = try HostFixture(modules: ["echo": Self.echo])
-            let server = try fixture.start(options: [
+            let server = try await fixture.start(options: [
                 "modules_enabled": .strings("echo"), "echo_ports": .list(.integer(0)), "whoami_ports": .list(.integer(0)),
             ], natives: BuiltinModules.all)
-            #expect(server.loadedModules == ["echo"])
-            try server.reload(FixedOptions(global: [
+            await #expect(server.loadedModules == ["echo"])
+            try await server.reload(FixedOptions(global: [
                 "modules_enabled": .strings("whoami"), "interfaces": .strings("127.0.0.1"),
                 "echo_ports": .list(.integer(0)), "whoami_ports": .list(.integer(0)),
             ]))
-            #expect(server.loadedModules == ["whoami"])
+            await #expect(server.loadedModules == ["whoami"])
             #expect(server.ports.boundAddresses(of: "echo").isEmpty)
             let client = try fixture.connect(to: "whoami")
             #expect(try client.readLine() == "127.0.0.1 \(client.localPort)")

@@ -23,7 +23,7 @@ extension NetProxyEndToEnd {
             let port = try FreePort.allocate()
             let fixture = try HostFixture(modules: ["secure": Self.secureService])
             let certificate = try TestCertificate(in: fixture.directory)
-            try fixture.start(options: [
+            try await fixture.start(options: [
                 "modules_enabled": .strings("net_proxy", "secure"),
                 "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
                 "ssl": .table(ConfigTable(map: [
@@ -44,7 +44,7 @@ extension NetProxyEndToEnd {
             let port = try FreePort.allocate()
             let fixture = try HostFixture(modules: ["secure": Self.secureService])
             let certificate = try TestCertificate(in: fixture.directory)
-            try fixture.start(options: [
+            try await fixture.start(options: [
                 "modules_enabled": .strings("net_proxy", "secure"),
                 "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
                 "ssl": .table(ConfigTable(map: [
@@ -65,7 +65,7 @@ extension NetProxyEndToEnd {
         func failedHandOverIsCountedApart() async throws {
             let port = try FreePort.allocate()
             let fixture = try HostFixture(modules: ["secure": Self.secureService])
-            let server = try fixture.start(options: [
+            let server = try await fixture.start(options: [
                 "modules_enabled": .strings("net_proxy", "secure"),
                 "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
             ], natives: BuiltinModules.all + ProxyModules.all)

@@ -4,10 +4,12 @@ import NetHostCore
 /// Where each service listens: `NAME_ports` / `NAME_interfaces` from the
 /// config, else `interfaces`, else what the service asked for, else everywhere.
 public struct ListenPlan: Sendable {
-    public struct Entry: Sendable, Equatable {
+    public struct Entry: Sendable, Hashable {
         public let service: String
         public let interface: String
         public let port: Int
+
+        public var address: ListenAddress { ListenAddress(interface: interface, port: port) }
     }
 
     public var entries: [Entry] = []
@@ -19,9 +21,7 @@ public struct ListenPlan: Sendable {
         var accepted: [Entry] = []
         var result: [String] = []
         for entry in entries {
-            let clash = accepted.first {
-                PortManager.collide(port: $0.port, interface: $0.interface, port: entry.port, interface: entry.interface)
-            }
+            let clash = accepted.first { $0.address.needsSameSocket(as: entry.address) }
             guard let clash else {
                 accepted.append(entry)
                 continue

@@ -36,6 +36,8 @@ public struct ListenRequest: Sendable {
         self.settings = settings
         self.initializeChild = initializeChild
     }
+
+    public var address: ListenAddress { ListenAddress(interface: interface, port: port) }
 }
 
 /// Why a port did not open, in words an operator can act on.
@@ -50,7 +52,7 @@ public struct ListenError: Error, CustomStringConvertible, Sendable {
     }
 
     /// `service` cannot have a port that `other` is configured on already.
-    package static func clash(_ service: String, with other: String, interface: String, port: Int) -> ListenError {
+    public static func clash(_ service: String, with other: String, interface: String, port: Int) -> ListenError {
         ListenError(serviceName: service, interface: interface, port: port,
                     reason: "service '\(other)' is already configured on this port")
     }
@@ -80,11 +82,11 @@ public final class PortManager: Sendable {
 
     /// Opens every requested port. Requests that collide (two services on one
     /// port and interface) and ports that cannot be opened are reported; the rest open.
-    public func open(_ requests: [ListenRequest]) -> [ListenError] {
+    public func open(_ requests: [ListenRequest]) async -> [ListenError] {
         var errors: [ListenError] = []
         var accepted: [ListenRequest] = []
         for request in requests {
-            if let clash = (accepted + currentRequests).first(where: { Self.collide($0, request) }) {
+            if let clash = (accepted + currentRequests).first(where: { $0.address.needsSameSocket(as: request.address) }) {
                 if clash.serviceName == request.serviceName {
                     continue  // the same port listed twice for one service
                 }
@@ -98,7 +100,7 @@ public final class PortManager: Sendable {
         }
         for request in accepted {
             do {
-                let channels = try bindOnEveryLoop(request)
+                let channels = try await bindOnEveryLoop(request)
                 bound.withLockedValue { $0.append(Bound(request: request, channels: channels)) }
                 let address = channels.first?.localAddress.map(\.logText) ?? "\(request.interface):\(request.port)"
                 logger.info("listening for service '\(request.serviceName)' on \(address)")
@@ -115,7 +117,7 @@ public final class PortManager: Sendable {
     /// sockets join the port (SO_REUSEPORT) before the old ones close, so the port
     /// never refuses connections in between and stays with the old listener if the
     /// new one cannot bind. Established connections are untouched.
-    public func replace(_ requests: [ListenRequest]) -> [ListenError] {
+    public func replace(_ requests: [ListenRequest]) async -> [ListenError] {
         var errors: [ListenError] = []
         for request in requests {
             let current = bound.withLockedValue { bound in
@@ -125,13 +127,13 @@ public final class PortManager: Sendable {
                 }
             }
             guard let current, let oldFirst = current.channels.first else {
-                errors += open([request])
+                errors += await open([request])
                 continue
             }
             let channels: [any Channel]
             do {
                 // For a configured port 0, the port it was given.
-                channels = try bindOnEveryLoop(request, port: oldFirst.localAddress?.port ?? request.port)
+                channels = try await bindOnEveryLoop(request, port: oldFirst.localAddress?.port ?? request.port)
             } catch {
                 errors.append(failure(request, error))
                 continue
@@ -147,7 +149,7 @@ public final class PortManager: Sendable {
                 continue
             }
             // Waited for, so that once this returns every new connection reaches the new sockets.
-            _ = try? EventLoopFuture.andAllComplete(current.channels.map { $0.close() }, on: group.next()).wait()
+            try? await EventLoopFuture.andAllComplete(current.channels.map { $0.close() }, on: group.next()).get()
             let address = channels.first?.localAddress.map(\.logText) ?? "\(request.interface):\(request.port)"
             logger.info("listening for service '\(request.serviceName)' on \(address), now accepting on \(channels.count) event loop(s)")
         }
@@ -205,33 +207,12 @@ public final class PortManager: Sendable {
         bound.withLockedValue { $0.map(\.request) }
     }
 
-    private static func collide(_ a: ListenRequest, _ b: ListenRequest) -> Bool {
-        collide(port: a.port, interface: a.interface, port: b.port, interface: b.interface)
-    }
-
-    /// Whether two listeners would need the same socket: the same port (not 0) on the
-    /// same interface, or a wildcard and an address of the same family.
-    package static func collide(port a: Int, interface ai: String, port b: Int, interface bi: String) -> Bool {
-        guard a == b, a != 0 else { return false }
-        return ai == bi
-            || (isWildcard(ai) && family(ai) == family(bi))
-            || (isWildcard(bi) && family(ai) == family(bi))
-    }
-
-    private static func isWildcard(_ interface: String) -> Bool {
-        interface == "*" || interface == "0.0.0.0" || interface == "::"
-    }
-
-    private static func family(_ interface: String) -> Int {
-        interface.contains(":") ? 6 : 4
-    }
-
     /// Binds one listening socket per loop of the request's group, all on one port with
     /// SO_REUSEPORT, each accepting onto its own loop (as nginx's `reuseport`): the kernel
     /// spreads connections over the loops and no connection ever changes threads. A
     /// single-loop group (the Lua loop) gets one socket, with SO_REUSEPORT too so that
     /// `replace` can later bind beside it.
-    private func bindOnEveryLoop(_ request: ListenRequest, port requestedPort: Int? = nil) throws -> [any Channel] {
+    private func bindOnEveryLoop(_ request: ListenRequest, port requestedPort: Int? = nil) async throws -> [any Channel] {
         let loops = Array(request.childGroup.makeIterator())
         let host = request.interface == "*" ? "0.0.0.0" : request.interface
         var channels: [any Channel] = []
@@ -239,7 +220,7 @@ public final class PortManager: Sendable {
             // A configured port 0 means "any": the first socket picks it, the others join it.
             var port = requestedPort ?? request.port
             for loop in loops {
-                let channel = try bind(request, on: loop, at: SocketAddress(ipAddress: host, port: port))
+                let channel = try await bind(request, on: loop, at: SocketAddress(ipAddress: host, port: port))
                 channels.append(channel)
                 port = channel.localAddress?.port ?? port
             }
@@ -250,7 +231,7 @@ public final class PortManager: Sendable {
         return channels
     }
 
-    private func bind(_ request: ListenRequest, on loop: any EventLoop, at address: SocketAddress) throws -> any Channel {
+    private func bind(_ request: ListenRequest, on loop: any EventLoop, at address: SocketAddress) async throws -> any Channel {
         let isIPv6: Bool
         if case .v6 = address { isIPv6 = true } else { isIPv6 = false }
         let settings = request.settings
@@ -283,7 +264,7 @@ public final class PortManager: Sendable {
                 ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: 1
             )
         }
-        return try bootstrap.bind(to: address).wait()
+        return try await bootstrap.bind(to: address).get()
     }
 
     /// Sets an accepted connection's options, then runs `initialize`. Set here

@@ -81,7 +81,7 @@ func withProxyHost(
 
     let fixture = try HostFixture(modules: [ReportService.name: ReportService.source])
     do {
-        try fixture.start(options: all, natives: ProxyHost.natives)
+        try await fixture.start(options: all, natives: ProxyHost.natives)
         try await body(ProxyHost(fixture: fixture, ports: ports))
     } catch {
         await fixture.stop()

@@ -1,0 +1,95 @@
+import NetHostCore
+import NIOCore
+
+extension NetHostServer {
+    /// Brings the open ports in line with the plan (see `ListenChanges`): closes
+    /// the ports no longer planned, opens the new ones, moves the ones whose
+    /// connections must now live on other loops. Established connections are
+    /// never touched.
+    func openPlannedPorts() async -> [ListenError] {
+        let plan = ListenPlan(services: services.all, options: options)
+        for problem in listenProblems(in: plan) {
+            logger.error("\(problem)")
+            problems.add(problem)
+        }
+        var open: [ListenPlan.Entry: ListenChanges.Loops] = [:]
+        for listener in ports.openListeners {
+            open[ListenPlan.Entry(service: listener.serviceName, interface: listener.interface, port: listener.port)] =
+                Self.loops(of: listener.childGroup)
+        }
+        let planned = plan.entries.compactMap { entry -> ListenChanges.Placement? in
+            guard let service = services.service(named: entry.service) else { return nil }
+            return ListenChanges.Placement(entry: entry, loops: Self.loops(of: childGroup(for: service, port: entry.port)))
+        }
+        let changes = ListenChanges(planned: planned, open: open)
+        if !changes.closing.isEmpty {
+            let closing = changes.closing
+            try? await ports.close(where: {
+                closing.contains(ListenPlan.Entry(service: $0.serviceName, interface: $0.interface, port: $0.port))
+            }).get()
+        }
+        let failures = await ports.open(changes.opening.compactMap(request(for:)))
+            + ports.replace(changes.moving.compactMap(request(for:)))
+        for failure in failures { problems.add(failure.description) }
+        return failures
+    }
+
+    /// Where a service's connections on `port` live: Lua services on the Lua loop,
+    /// Swift services on every loop.
+    private func childGroup(for service: NetService, port: Int) -> any EventLoopGroup {
+        service.executor(forPort: port, services: services) == .luaLoop ? luaLoop : group
+    }
+
+    /// nil for a port that cannot serve (a TLS service without a certificate,
+    /// reported by `listenProblems`).
+    private func request(for placement: ListenChanges.Placement) -> ListenRequest? {
+        let entry = placement.entry
+        guard let service = services.service(named: entry.service) else { return nil }
+        if service.usesDirectTLS, tls.settings(forService: service.name) == nil { return nil }
+        let context = PipelineContext(
+            services: services, settings: liveSettings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls
+        )
+        return ListenRequest(
+            serviceName: service.name,
+            interface: entry.interface,
+            port: entry.port,
+            childGroup: childGroup(for: service, port: entry.port),
+            settings: settings,
+            initializeChild: ConnectionSetup.initializer(for: service.name, port: entry.port, limiter: limiter, context: context)
+        )
+    }
+
+    /// What keeps the planned ports from serving, found without binding: port
+    /// options that are wrong, and TLS services without a certificate, whether they
+    /// listen themselves or a PROXY port hands its connections to them. `start`
+    /// logs these as it opens the ports; `nethost check` reports the same list.
+    public func listenProblems() -> [String] {
+        listenProblems(in: ListenPlan(services: services.all, options: options))
+    }
+
+    private func listenProblems(in plan: ListenPlan) -> [String] {
+        var result = plan.problems
+        var reported: Set<String> = []
+        for entry in plan.entries {
+            guard let service = services.service(named: entry.service) else { continue }
+            if service.usesDirectTLS, tls.settings(forService: service.name) == nil, reported.insert(service.name).inserted {
+                result.append(PipelineContext.MissingCertificate(service: service.name).description)
+            }
+            if case .pipeline(let pipeline) = service.handling,
+               let target = pipeline.handOverTarget(forPort: entry.port),
+               services.service(named: target)?.usesDirectTLS == true,
+               tls.settings(forService: target) == nil,
+               reported.insert("\(entry.port) \(target)").inserted {
+                result.append("port \(entry.port) hands its connections to service '\(target)', which uses TLS "
+                    + "(encryption = \"ssl\") but no certificate is configured: set ssl = { certificate = ..., key = ... }")
+            }
+        }
+        return result
+    }
+
+    /// The loops a group's listening sockets accept on: with one thread the Lua
+    /// loop is the whole group, and its ports need not move.
+    private static func loops(of group: any EventLoopGroup) -> ListenChanges.Loops {
+        Set(group.makeIterator().map { ObjectIdentifier($0) })
+    }
+}

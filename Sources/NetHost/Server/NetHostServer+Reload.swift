@@ -1,0 +1,43 @@
+import NetHostConfig
+import NetHostCore
+
+extension NetHostServer {
+    /// Why a reload changed nothing.
+    public struct ReloadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Applies a new config without a restart: the options modules read, the
+    /// network settings and limits for new connections, modules added to or
+    /// removed from `modules_enabled`, each native module's own options
+    /// (net_proxy's mappings and trust list), and the ports that follow from
+    /// them, and the TLS certificates and settings. Established connections keep
+    /// their service and settings. If a module refuses the new options, nothing
+    /// changes; a certificate that fails to load leaves the one before in force.
+    public func reload(_ newOptions: any OptionSource) async throws {
+        let previous = options.snapshot
+        options.replace(with: newOptions)
+        let modules = self.modules
+        do {
+            try await luaLoop.submit { try modules.value.reload() }.get()
+        } catch {
+            options.replace(with: previous)
+            throw ReloadError(description: "\(error)")
+        }
+        let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
+        liveSettings.value = settings
+        limiter.maximum = settings.maxConnections
+        // Certificates are read again (a renewed one is served to new connections);
+        // one that fails to load leaves the one loaded before in place.
+        do {
+            report(try tls.load(
+                options: options, services: services.all, baseDirectory: configuration.configDirectory,
+                reloading: true, now: Self.now()
+            ))
+        } catch {
+            logger.error("\(error)")  // not thrown when reloading
+        }
+        let failures = await openPlannedPorts()
+        logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
+    }
+}
