@@ -45,21 +45,36 @@ struct CheckCommand: AsyncParsableCommand {
         // Every option name asked for while the modules load (a Lua module's
         // module:get_option* included) counts as used, not as a typo.
         let recording = RecordingOptions(startup.configuration)
-        let server = try await NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
-        let services = server.services.all
-        let plan = ListenPlan(services: services, options: recording)
-        problems += server.problems.all
-        problems += server.listenProblems()
-        problems += plan.clashes
-        let modules = await server.loadedModules
+        var services: [NetService] = []
+        var plan = ListenPlan(services: [], options: recording)
+        var modules: [String] = []
         var hostModules: [(String, [String])] = []
-        for host in startup.configuration.definedHosts {
-            hostModules.append((host.name, await server.loadedModules(on: host.name)))
+        var stoppedEarly = false
+        do {
+            let server = try await NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
+            services = server.services.all
+            plan = ListenPlan(services: services, options: recording)
+            problems += server.problems.all
+            problems += server.listenProblems()
+            problems += plan.clashes
+            modules = await server.loadedModules
+            for host in startup.configuration.definedHosts {
+                hostModules.append((host.name, await server.loadedModules(on: host.name)))
+            }
+            await server.unload()
+        } catch {
+            // A module that refuses the config, or a certificate that does not load:
+            // `run` would stop here. The options are still worth reporting.
+            problems.append("\(error)")
+            stoppedEarly = true
         }
-        await server.unload()
 
         Console.print("config: \(startup.configPath)")
-        Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")
+        if stoppedEarly {
+            Console.print("modules loaded: none (loading stopped at the first problem below)")
+        } else {
+            Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")
+        }
         for (host, names) in hostModules where !names.isEmpty {
             Console.print("modules loaded on \(host): \(names.joined(separator: ", "))")
         }

@@ -42,6 +42,30 @@ struct CommandLineCheckTests {
         #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
     }
 
+    @Test("a certificate that does not load is a problem in the list; the options are still reported")
+    func aBrokenCertificateIsReportedWithTheOptions() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-cert")
+        let proxyPort = try FreePort.allocate()
+        let config = try workspace.write(
+            """
+            modules_enabled = { "net_proxy", "whoami" }
+            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            interfaces = { "127.0.0.1" }
+            ssl = { certificate = "missing.crt", key = "missing.key" }
+            proxy_trusted_proxy = { "127.0.0.1" }
+            """,
+            to: "prosody.cfg.lua"
+        )
+        let result = try await workspace.run(["check", "--config", config], watching: CommandLineWorkspace.onLoopbacks(proxyPort))
+
+        #expect(result.termination == .exited(1), "\(result.output)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.contains("certificate file") && $0.contains("missing.crt does not exist") }, "\(result.output)")
+        #expect(lines.contains("unknown options (typo?): proxy_trusted_proxy (did you mean proxy_trusted_proxies?)"), "\(result.output)")
+        #expect(lines.contains { $0.hasPrefix("options used:") && $0.contains("ssl") }, "\(result.output)")
+        #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
+    }
+
     @Test
     func everyProblemIsPrintedAndTheStatusIsNonZero() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-bad")
