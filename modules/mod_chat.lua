@@ -19,23 +19,41 @@ function listener.onconnect(conn)
 	broadcast(conn, "* " .. clients[conn].name .. " joined\n")
 end
 
+local function refuse_long_line(conn)
+	conn:write("line too long\n")
+	conn:close()
+end
+
 function listener.onincoming(conn, data)
 	local client = clients[conn]
 	if not client then return end
+	client.asked = nil
 	local buffer = client.partial .. data
-	for line in buffer:gmatch("([^\n]*)\n") do
-		broadcast(conn, client.name .. ": " .. line:gsub("\r$", "") .. "\n")
+	-- Lines are cut with a plain find, which is linear in the buffer: a pattern
+	-- such as "([^\n]*)\n" rescans the rest of the buffer from every position,
+	-- so one long line without a newline would cost quadratic time in a single
+	-- C call that no instruction budget can interrupt.
+	local start = 1
+	while true do
+		local newline = buffer:find("\n", start, true)
+		if not newline then break end
+		if newline - start > max_line then return refuse_long_line(conn) end
+		local line = buffer:sub(start, newline - 1):gsub("\r$", "")
+		broadcast(conn, client.name .. ": " .. line .. "\n")
+		start = newline + 1
 	end
-	client.partial = buffer:match("[^\n]*$")
-	if #client.partial > max_line then
-		conn:write("line too long\n")
-		conn:close()
-	end
+	client.partial = buffer:sub(start)
+	if #client.partial > max_line then return refuse_long_line(conn) end
 end
 
+-- Asked once; a client that stays silent a second read_timeout is closed, so an
+-- idle connection does not hold its slot for ever.
 function listener.onreadtimeout(conn)
+	local client = clients[conn]
+	if not client or client.asked then return false end
+	client.asked = true
 	conn:write("* still there?\n")
-	return true -- keep the connection
+	return true
 end
 
 function listener.ondisconnect(conn)
