@@ -57,6 +57,7 @@ struct CheckCommand: AsyncParsableCommand {
             problems += server.problems.all
             problems += server.listenProblems()
             problems += plan.clashes
+            problems += plan.bypasses
             modules = await server.loadedModules
             for host in startup.configuration.definedHosts {
                 hostModules.append((host.name, await server.loadedModules(on: host.name)))

@@ -66,6 +66,27 @@ struct CommandLineCheckTests {
         #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
     }
 
+    @Test("a service behind net_proxy that also listens on its own default port is reported")
+    func aProxyBypassIsReported() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-bypass")
+        let proxyPort = try FreePort.allocate()
+        let config = try workspace.write(
+            """
+            modules_enabled = { "net_proxy", "echo" }
+            proxy_port_mappings = { [\(proxyPort)] = "echo" }
+            interfaces = { "127.0.0.1" }
+            """,
+            to: "prosody.cfg.lua"
+        )
+        let result = try await workspace.run(["check", "--config", config], watching: CommandLineWorkspace.onLoopbacks(proxyPort))
+
+        #expect(result.termination == .exited(1), "\(result.output)")
+        #expect(result.standardOutput.contains(
+            "service 'echo' is reached through the PROXY port \(proxyPort), and also listens on its own default port 7777"
+        ), "\(result.output)")
+        #expect(result.standardOutput.contains("set echo_ports = {} to serve it only through the proxy"), "\(result.output)")
+    }
+
     @Test
     func everyProblemIsPrintedAndTheStatusIsNonZero() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-bad")

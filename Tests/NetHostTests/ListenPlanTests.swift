@@ -66,4 +66,41 @@ struct ListenPlanTests {
                               options: FixedOptions(global: ["echo_ports": .list(.string(text))]))
         #expect(plan.problems == ["echo_ports: \"\(text)\" is not a port number (0-65535)"])
     }
+
+    /// A PROXY-like pipeline: port 15000 hands its connections to "app".
+    struct HandsOver: ServicePipeline {
+        func executor(forPort port: Int, services: ServiceRegistry) -> NetService.Executor { .anyLoop }
+        func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void> {
+            channel.eventLoop.makeSucceededVoidFuture()
+        }
+        func handOverTarget(forPort port: Int) -> String? { port == 15000 ? "app" : nil }
+    }
+
+    static let proxy = NetService(name: "proxy", handling: .pipeline(HandsOver()), module: "proxy", defaultPorts: [15000])
+
+    @Test("a service behind a PROXY port that also listens on its default port is reported once")
+    func bypassIsReported() {
+        let plan = ListenPlan(services: [Self.proxy, Self.service("app", ports: [5000])],
+                              options: FixedOptions(global: ["interfaces": .strings("127.0.0.1", "::1")]))
+        #expect(plan.bypasses == [
+            "service 'app' is reached through the PROXY port 15000, and also listens on its own default port 5000 "
+                + "(127.0.0.1, ::1), where clients bypass the proxy; set app_ports = {} to serve it only through "
+                + "the proxy, or list its ports to keep both",
+        ])
+    }
+
+    @Test("app_ports set, even to its default or to nothing, says the direct port is meant", arguments: [
+        ConfigValue.list(), .list(.integer(5000)),
+    ])
+    func explicitPortsAreNotABypass(ports: ConfigValue) {
+        let plan = ListenPlan(services: [Self.proxy, Self.service("app", ports: [5000])],
+                              options: FixedOptions(global: ["app_ports": ports]))
+        #expect(plan.bypasses.isEmpty)
+    }
+
+    @Test("a service on its default port that no PROXY port hands to is no bypass")
+    func unmappedServiceIsNoBypass() {
+        let plan = ListenPlan(services: [Self.proxy, Self.service("other", ports: [5001])], options: FixedOptions(global: [:]))
+        #expect(plan.bypasses.isEmpty)
+    }
 }

@@ -34,13 +34,46 @@ public struct ListenPlan: Sendable {
         return result
     }
 
+    /// Services that a PROXY port hands its connections to and that also listen
+    /// on their own default ports: there clients reach them without the load
+    /// balancer and its rules, and without a PROXY header (Prosody does the same,
+    /// so it is legal, but rarely meant). `run` logs these as warnings; `check`
+    /// reports them. Setting `NAME_ports`, even to `{}`, says it is meant.
+    public var bypasses: [String] {
+        var result: [String] = []
+        var reported: Set<String> = []
+        for entry in entries {
+            guard let target = handOverTargets[entry], servicesOnDefaultPorts.contains(target),
+                  reported.insert(target).inserted else { continue }
+            let own = entries.filter { $0.service == target }
+            let ports = Set(own.map(\.port)).sorted().map(String.init).joined(separator: ", ")
+            let interfaces = own.map(\.interface).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            result.append("service '\(target)' is reached through the PROXY port \(entry.port), and also listens on its "
+                + "own default port \(ports) (\(interfaces.joined(separator: ", "))), where clients bypass the proxy; "
+                + "set \(target)_ports = {} to serve it only through the proxy, or list its ports to keep both")
+        }
+        return result
+    }
+
+    /// The service each PROXY port entry hands its connections to.
+    private var handOverTargets: [Entry: String] = [:]
+    /// Services listening where they asked to (`default_port`), no `NAME_ports` set.
+    private var servicesOnDefaultPorts: Set<String> = []
+
     public init(services: [NetService], options: any OptionSource) {
         for service in services {
             guard let ports = ports(of: service, options: options) else { continue }
             guard let interfaces = interfaces(of: service, options: options) else { continue }
+            if !ports.isEmpty, options.value(ListenOptions.ports.named(service.name)) == nil {
+                servicesOnDefaultPorts.insert(service.name)
+            }
             for port in ports {
                 for interface in interfaces {
-                    entries.append(Entry(service: service.name, interface: interface, port: port))
+                    let entry = Entry(service: service.name, interface: interface, port: port)
+                    entries.append(entry)
+                    if case .pipeline(let pipeline) = service.handling, let target = pipeline.handOverTarget(forPort: port) {
+                        handOverTargets[entry] = target
+                    }
                 }
             }
         }

@@ -12,6 +12,9 @@ extension NetHostServer {
             logger.error("\(problem)")
             problems.add(problem)
         }
+        for bypass in plan.bypasses where warnedBypasses.withLockedValue({ $0.insert(bypass).inserted }) {
+            logger.warning("\(bypass)")
+        }
         var open: [ListenPlan.Entry: ListenChanges.Loops] = [:]
         for listener in ports.openListeners {
             open[ListenPlan.Entry(service: listener.serviceName, interface: listener.interface, port: listener.port)] =

@@ -68,6 +68,8 @@ public final class NetHostServer: Service, Sendable {
     let modules: NIOLoopBound<ModuleManager>
     /// The summaries of repeated refusals every ten seconds (`Housekeeping`).
     private let housekeeping = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// PROXY-port bypasses already logged (`ListenPlan.bypasses`): said once, not at every reload.
+    let warnedBypasses = NIOLockedValueBox<Set<String>>([])
     /// Set by the first shutdown; later calls return at once (the loops are gone).
     private let stopped = Atomic<Bool>(false)
 
