@@ -35,6 +35,8 @@ struct RunCommand: AsyncParsableCommand {
         for warning in startup.compatibilityWarnings { logger.warning("\(warning)") }
 
         logger.info("NetHost \(NetHostCommand.version) starting with \(startup.configPath)")
+        // Before the server reads max_connections, which it keeps below this limit.
+        if let raised = DescriptorLimit.raiseToHardLimit() { logger.info("\(raised)") }
         // The pidfile, the modules and the ports all come inside the service group:
         // it traps SIGTERM and SIGINT before it runs its services, so a signal that
         // arrives while modules load or as soon as a port is open still stops

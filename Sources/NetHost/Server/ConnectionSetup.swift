@@ -5,19 +5,22 @@ import NIOCore
 /// `max_connections` first, then set up for the service that owns its port.
 enum ConnectionSetup {
     /// The initializer a listening socket runs for each connection it accepts.
+    /// `perAddress`: whether the port's peers count against `max_connections_per_ip`
+    /// (a service's own port; not a PROXY port, whose peers are the load balancers).
     static func initializer(
-        for serviceName: String, port: Int, limiter: ConnectionLimiter, context: PipelineContext
+        for serviceName: String, port: Int, perAddress: Bool, limiter: ConnectionLimiter, context: PipelineContext
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        admitting(through: limiter, serving(serviceName, port: port, context: context))
+        admitting(through: limiter, perAddress: perAddress, serving(serviceName, port: port, context: context))
     }
 
-    /// Closes a connection past `max_connections` before any handler sees it.
+    /// Closes a connection past `max_connections` (or `max_connections_per_ip`) before any handler sees it.
     private static func admitting(
         through limiter: ConnectionLimiter,
+        perAddress: Bool,
         _ initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
-            guard limiter.admit(channel) else { return channel.eventLoop.makeSucceededVoidFuture() }
+            guard limiter.admit(channel, perAddress: perAddress) else { return channel.eventLoop.makeSucceededVoidFuture() }
             return initializer(channel)
         }
     }

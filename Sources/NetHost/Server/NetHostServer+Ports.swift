@@ -58,7 +58,9 @@ extension NetHostServer {
             port: entry.port,
             childGroup: childGroup(for: service, port: entry.port),
             settings: settings,
-            initializeChild: ConnectionSetup.initializer(for: service.name, port: entry.port, limiter: limiter, context: context)
+            initializeChild: ConnectionSetup.initializer(
+                for: service.name, port: entry.port, perAddress: service.listener != nil, limiter: limiter, context: context
+            )
         )
     }
 

@@ -27,6 +27,7 @@ extension NetHostServer {
         let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
         liveSettings.value = settings
         limiter.maximum = settings.maxConnections
+        limiter.maximumPerAddress = settings.maxConnectionsPerIP
         // Certificates are read again (a renewed one is served to new connections);
         // one that fails to load leaves the one loaded before in place.
         do {

@@ -114,7 +114,9 @@ public final class NetHostServer: Service, Sendable {
         self.ports = PortManager(group: group, logger: logger)
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
-        self.limiter = ConnectionLimiter(maximum: settings.maxConnections, logger: logger)
+        self.limiter = ConnectionLimiter(
+            maximum: settings.maxConnections, maximumPerAddress: settings.maxConnectionsPerIP, logger: logger
+        )
         self.tls = TLSContexts(logger: logger)
         // After the modules: the services they provide may have settings of their own (NAME_ssl).
         do {
@@ -154,7 +156,16 @@ public final class NetHostServer: Service, Sendable {
             logger.warning("\(problem)")
             problems.add(problem.description)
         }
-        return settings
+        let limit = DescriptorLimit.current
+        let (fitted, lowered) = settings.fittingConnections(toDescriptors: limit)
+        if let lowered, let limit {
+            let reserve = DescriptorLimit.reserve(for: limit)
+            let message = "max_connections \(lowered) is more than \(limit) open files allow: using \(fitted.maxConnections), "
+                + "\(reserve) kept for listening sockets, logs and modules (raise LimitNOFILE or ulimit -n for more)"
+            // The default lowered is expected on a small machine; a configured value lowered is a mistake.
+            logger.log(level: lowered == NetworkSettings().maxConnections ? .info : .warning, "\(message)")
+        }
+        return fitted
     }
 
     /// As a `Service`: opens the ports, serves until a graceful shutdown is asked

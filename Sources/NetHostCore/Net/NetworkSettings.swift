@@ -24,13 +24,30 @@ public struct NetworkSettings: Sendable, Equatable {
     public var tcpNoDelay: Bool = true
     /// SO_KEEPALIVE on accepted connections.
     public var tcpKeepalive: Bool = false
-    /// Open connections across all ports; one more is closed at accept.
+    /// Open connections across all ports; one more is closed at accept. Kept
+    /// below the open file limit (`fittingConnections(toDescriptors:)`).
     public var maxConnections: Int = 100_000
+    /// Open connections from one address on the ports a service listens on itself
+    /// (not the PROXY ports, where every connection comes from the load balancer
+    /// and net_proxy has budgets of its own): one address cannot take every slot.
+    public var maxConnectionsPerIP: Int = 1000
 
     public static let defaultReadTimeout: Double = 840
     public static let defaultSendTimeout: Double = 180
 
     public init() {}
+
+    /// These settings with `max_connections` lowered, if need be, to what `limit`
+    /// open files leave room for (`DescriptorLimit.connectionCeiling`), and the
+    /// value it had before when it was lowered.
+    public func fittingConnections(toDescriptors limit: Int?) -> (settings: NetworkSettings, lowered: Int?) {
+        guard let limit else { return (self, nil) }
+        let ceiling = DescriptorLimit.connectionCeiling(for: limit)
+        guard maxConnections > ceiling else { return (self, nil) }
+        var fitted = self
+        fitted.maxConnections = ceiling
+        return (fitted, maxConnections)
+    }
 
     /// `readTimeout` on the loop's clock. Reading the config refuses what no timeout can
     /// be; a value set from Swift is not checked there, so NaN or a negative number counts
@@ -96,11 +113,12 @@ public struct NetworkSettings: Sendable, Equatable {
         count("tcp_backlog", minimum: 1, &tcpBacklog)
         count("read_size", minimum: 64, &readSize)
         count("max_connections", minimum: 1, &maxConnections)
+        count("max_connections_per_ip", minimum: 1, &maxConnectionsPerIP)
         flag("tcp_nodelay", &tcpNoDelay)
         flag("tcp_keepalive", &tcpKeepalive)
         let known: Set<String> = [
             "read_timeout", "send_timeout", "max_send_buffer_size", "tcp_backlog", "read_size",
-            "tcp_nodelay", "tcp_keepalive", "max_connections",
+            "tcp_nodelay", "tcp_keepalive", "max_connections", "max_connections_per_ip",
             // net_proxy's, read by ProxyModule.
             "max_pending_headers_per_ip",
             // Prosody's server_epoll settings that NetHost's event loop has no use for.

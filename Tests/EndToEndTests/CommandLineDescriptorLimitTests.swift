@@ -1,0 +1,68 @@
+import Foundation
+import SocketTestSupport
+import Testing
+
+// Open files: nethost raises its soft limit to the hard one at start, keeps
+// max_connections below what the limit leaves room for, and says both.
+
+@Suite("CommandLine: open file limit")
+struct CommandLineDescriptorLimitTests {
+    /// nethost started through prlimit(1), which sets the limits and then execs it (same PID).
+    static func start(in workspace: CommandLineWorkspace, soft: Int, hard: Int, config: String) throws -> ManagedProcess {
+        try ManagedProcess(
+            executable: "prlimit",
+            arguments: ["--nofile=\(soft):\(hard)", try NetHostFixture.binaryPath(), "--config", config],
+            workingDirectory: workspace.root,
+            name: "nethost"
+        )
+    }
+
+    static func config(port: Int, settings: String = "") -> String {
+        """
+        modules_enabled = { "echo" }
+        interfaces = { "127.0.0.1" }
+        echo_ports = { \(port) }
+        network_settings = { \(settings) }
+        """
+    }
+
+    @Test("a soft limit below the hard one is raised, and max_connections fits the raised limit")
+    func softLimitIsRaised() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "nofile-raise")
+        let port = try FreePort.allocate()
+        try workspace.write(Self.config(port: port), to: "prosody.cfg.lua")
+        let nethost = try Self.start(in: workspace, soft: 256, hard: 512, config: "prosody.cfg.lua")
+        defer { nethost.stop() }
+        try await nethost.waitForLogLine(containing: "listening for service 'echo'")
+        #expect(nethost.output.contains("raised the open file limit from 256 to 512"), "\(nethost.output)")
+        #expect(nethost.output.contains("info [nethost] max_connections 100000 is more than 512 open files allow: using 448"),
+                "\(nethost.output)")
+        let limits = try String(contentsOfFile: "/proc/\(nethost.pid)/limits", encoding: .utf8)
+        let openFiles = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
+        #expect(openFiles.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).prefix(2) == ["512", "512"],
+                "\(openFiles)")
+    }
+
+    @Test("a configured max_connections above the limit is lowered with a warning, and connections past it are refused")
+    func configuredMaximumIsLowered() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "nofile-clamp")
+        let port = try FreePort.allocate()
+        try workspace.write(Self.config(port: port, settings: "max_connections = 5000"), to: "prosody.cfg.lua")
+        let nethost = try Self.start(in: workspace, soft: 128, hard: 128, config: "prosody.cfg.lua")
+        defer { nethost.stop() }
+        try await nethost.waitForLogLine(containing: "listening for service 'echo'")
+        #expect(!nethost.output.contains("raised the open file limit"), "\(nethost.output)")
+        #expect(nethost.output.contains("warn [nethost] max_connections 5000 is more than 128 open files allow: using 64"),
+                "\(nethost.output)")
+        var clients: [TestClient] = []
+        for _ in 0 ..< 64 {
+            let client = try TestClient(connectingTo: "127.0.0.1", port: port)
+            try client.send("x\n")
+            #expect(try client.readLine() == "x")
+            clients.append(client)
+        }
+        let refused = try TestClient(connectingTo: "127.0.0.1", port: port)
+        #expect(try refused.readToEnd().isEmpty, "the 65th connection is closed at accept")
+        try await nethost.waitForLogLine(containing: "max_connections (64) reached")
+    }
+}
