@@ -379,6 +379,13 @@ struct ProxyHeaderStageTests {
         #expect(!second.channel.isActive, "the oldest overall now, though its address has only one waiting")
         #expect(third.channel.isActive && fourth.channel.isActive)
         #expect(first.counted("shed.global") == 2)
+        // Every address's sheds together: one line, then one summary (a flood from many
+        // addresses must not write a line per address).
+        let sheds = { first.logs.all.filter { $0.contains("(proxy_max_pending_headers is 2)") } }
+        #expect(sheds().count == 1)
+        first.runtime.events.flush()
+        #expect(sheds().last == "warning shed the oldest connection waiting for its PROXY header, to admit a new one "
+            + "(proxy_max_pending_headers is 2) (repeated 1 more times) peer=any address")
     }
 
     @Test("sheds from one address are logged once, then summarised with their count")

@@ -111,14 +111,17 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
             return
         case .shed(let waiting):
             giveBack(waiting)
-            let message = switch reason {
+            // Past the global budget the sheds hit every address: one line for all of
+            // them, then a summary, rather than a line per address.
+            let (message, source): (String, String?) = switch reason {
             case .perAddress(let limit):
-                "shed the oldest connection waiting for its PROXY header from this address, to admit a new one (max_pending_headers_per_ip is \(limit))"
+                ("shed the oldest connection waiting for its PROXY header from this address, to admit a new one (max_pending_headers_per_ip is \(limit))", nil)
             case .global(let limit):
-                "shed the oldest connection waiting for its PROXY header, to admit a new one (proxy_max_pending_headers is \(limit))"
+                ("shed the oldest connection waiting for its PROXY header, to admit a new one (proxy_max_pending_headers is \(limit))", "any address")
             }
             refuse(context: waiting.timer.context, peer: waiting.peer, outcome: .shed, level: .warning,
-                   message: message, reason: reason.name, metadata: ["received_bytes": "\(waiting.receivedBytes)"])
+                   message: message, reason: reason.name, metadata: ["received_bytes": "\(waiting.receivedBytes)"],
+                   summarisedAs: source)
         }
     }
 
@@ -249,7 +252,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     /// Counts the refusal, logs it (identical refusals from one peer once, then
-    /// summarised) and closes.
+    /// summarised; or from every peer together, under `summarisedAs`) and closes.
     private func refuse(
         context: ChannelHandlerContext,
         peer: SocketAddress,
@@ -257,13 +260,14 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         level: Logger.Level,
         message: String,
         reason: String? = nil,
-        metadata: Logger.Metadata = [:]
+        metadata: Logger.Metadata = [:],
+        summarisedAs source: String? = nil
     ) {
         statistics.record(outcome, port: port, reason: reason)
         var metadata = metadata
         metadata["port"] = "\(port)"
         metadata["peer"] = "\(peer.logText)"
-        runtime.events.record(message, from: peer.ipText ?? "?", level: level, metadata: metadata)
+        runtime.events.record(message, from: source ?? peer.ipText ?? "?", level: level, metadata: metadata)
         context.close(promise: nil)
     }
 
