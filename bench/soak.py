@@ -27,11 +27,22 @@ def rss_kib(pid):
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
+HOSTILE_FROM = None
+
 def source(i):
-    # Spread peers over 127.0.0.0/8 so per-address limits see many senders.
+    # Spread peers over 127.0.0.0/8 so per-address limits see many senders,
+    # unless --hostile-from puts them all on one address (a load balancer's).
+    if HOSTILE_FROM:
+        return HOSTILE_FROM
     return f"127.{1 + (i // 60000) % 250}.{(i // 250) % 250}.{1 + i % 250}"
 
-async def open_from(host, port, src):
+SPREAD = 0.0
+TOTAL = 1
+
+async def open_from(host, port, src, i=None):
+    if i is not None and SPREAD > 0:
+        # With --spread, hostile connection i arrives i/TOTAL of the way through it.
+        await asyncio.sleep(SPREAD * i / TOTAL)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     sock.bind((src, 0))
@@ -54,7 +65,7 @@ async def wait_closed(sock, deadline):
 
 async def silent(host, port, i, timeout, results):
     try:
-        sock = await open_from(host, port, source(i))
+        sock = await open_from(host, port, source(i), i)
     except OSError:
         results["connect_errors"] += 1
         return
@@ -65,7 +76,7 @@ async def silent(host, port, i, timeout, results):
 
 async def drip(host, port, i, timeout, results):
     try:
-        sock = await open_from(host, port, source(i))
+        sock = await open_from(host, port, source(i), i)
     except OSError:
         results["connect_errors"] += 1
         return
@@ -89,7 +100,7 @@ async def drip(host, port, i, timeout, results):
 
 async def reset(host, port, i, results):
     try:
-        sock = await open_from(host, port, source(i))
+        sock = await open_from(host, port, source(i), i)
     except OSError:
         results["connect_errors"] += 1
         return
@@ -105,7 +116,7 @@ async def reset(host, port, i, results):
     sock.close()
     results["resets"] += 1
 
-async def good_stream(host, port, stop, results, latencies):
+async def good_stream(host, port, stop, results, latencies, interval):
     loop = asyncio.get_running_loop()
     n = 0
     while not stop.is_set():
@@ -129,9 +140,9 @@ async def good_stream(host, port, stop, results, latencies):
                 results["good_wrong"] += 1
         except Exception:
             results["good_errors"] += 1
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(interval)
 
-def good_process(host, port, stop, queue):
+def good_process(host, port, stop, queue, interval):
     """The measured stream, in a process of its own so that the hostile clients'
     event loop cannot delay it: its latencies are the server's."""
     results = {"good_ok": 0, "good_wrong": 0, "good_errors": 0}
@@ -143,7 +154,7 @@ def good_process(host, port, stop, queue):
                 await asyncio.sleep(0.05)
             flag.set()
         watcher = asyncio.create_task(watch())
-        await good_stream(host, port, flag, results, latencies)
+        await good_stream(host, port, flag, results, latencies, interval)
         await watcher
     asyncio.run(run())
     queue.put((results, latencies))
@@ -156,7 +167,14 @@ async def main():
     parser.add_argument("--drip", type=int, default=2500)
     parser.add_argument("--resets", type=int, default=2000)
     parser.add_argument("--header-timeout", type=float, default=5)
+    parser.add_argument("--hostile-from", help="send every hostile connection from this address (as behind a load balancer)")
+    parser.add_argument("--good-interval", type=float, default=0.01, help="seconds between good connections")
+    parser.add_argument("--spread", type=float, default=0.0, help="seconds over which the hostile connections arrive (default: all at once)")
     args = parser.parse_args()
+    global HOSTILE_FROM, SPREAD, TOTAL
+    HOSTILE_FROM = args.hostile_from
+    SPREAD = args.spread
+    TOTAL = max(1, args.silent + args.drip + args.resets)
     host = "127.0.0.1"
     results = {k: 0 for k in ["silent_closed", "silent_open", "drip_closed", "drip_open", "resets",
                               "good_ok", "good_wrong", "good_errors", "connect_errors"]}
@@ -164,7 +182,7 @@ async def main():
     rss_start, fds_start = rss_kib(args.pid), fd_count(args.pid)
     stop = multiprocessing.Event()
     queue = multiprocessing.Queue()
-    good = multiprocessing.Process(target=good_process, args=(host, args.port, stop, queue))
+    good = multiprocessing.Process(target=good_process, args=(host, args.port, stop, queue, args.good_interval))
     good.start()
     # Each hostile connection must be closed by the server within the header
     # timeout of its own connect, plus a margin for a busy machine.

@@ -55,7 +55,10 @@ public final class NetProxyModule: NativeModule {
     private func describe(_ configuration: ProxyConfiguration) {
         let mappings = configuration.portMappings.sorted { $0.key < $1.key }
             .map { "\($0.key) -> \($0.value)" }.joined(separator: ", ")
-        context.logger.info("PROXY protocol ports: \(mappings.isEmpty ? "none" : mappings); trusted proxies: \(configuration.trustedProxies)")
+        context.logger.info("""
+            PROXY protocol ports: \(mappings.isEmpty ? "none" : mappings); trusted proxies: \(configuration.trustedProxies); \
+            waiting for a header: at most \(configuration.maxPendingHeadersPerIP) per address, \(configuration.maxPendingHeaders) in all
+            """)
     }
 
     /// New mappings, trust list, timeout and sizes apply to connections accepted

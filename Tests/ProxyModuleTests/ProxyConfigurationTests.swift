@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import NetHost
 import ProxyModule
@@ -247,5 +248,50 @@ struct ProxyConfigurationTests {
     func badMaxHeaderSize(value: ConfigValue) {
         #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_max_header_size": value])
             == "proxy_max_header_size: expected a byte count from 232 (a v2 header with UNIX addresses) to 65551")
+    }
+
+    // MARK: Pending-header budgets
+
+    @Test("by default 256 connections of one address and half the open-file limit of all may wait for their header")
+    func pendingBudgetDefaults() throws {
+        let config = try configuration(["proxy_port_mappings": oneMapping])
+        #expect(config.maxPendingHeadersPerIP == 256)
+        var limit = rlimit()
+        try #require(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        let expected = limit.rlim_cur == rlim_t.max ? 65536 : Int(limit.rlim_cur / 2)
+        #expect(config.maxPendingHeaders == expected)
+        #expect(config.maxPendingHeaders > 0)
+    }
+
+    @Test("proxy_max_pending_headers sets the budget of all addresses; max_pending_headers_per_ip in network_settings that of each")
+    func pendingBudgets() throws {
+        let config = try configuration([
+            "proxy_port_mappings": oneMapping, "proxy_max_pending_headers": .integer(10),
+            "network_settings": .table(ConfigTable(map: [.string("max_pending_headers_per_ip"): .integer(4)])),
+        ])
+        #expect(config.maxPendingHeaders == 10)
+        #expect(config.maxPendingHeadersPerIP == 4)
+        #expect(config.warnings.isEmpty)
+    }
+
+    @Test("proxy_max_pending_headers must be a whole number of at least 1", arguments: [
+        ConfigValue.integer(0), .integer(-5), .number(10.5), .string("many"),
+    ])
+    func badPendingBudget(value: ConfigValue) {
+        #expect(refusal(["proxy_port_mappings": oneMapping, "proxy_max_pending_headers": value])
+            == "proxy_max_pending_headers: expected a whole number of connections, at least 1")
+    }
+
+    @Test("a budget not below the open-file limit is accepted with a warning: it would never shed before descriptors ran out")
+    func pendingBudgetAboveFileLimit() throws {
+        var limit = rlimit()
+        try #require(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0)
+        try #require(limit.rlim_cur != rlim_t.max && limit.rlim_cur < UInt64(Int.max))
+        let config = try configuration(["proxy_port_mappings": oneMapping, "proxy_max_pending_headers": .integer(Int(limit.rlim_cur))])
+        #expect(config.maxPendingHeaders == Int(limit.rlim_cur))
+        #expect(config.warnings == [
+            "proxy_max_pending_headers is \(limit.rlim_cur), not below the open-file limit (\(limit.rlim_cur)): "
+                + "connections waiting for a header can take every descriptor before any is shed",
+        ])
     }
 }

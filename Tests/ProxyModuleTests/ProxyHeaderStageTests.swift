@@ -48,9 +48,11 @@ struct ProxyHeaderStageTests {
         let loop = EmbeddedEventLoop()
         let channel: EmbeddedChannel
         let recorder = Recorder()
-        let statistics = ProxyStatistics()
-        let logs = LogCapture()
+        let statistics: ProxyStatistics
+        let logs: LogCapture
         let pending: PendingHeaders
+        /// What the stage shares with every connection of the module (`sharing` another stage: the same one).
+        let runtime: ProxyRuntime
         let stage: ProxyHeaderHandler
         let holdClose: HoldClose?
 
@@ -60,20 +62,39 @@ struct ProxyHeaderStageTests {
         ///   - service: what the registry offers as `svc` (nil: nothing); `recorder` listens.
         ///   - luaLoop: the loop Lua runs on (default: the channel's).
         ///   - holdingClose: hold back the stage's close (see `HoldClose`).
+        ///   - maxPendingHeadersPerIP: `network_settings.max_pending_headers_per_ip`.
+        ///   - maxPendingHeaders: `proxy_max_pending_headers` (nil: its default).
+        ///   - other: a stage whose runtime (options, counters, log, pending headers) this one
+        ///     shares, as the connections of one module do; each stage keeps its own loop.
         init(from peer: SocketAddress? = ProxyHeaderStageTests.proxy, settings: NetworkSettings = NetworkSettings(),
              pending: PendingHeaders = PendingHeaders(), mappings: [Int: String] = [ProxyHeaderStageTests.port: "svc"],
              service: ((any ConnectionListener) -> NetService)? = { NetService(name: "svc", handling: .listener($0, .anyLoop), module: "test") },
-             luaLoop: (any EventLoop)? = nil, holdingClose: Bool = false, maxPendingHeadersPerIP: Int = 256) throws {
-            self.pending = pending
+             luaLoop: (any EventLoop)? = nil, holdingClose: Bool = false, maxPendingHeadersPerIP: Int = 256,
+             maxPendingHeaders: Int? = nil, sharing other: Stage? = nil) throws {
+            let logs = other?.logs ?? LogCapture()
             let logger = Logger(label: "stage", factory: logs.handler(label:))
             let services = ServiceRegistry()
             if let service {
                 try services.add(service(recorder))
             }
-            let runtime = ProxyRuntime(
-                liveConfiguration: LiveValue(ProxyConfiguration(portMappings: mappings, maxPendingHeadersPerIP: maxPendingHeadersPerIP)),
-                statistics: statistics, events: RepeatedEventLog(logger: logger), pending: pending
-            )
+            let runtime: ProxyRuntime
+            if let other {
+                runtime = other.runtime
+            } else {
+                // Read as the module reads its options.
+                let options: [String: ConfigValue] = [
+                    "proxy_port_mappings": .table(ConfigTable(map: Dictionary(uniqueKeysWithValues: mappings.map { (ConfigKey.integer($0.key), ConfigValue.string($0.value)) }))),
+                    "network_settings": .table(ConfigTable(map: [.string("max_pending_headers_per_ip"): .integer(maxPendingHeadersPerIP)])),
+                ].merging(maxPendingHeaders.map { ["proxy_max_pending_headers": .integer($0)] } ?? [:]) { $1 }
+                runtime = ProxyRuntime(
+                    liveConfiguration: LiveValue(try ProxyConfiguration { options[$0.name] }),
+                    statistics: ProxyStatistics(), events: RepeatedEventLog(logger: logger), pending: pending
+                )
+            }
+            self.runtime = runtime
+            self.logs = logs
+            self.statistics = runtime.statistics
+            self.pending = runtime.pending
             let context = PipelineContext(
                 services: services, settings: LiveValue(settings), logger: logger, tracker: ConnectionTracker(), luaLoop: luaLoop ?? loop
             )
@@ -106,6 +127,10 @@ struct ProxyHeaderStageTests {
         var events: [String] { recorder.events.withLockedValue { $0 } }
         var stageIsInPipeline: Bool { (try? channel.pipeline.syncOperations.handler(type: ProxyHeaderHandler.self)) != nil }
         func count(_ outcome: ProxyStatistics.Outcome) -> Int { statistics.count(outcome, port: ProxyHeaderStageTests.port) }
+        /// A count of the port's statistics line (`shed`, `shed.perAddress`, ...), 0 if it has none.
+        func counted(_ key: String) -> Int {
+            statistics.summary(port: ProxyHeaderStageTests.port).first { $0.key == key }?.count ?? 0
+        }
         /// Every outcome counted on the port: one per connection.
         var outcomes: [ProxyStatistics.Outcome] {
             ProxyStatistics.Outcome.allCases.flatMap { Array(repeating: $0, count: count($0)) }
@@ -263,17 +288,124 @@ struct ProxyHeaderStageTests {
         #expect(stage.statistics.invalidCount(reason: "badSignature") == 1)
     }
 
-    @Test("past max_pending_headers_per_ip a new connection from the same address is refused")
-    func pendingLimit() throws {
-        let pending = PendingHeaders()
-        let first = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
-        let second = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
-        #expect(first.channel.isActive)
+    // MARK: Pending-header budgets
+
+    /// The proxy's address with another source port: one more connection from it.
+    static func proxy(port: Int) -> SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: port) }
+
+    @Test("past max_pending_headers_per_ip (3) the 4th connection from the address is admitted and the oldest waiting one is shed, on its own loop")
+    func shedsTheOldestFromTheAddress() throws {
+        let first = try Stage(from: Self.proxy(port: 40000), maxPendingHeadersPerIP: 3)
+        try first.send("PROXY TCP4 ")
+        let second = try Stage(from: Self.proxy(port: 40001), sharing: first)
+        let third = try Stage(from: Self.proxy(port: 40002), sharing: first)
+        let fourth = try Stage(from: Self.proxy(port: 40003), sharing: first)
+        #expect(fourth.channel.isActive, "the newest connection is admitted")
+        #expect(fourth.stage.loopTimerSlot.isScheduled, "and waits for its header within the time limit")
+        #expect(first.channel.isActive, "the oldest is closed by its own loop, which has not run yet")
+        first.loop.run()
+        #expect(!first.channel.isActive)
+        #expect(!first.stage.loopTimerSlot.isScheduled)
+        #expect(second.channel.isActive && third.channel.isActive && fourth.channel.isActive)
+        #expect(first.counted("shed") == 1)
+        #expect(first.counted("shed.perAddress") == 1)
+        #expect(first.counted("closed_early") == 0 && first.counted("timeout") == 0, "counted once, as shed")
+        #expect(first.logs.contains(
+            "warning shed the oldest connection waiting for its PROXY header from this address, to admit a new one "
+                + "(max_pending_headers_per_ip is 3) peer=127.0.0.1:40000 port=15222 received_bytes=11"))
+
+        // The next one sheds the next oldest; the newest always stays.
+        let fifth = try Stage(from: Self.proxy(port: 40004), sharing: first)
+        second.loop.run()
+        third.loop.run()
         #expect(!second.channel.isActive)
-        #expect(second.outcomes == [.overLimit])
-        #expect(!second.stage.loopTimerSlot.isScheduled)
-        #expect(second.logs.contains("already has 1 connections waiting for their PROXY header (max_pending_headers_per_ip)"))
-        #expect(pending.addressCount == 1, "the first one's slot")
+        #expect(third.channel.isActive && fourth.channel.isActive && fifth.channel.isActive)
+        #expect(first.counted("shed") == 2)
+        try fifth.send(Self.header)
+        #expect(fifth.events == ["connect 203.0.113.7:51234"])
+    }
+
+    @Test("a header that completes takes its connection out of the budget: the next over it sheds the oldest still waiting")
+    func servedConnectionsLeaveTheBudget() throws {
+        let served = try Stage(from: Self.proxy(port: 40000), maxPendingHeadersPerIP: 2)
+        let waiting = try Stage(from: Self.proxy(port: 40001), sharing: served)
+        try served.send(Self.header)
+        #expect(served.events == ["connect 203.0.113.7:51234"])
+        #expect(served.pending.count(from: "127.0.0.1") == 1, "only the one still waiting")
+        let third = try Stage(from: Self.proxy(port: 40002), sharing: served)
+        served.loop.run()
+        waiting.loop.run()
+        #expect(served.channel.isActive && waiting.channel.isActive && third.channel.isActive, "two waiting: within the budget")
+        let fourth = try Stage(from: Self.proxy(port: 40003), sharing: served)
+        served.loop.run()
+        waiting.loop.run()
+        #expect(served.channel.isActive, "a served connection is never shed")
+        #expect(!waiting.channel.isActive, "the oldest still waiting is")
+        #expect(third.channel.isActive && fourth.channel.isActive)
+        #expect(served.counted("proxied") == 1 && served.counted("shed") == 1)
+        try served.send("still here")
+        #expect(served.events.last == "data still here")
+    }
+
+    @Test("a header that completes after its connection was picked to be shed, before its loop got to it, is served, not shed")
+    func headerBeatsTheShed() throws {
+        let first = try Stage(from: Self.proxy(port: 40000), maxPendingHeadersPerIP: 1)
+        let second = try Stage(from: Self.proxy(port: 40001), sharing: first)
+        #expect(second.channel.isActive)
+        try first.send(Self.header)
+        first.loop.run()
+        #expect(first.channel.isActive)
+        #expect(first.events == ["connect 203.0.113.7:51234"])
+        #expect(first.counted("proxied") == 1 && first.counted("shed") == 0)
+        #expect(!first.logs.contains("shed the oldest"))
+    }
+
+    @Test("past proxy_max_pending_headers (2) the oldest waiting connection of any address is shed, counted as shed.global")
+    func globalBudget() throws {
+        let first = try Stage(from: try SocketAddress(ipAddress: "127.0.0.1", port: 40000), maxPendingHeaders: 2)
+        let second = try Stage(from: try SocketAddress(ipAddress: "::1", port: 40001), sharing: first)
+        #expect(first.channel.isActive && second.channel.isActive)
+        let third = try Stage(from: try SocketAddress(ipAddress: "127.0.0.1", port: 40002), sharing: first)
+        first.loop.run()
+        second.loop.run()
+        #expect(!first.channel.isActive)
+        #expect(second.channel.isActive && third.channel.isActive)
+        #expect(first.counted("shed") == 1 && first.counted("shed.global") == 1 && first.counted("shed.perAddress") == 0)
+        #expect(first.logs.contains(
+            "warning shed the oldest connection waiting for its PROXY header, to admit a new one "
+                + "(proxy_max_pending_headers is 2) peer=127.0.0.1:40000 port=15222 received_bytes=0"))
+        let fourth = try Stage(from: try SocketAddress(ipAddress: "127.0.0.1", port: 40003), sharing: first)
+        second.loop.run()
+        #expect(!second.channel.isActive, "the oldest overall now, though its address has only one waiting")
+        #expect(third.channel.isActive && fourth.channel.isActive)
+        #expect(first.counted("shed.global") == 2)
+        // Every address's sheds together: one line, then one summary (a flood from many
+        // addresses must not write a line per address).
+        let sheds = { first.logs.all.filter { $0.contains("(proxy_max_pending_headers is 2)") } }
+        #expect(sheds().count == 1)
+        first.runtime.events.flush()
+        #expect(sheds().last == "warning shed the oldest connection waiting for its PROXY header, to admit a new one "
+            + "(proxy_max_pending_headers is 2) (repeated 1 more times) peer=any address")
+    }
+
+    @Test("sheds from one address are logged once, then summarised with their count")
+    func shedsAreSummarised() throws {
+        let first = try Stage(from: Self.proxy(port: 40000), maxPendingHeadersPerIP: 1)
+        var stages = [first]
+        for port in 40001 ... 40003 {
+            stages.append(try Stage(from: Self.proxy(port: port), sharing: first))
+            for stage in stages { stage.loop.run() }
+        }
+        #expect(stages.map(\.channel.isActive) == [false, false, false, true])
+        #expect(first.counted("shed") == 3 && first.counted("shed.perAddress") == 3)
+        let sheds = { first.logs.all.filter { $0.contains("shed the oldest connection") } }
+        #expect(sheds() == [
+            "warning shed the oldest connection waiting for its PROXY header from this address, to admit a new one "
+                + "(max_pending_headers_per_ip is 1) peer=127.0.0.1:40000 port=15222 received_bytes=0",
+        ])
+        first.runtime.events.flush()
+        #expect(sheds().last == "warning shed the oldest connection waiting for its PROXY header from this address, to admit a new one "
+            + "(max_pending_headers_per_ip is 1) (repeated 2 more times) peer=127.0.0.1")
     }
 
     @Test("a port without a mapping is closed after its header, with a warning")
@@ -342,16 +474,17 @@ struct ProxyHeaderStageTests {
 
     @Test("a peer that closes mid-header is counted as closed_early, and its pending slot is given back")
     func closedEarly() throws {
-        let pending = PendingHeaders()
-        let first = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
+        let first = try Stage(maxPendingHeadersPerIP: 2)
         try first.send("PROXY TCP4 ")
         _ = try first.channel.close().wait()
         #expect(first.outcomes == [.closedEarly])
         #expect(first.holdsNothing)
         #expect(first.logs.contains(
             "info the peer closed the connection before the PROXY header was complete peer=127.0.0.1:40000 port=15222 received_bytes=11"))
-        let second = try Stage(pending: pending, maxPendingHeadersPerIP: 1)
-        #expect(second.channel.isActive, "the slot was not given back")
+        let second = try Stage(from: Self.proxy(port: 40001), sharing: first)
+        let third = try Stage(from: Self.proxy(port: 40002), sharing: first)
+        second.loop.run()
+        #expect(second.channel.isActive && third.channel.isActive, "the closed one's slot was not given back: the budget of 2 counted it")
     }
 
     @Test("a connection whose peer was gone before the accept completed is closed and counted as closed_early")

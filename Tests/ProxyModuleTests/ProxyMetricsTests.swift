@@ -29,7 +29,7 @@ extension NetProxyEndToEnd {
                 #expect(host.fixture.eventually { total("proxied") == 2 }, "proxied=\(total("proxied"))")
                 #expect(total("invalid") == 1)
                 #expect(total("untrusted") == 1)
-                for outcome in ["local", "unknown_addresses", "over_limit", "timeout", "closed_early", "no_service", "hand_over_failed"] {
+                for outcome in ["local", "unknown_addresses", "shed", "timeout", "closed_early", "no_service", "hand_over_failed"] {
                     #expect(total(outcome) == 0, "\(outcome)")
                 }
             }

@@ -11,7 +11,7 @@ struct ProxyOptionsTests {
     @Test("a proxy_* option under a host is a warning", arguments: [
         "proxy_port_mappings = { [15222] = \"c2s\" }", "proxy_trusted_proxies = { \"127.0.0.1\" }",
         "proxy_header_timeout = 5", "proxy_max_header_size = 1024", "proxy_ports = { 15222 }",
-        "proxy_interfaces = { \"127.0.0.1\" }",
+        "proxy_interfaces = { \"127.0.0.1\" }", "proxy_max_pending_headers = 1000",
     ])
     func globalOnly(assignment: String) throws {
         let name = String(assignment.prefix { $0 != " " })

@@ -32,12 +32,12 @@ extension NetProxyEndToEnd {
                 let line = try #require(host.logLine("PROXY connections by outcome", "port=\(host.port) "),
                                         "log:\n\(host.logs.all.joined(separator: "\n"))")
                 #expect(line == "info PROXY connections by outcome since start closed_early=1 hand_over_failed=0 invalid=2 invalid.badPort=1 "
-                    + "invalid.badSignature=1 local=0 module=net_proxy no_service=0 over_limit=0 port=\(host.port) "
-                    + "proxied=2 timeout=0 unknown_addresses=0 untrusted=0")
+                    + "invalid.badSignature=1 local=0 module=net_proxy no_service=0 port=\(host.port) "
+                    + "proxied=2 shed=0 timeout=0 unknown_addresses=0 untrusted=0")
                 // The second port counted nothing: still a line, all zeros.
                 let quiet = try #require(host.logLine("PROXY connections by outcome", "port=\(host.ports[1]) "))
-                #expect(quiet.contains("closed_early=0 hand_over_failed=0 invalid=0 local=0 module=net_proxy no_service=0 over_limit=0 "
-                    + "port=\(host.ports[1]) proxied=0 timeout=0 unknown_addresses=0 untrusted=0"))
+                #expect(quiet.contains("closed_early=0 hand_over_failed=0 invalid=0 local=0 module=net_proxy no_service=0 "
+                    + "port=\(host.ports[1]) proxied=0 shed=0 timeout=0 unknown_addresses=0 untrusted=0"))
                 #expect(!quiet.contains("invalid."))
             }
         }

@@ -106,7 +106,7 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         let paused = "new connections wait in the listen backlog; accepting again every second"
         switch errnoCode {
         case EMFILE:
-            let limit = openFileLimit().map { " (\($0))" } ?? ""
+            let limit = DescriptorLimit.current.map { " (\($0))" } ?? ""
             return "out of file descriptors: the process's limit\(limit) is reached (ulimit -n, LimitNOFILE); \(paused)"
         case ENFILE:
             return "out of file descriptors: the system's limit is reached (fs.file-max); \(paused)"
@@ -115,18 +115,5 @@ final class AcceptPauseHandler: ChannelInboundHandler {
         default:
             return "accept failed: \(String(cString: strerror(errnoCode)))"
         }
-    }
-
-    /// The soft limit on open files, if it has one.
-    private static func openFileLimit() -> UInt64? {
-        var limit = rlimit()
-        #if canImport(Glibc)
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        #else
-        let resource = RLIMIT_NOFILE
-        #endif
-        // rlim_t.max is RLIM_INFINITY, which does not import.
-        guard getrlimit(resource, &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
-        return UInt64(limit.rlim_cur)
     }
 }

@@ -19,7 +19,8 @@ public enum DescriptorLimit {
         }
     }
 
-    /// The soft limit now; nil if it cannot be read or is unlimited.
+    /// The soft limit now (`ulimit -n`), read afresh each time since the process
+    /// may raise it; nil if it cannot be read or is unlimited.
     public static var current: Int? {
         var limit = rlimit()
         guard getrlimit(Self.resource, &limit) == 0, limit.rlim_cur != Self.unlimited else { return nil }

@@ -57,12 +57,11 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     private func start(context: ChannelHandlerContext) {
-        let limit = configuration.maxPendingHeadersPerIP
         let action = machine.channelActive(
             peer: context.channel.remoteAddress,
             timer: HeaderTimer(wheel: LoopTimers.current(on: context.eventLoop), context: context),
             isTrusted: { configuration.trustedProxies.contains($0) },
-            takeSlot: { runtime.pending.enter($0, limit: limit) }
+            makeSlot: { PendingHeaders.Slot(address: $0, shed: Self.shedOnItsLoop(self, eventLoop: context.eventLoop)) }
         )
         switch action {
         case .none:
@@ -75,11 +74,54 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         case .refuseUntrusted(let peer):
             refuse(context: context, peer: peer, outcome: .untrusted, level: .warning,
                    message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
-        case .refuseOverLimit(let peer):
-            refuse(context: context, peer: peer, outcome: .overLimit, level: .warning,
-                   message: "refused a connection: this address already has \(limit) connections waiting for their PROXY header (max_pending_headers_per_ip)")
-        case .startTimer(let timer):
+        case .admit(let slot, let timer):
             timer.wheel.schedule(self, at: timer.wheel.now + configuration.headerTimeLimit)
+            let displaced = runtime.pending.admit(
+                slot, perAddress: configuration.maxPendingHeadersPerIP, overall: configuration.maxPendingHeaders
+            )
+            for older in displaced {
+                older.slot.shed(older.reason)
+            }
+        }
+    }
+
+    /// How another connection's admission reaches this one to shed it: a task on this
+    /// connection's loop (even when that is the caller's, so that this stage never
+    /// changes state in the middle of another connection's event). The reference is
+    /// weak: a connection gone meanwhile has nothing left to shed.
+    private static func shedOnItsLoop(
+        _ handler: ProxyHeaderHandler, eventLoop: any EventLoop
+    ) -> @Sendable (PendingHeaders.ShedReason) -> Void {
+        let target = NIOLoopBound(WeakHandler(handler), eventLoop: eventLoop)
+        return { reason in
+            target.eventLoop.execute { target.value.handler?.shed(reason) }
+        }
+    }
+
+    private struct WeakHandler {
+        weak var handler: ProxyHeaderHandler?
+        init(_ handler: ProxyHeaderHandler) { self.handler = handler }
+    }
+
+    /// Over a pending-header budget, this connection was the oldest waiting: closed
+    /// unless its header arrived meanwhile. The registry has already taken its slot.
+    private func shed(_ reason: PendingHeaders.ShedReason) {
+        switch machine.shed() {
+        case .none:
+            return
+        case .shed(let waiting):
+            giveBack(waiting)
+            // Past the global budget the sheds hit every address: one line for all of
+            // them, then a summary, rather than a line per address.
+            let (message, source): (String, String?) = switch reason {
+            case .perAddress(let limit):
+                ("shed the oldest connection waiting for its PROXY header from this address, to admit a new one (max_pending_headers_per_ip is \(limit))", nil)
+            case .global(let limit):
+                ("shed the oldest connection waiting for its PROXY header, to admit a new one (proxy_max_pending_headers is \(limit))", "any address")
+            }
+            refuse(context: waiting.timer.context, peer: waiting.peer, outcome: .shed, level: .warning,
+                   message: message, reason: reason.name, metadata: ["received_bytes": "\(waiting.receivedBytes)"],
+                   summarisedAs: source)
         }
     }
 
@@ -146,9 +188,10 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     // MARK: Outcomes
 
-    /// The header is done with, one way or another: its pending slot and its time limit go.
+    /// The header is done with, one way or another: its pending slot (unless shed,
+    /// which took it already) and its time limit go.
     private func giveBack(_ waiting: ProxyHeaderStateMachine.Waiting) {
-        runtime.pending.leave(waiting.peerIP)
+        runtime.pending.leave(waiting.slot)
         waiting.timer.wheel.cancel(self)
     }
 
@@ -209,7 +252,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     }
 
     /// Counts the refusal, logs it (identical refusals from one peer once, then
-    /// summarised) and closes.
+    /// summarised; or from every peer together, under `summarisedAs`) and closes.
     private func refuse(
         context: ChannelHandlerContext,
         peer: SocketAddress,
@@ -217,13 +260,14 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
         level: Logger.Level,
         message: String,
         reason: String? = nil,
-        metadata: Logger.Metadata = [:]
+        metadata: Logger.Metadata = [:],
+        summarisedAs source: String? = nil
     ) {
         statistics.record(outcome, port: port, reason: reason)
         var metadata = metadata
         metadata["port"] = "\(port)"
         metadata["peer"] = "\(peer.logText)"
-        runtime.events.record(message, from: peer.ipText ?? "?", level: level, metadata: metadata)
+        runtime.events.record(message, from: source ?? peer.ipText ?? "?", level: level, metadata: metadata)
         context.close(promise: nil)
     }
 

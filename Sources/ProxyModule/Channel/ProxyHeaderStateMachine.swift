@@ -7,9 +7,9 @@ import ProxyProtocol
 /// handler (`ProxyHeaderHandler`) must do; the handler does the I/O, the counting
 /// and the logging, and the parsing is `ProxyHeaderParser`'s.
 ///
-///     idle ── active, trusted, slot taken ──▶ waitingForHeader ── complete header ──▶ done (hand-over)
-///       │                                         │ bad bytes, time limit, hang-up, error
-///       └── no peer, untrusted, over the limit ───┴─────────────────────────────────▶ done (refused or closed)
+///     idle ── active, trusted ──▶ waitingForHeader ── complete header ──▶ done (hand-over)
+///       │                              │ bad bytes, time limit, hang-up, error, shed
+///       └── no peer, untrusted ────────┴────────────────────────────────▶ done (refused or closed)
 ///
 /// Everything a connection holds while it waits (its pending-header slot, its
 /// time limit, the bytes so far) lives in `waitingForHeader` and comes back, as a
@@ -20,8 +20,9 @@ struct ProxyHeaderStateMachine {
     struct Waiting {
         /// The proxy's socket address (for the log).
         let peer: SocketAddress
-        /// The same address as text: the connection holds a pending-header slot under it.
-        let peerIP: String
+        /// Its place among the connections waiting for a header, under the peer's
+        /// address as text (`peerIP`).
+        let slot: PendingHeaders.Slot
         /// The header's time limit on the loop's wheel, and where to refuse when it runs out.
         let timer: HeaderTimer
         var parser: ProxyHeaderParser
@@ -29,6 +30,7 @@ struct ProxyHeaderStateMachine {
         var received: ByteBuffer?
 
         var receivedBytes: Int { received?.readableBytes ?? 0 }
+        var peerIP: String { slot.address }
     }
 
     private enum State {
@@ -55,17 +57,17 @@ struct ProxyHeaderStateMachine {
         case closePeerGone
         /// Refuse before reading a byte.
         case refuseUntrusted(peer: SocketAddress)
-        case refuseOverLimit(peer: SocketAddress)
-        /// Wait for the header, within its time limit.
-        case startTimer(HeaderTimer)
+        /// Wait for the header, within its time limit, counted among the pending
+        /// headers (admitting it may shed older ones).
+        case admit(PendingHeaders.Slot, HeaderTimer)
     }
 
     /// The channel is active (or the stage was added to an active one). `isTrusted`
-    /// says whether a peer is in `proxy_trusted_proxies`; `takeSlot` takes a
-    /// pending-header slot for an address, false if it already holds its share.
+    /// says whether a peer is in `proxy_trusted_proxies`; `makeSlot` makes the
+    /// connection's pending-header slot under its address as text.
     mutating func channelActive(
         peer: SocketAddress?, timer: HeaderTimer,
-        isTrusted: (SocketAddress) -> Bool, takeSlot: (String) -> Bool
+        isTrusted: (SocketAddress) -> Bool, makeSlot: (String) -> PendingHeaders.Slot
     ) -> ActiveAction {
         switch state {
         case .waitingForHeader, .done:
@@ -76,12 +78,13 @@ struct ProxyHeaderStateMachine {
         state = .done
         guard let peer else { return .closePeerGone }
         guard isTrusted(peer) else { return .refuseUntrusted(peer: peer) }
-        guard let peerIP = peer.ipText, takeSlot(peerIP) else { return .refuseOverLimit(peer: peer) }
+        // (A PROXY port is TCP: every peer has an IP address.)
+        let slot = makeSlot(peer.ipText ?? peer.description)
         state = .waitingForHeader(Waiting(
-            peer: peer, peerIP: peerIP, timer: timer,
+            peer: peer, slot: slot, timer: timer,
             parser: ProxyHeaderParser(maximumHeaderLength: maximumHeaderLength), received: nil
         ))
-        return .startTimer(timer)
+        return .admit(slot, timer)
     }
 
     // MARK: Bytes arrive
@@ -147,6 +150,24 @@ struct ProxyHeaderStateMachine {
         case .waitingForHeader(let waiting):
             state = .done
             return .refuseTimeout(waiting)
+        }
+    }
+
+    enum ShedAction {
+        /// The header was done with before the shed reached the connection: nothing.
+        case none
+        /// Over a pending-header budget, this waiting connection was picked to make room.
+        case shed(Waiting)
+    }
+
+    /// The pending-header registry took this connection out to admit a newer one.
+    mutating func shed() -> ShedAction {
+        switch state {
+        case .idle, .done:
+            return .none
+        case .waitingForHeader(let waiting):
+            state = .done
+            return .shed(waiting)
         }
     }
 

@@ -2,7 +2,7 @@ import Logging
 import NetHost
 
 /// What every connection of the module's ports shares: the options, the
-/// counters, the flood-proof log and the per-address pending-header slots.
+/// counters, the flood-proof log and the connections waiting for their header.
 struct ProxyRuntime: Sendable {
     /// Replaced by a reload; each connection reads it once, when accepted.
     let liveConfiguration: LiveValue<ProxyConfiguration>

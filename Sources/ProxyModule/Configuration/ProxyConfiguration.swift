@@ -14,14 +14,27 @@ public struct ProxyConfiguration: Sendable {
     /// The largest v2 header accepted; v1 is always at most 107 bytes.
     public var maximumHeaderLength: Int
     /// Connections one address may have open whose PROXY header has not arrived yet
-    /// (a slow or silent sender holds a slot until its timeout):
-    /// `network_settings.max_pending_headers_per_ip`.
+    /// (a slow or silent sender holds a slot until its timeout); past it the
+    /// address's oldest waiting connection is shed: `network_settings.max_pending_headers_per_ip`.
     public var maxPendingHeadersPerIP: Int
+    /// The same for all addresses together; past it the oldest waiting connection
+    /// of any address is shed: `proxy_max_pending_headers`.
+    public var maxPendingHeaders: Int
     /// Not fatal: logged at start and listed by `nethost check`.
     public var warnings: [String] = []
 
     public static let defaultHeaderTimeout = 5.0
     public static let defaultMaxPendingHeadersPerIP = 256
+    /// When the process has no limit on open files.
+    public static let maxPendingHeadersWithoutFileLimit = 65536
+
+    /// Half the process's soft limit on open files (`ulimit -n`), read now: connections
+    /// waiting for a header then leave the other half to the served ones, and a flood
+    /// of them sheds its own oldest instead of running the process out of descriptors.
+    public static var defaultMaxPendingHeaders: Int {
+        guard let limit = DescriptorLimit.current else { return maxPendingHeadersWithoutFileLimit }
+        return Int(clamping: max(1, limit / 2))
+    }
 
     /// `headerTimeout` on the loop's clock. `proxy_header_timeout` is checked when read
     /// (above 0, at most 3600); a value set from Swift is not, so one that cannot be a
@@ -44,7 +57,8 @@ public struct ProxyConfiguration: Sendable {
         trustedProxies: TrustedProxies = .default,
         headerTimeout: Double = ProxyConfiguration.defaultHeaderTimeout,
         maximumHeaderLength: Int = ProxyHeaderParser.defaultMaximumHeaderLength,
-        maxPendingHeadersPerIP: Int = ProxyConfiguration.defaultMaxPendingHeadersPerIP
+        maxPendingHeadersPerIP: Int = ProxyConfiguration.defaultMaxPendingHeadersPerIP,
+        maxPendingHeaders: Int = ProxyConfiguration.defaultMaxPendingHeaders
     ) {
         self.portMappings = portMappings
         self.ports = ports ?? portMappings.keys.sorted()
@@ -52,6 +66,7 @@ public struct ProxyConfiguration: Sendable {
         self.headerTimeout = headerTimeout
         self.maximumHeaderLength = maximumHeaderLength
         self.maxPendingHeadersPerIP = maxPendingHeadersPerIP
+        self.maxPendingHeaders = maxPendingHeaders
     }
 
     /// Reads the options with `option(declaration)`; wrong shapes throw `Invalid`.
@@ -93,6 +108,15 @@ public struct ProxyConfiguration: Sendable {
                 maxPendingHeadersPerIP = count
             } else {
                 warnings.append("network_settings.max_pending_headers_per_ip: expected a whole number of at least 1, ignored")
+            }
+        }
+        if let value = option(ProxyOptions.maxPendingHeaders) {
+            guard let count = value.integerValue, count >= 1 else {
+                throw Invalid(option: ProxyOptions.maxPendingHeaders.name, reason: "expected a whole number of connections, at least 1")
+            }
+            maxPendingHeaders = count
+            if let limit = DescriptorLimit.current, count >= limit {
+                warnings.append("proxy_max_pending_headers is \(count), not below the open-file limit (\(limit)): connections waiting for a header can take every descriptor before any is shed")
             }
         }
     }

@@ -29,6 +29,10 @@ public enum ProxyOptions {
         "proxy_max_header_size", .integer, default: "\(ProxyHeaderParser.defaultMaximumHeaderLength)", scope: .global,
         help: "the largest v2 header accepted, in bytes (232 to 65551)"
     )
+    public static let maxPendingHeaders = OptionDeclaration(
+        "proxy_max_pending_headers", .integer, default: "half the open-file limit (ulimit -n)", scope: .global,
+        help: "connections of all addresses waiting for their PROXY header; past it the oldest waiting one is closed"
+    )
 
-    public static let all = [portMappings, trustedProxies, ports, interfaces, headerTimeout, maxHeaderSize]
+    public static let all = [portMappings, trustedProxies, ports, interfaces, headerTimeout, maxHeaderSize, maxPendingHeaders]
 }

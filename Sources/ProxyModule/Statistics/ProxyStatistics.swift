@@ -15,8 +15,10 @@ public final class ProxyStatistics: Sendable {
         case unknownAddresses = "unknown_addresses"
         /// The peer is not in proxy_trusted_proxies: closed before reading.
         case untrusted
-        /// The peer already had max_pending_headers_per_ip connections waiting for their header.
-        case overLimit = "over_limit"
+        /// Still waiting for its header when a new connection went over a pending-header
+        /// budget, and the oldest waiting: closed to admit the new one. Counted by reason,
+        /// `perAddress` (max_pending_headers_per_ip) or `global` (proxy_max_pending_headers).
+        case shed
         /// The header was malformed: closed.
         case invalid
         /// The header did not arrive within proxy_header_timeout: closed.
@@ -44,11 +46,13 @@ public final class ProxyStatistics: Sendable {
 
     private struct ReasonKey: Hashable {
         let port: Int
+        let outcome: Outcome
         let reason: String
     }
 
     private let counts = NIOLockedValueBox<[Key: Count]>([:])
-    private let invalidReasons = NIOLockedValueBox<[ReasonKey: Int]>([:])
+    /// The outcomes that have reasons (`invalid`, `shed`), by reason.
+    private let reasons = NIOLockedValueBox<[ReasonKey: Int]>([:])
 
     public init() {}
 
@@ -64,7 +68,7 @@ public final class ProxyStatistics: Sendable {
         }
         metric.increment()
         if let reason {
-            invalidReasons.withLockedValue { $0[ReasonKey(port: port, reason: reason), default: 0] += 1 }
+            reasons.withLockedValue { $0[ReasonKey(port: port, outcome: outcome, reason: reason), default: 0] += 1 }
         }
     }
 
@@ -74,8 +78,14 @@ public final class ProxyStatistics: Sendable {
 
     /// Rejected headers by reason (truncated, badSignature, crcMismatch, ...), all ports.
     public func invalidCount(reason: String) -> Int {
-        invalidReasons.withLockedValue { reasons in
-            reasons.reduce(0) { $0 + ($1.key.reason == reason ? $1.value : 0) }
+        count(.invalid, reason: reason)
+    }
+
+    /// `outcome`'s connections with `reason` (`invalid`: badSignature, ...; `shed`:
+    /// perAddress, global), all ports.
+    public func count(_ outcome: Outcome, reason: String) -> Int {
+        reasons.withLockedValue { reasons in
+            reasons.reduce(0) { $0 + ($1.key.outcome == outcome && $1.key.reason == reason ? $1.value : 0) }
         }
     }
 
@@ -86,14 +96,15 @@ public final class ProxyStatistics: Sendable {
 
     /// What `port` counted, as `key=value` pairs for one log line: every
     /// outcome (zeros too, so a reader sees the whole set), then the rejected
-    /// headers by reason as `invalid.REASON` (only the reasons seen).
+    /// headers and the shed connections by reason, as `invalid.REASON` and
+    /// `shed.REASON` (only the reasons seen).
     public func summary(port: Int) -> [(key: String, count: Int)] {
         let outcomes = counts.withLockedValue { counts in
             Outcome.allCases.map { (key: $0.rawValue, count: counts[Key(port: port, outcome: $0)]?.value ?? 0) }
         }
-        let reasons = invalidReasons.withLockedValue { reasons in
-            reasons.filter { $0.key.port == port }.map { (key: "invalid.\($0.key.reason)", count: $0.value) }
+        let byReason = reasons.withLockedValue { reasons in
+            reasons.filter { $0.key.port == port }.map { (key: "\($0.key.outcome.rawValue).\($0.key.reason)", count: $0.value) }
         }
-        return outcomes + reasons.sorted { $0.key < $1.key }
+        return outcomes + byReason.sorted { $0.key < $1.key }
     }
 }
