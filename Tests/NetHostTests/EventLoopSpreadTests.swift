@@ -52,6 +52,46 @@ struct EventLoopSpreadTests {
         await fixture.stop()
     }
 
+    @Test("while a Lua service listens, Swift services stay off the Lua loop; a reload without it gives them every loop again")
+    func swiftServicesAvoidTheLuaLoop() async throws {
+        let fixture = try HostFixture(modules: [
+            "lua_echo": """
+                module:provides("net", { name = "lua_echo", listener = { onincoming = function (c, d) c:write(d) end } })
+                """,
+        ])
+        let options: [String: ConfigValue] = [
+            "modules_enabled": .strings("loop_reporter", "lua_echo"),
+            "loop_reporter_ports": .list(.integer(0)), "lua_echo_ports": .list(.integer(0)),
+        ]
+        let server = try await fixture.start(options: options, natives: [LoopReporterModule.self])
+        let luaLoop = "\(ObjectIdentifier(server.luaLoop).hashValue)"
+        var loops: Set<String> = []
+        for _ in 0..<32 {
+            let reply = try fixture.connect(to: "loop_reporter").readLine().split(separator: " ")
+            loops.insert(String(reply.first ?? ""))
+        }
+        #expect(loops.count == 1)
+        #expect(!loops.contains(luaLoop), "a Swift connection was accepted on the Lua loop")
+        let echo = try fixture.connect(to: "lua_echo")
+        try echo.send("lua\n")
+        #expect(try echo.readLine() == "lua")
+
+        // Without Lua services, the Swift service's port moves onto every loop.
+        let port = try fixture.port(of: "loop_reporter")
+        var swiftOnly = options
+        swiftOnly["modules_enabled"] = .strings("loop_reporter")
+        swiftOnly["loop_reporter_ports"] = .list(.integer(port))
+        try await server.reload(HostFixture.options(swiftOnly))
+        loops = []
+        for _ in 0..<64 {
+            let reply = try fixture.connect(to: "loop_reporter").readLine().split(separator: " ")
+            loops.insert(String(reply.first ?? ""))
+        }
+        #expect(loops.count == 2)
+        #expect(loops.contains(luaLoop))
+        await fixture.stop()
+    }
+
     @Test("one event loop per processor the process may run on, read from Cpus_allowed")
     func affinityMask() throws {
         let path = NSTemporaryDirectory() + "nethost-status-" + UUID().uuidString

@@ -95,7 +95,7 @@ struct ReceiveBufferSizingTests {
         let seen = NIOLockedValueBox<[CompactAdaptiveRecvAllocator]>([])
         let ports = PortManager(group: group, logger: .init(label: "test"))
         let errors = await ports.open([ListenRequest(
-            serviceName: "probe", interface: "127.0.0.1", port: 0, childGroup: group, settings: settings,
+            serviceName: "probe", interface: "127.0.0.1", port: 0, loops: Array(group.makeIterator()), settings: settings,
             initializeChild: { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let sizing = try channel.syncOptions?.getOption(.recvAllocator) as? CompactAdaptiveRecvAllocator {

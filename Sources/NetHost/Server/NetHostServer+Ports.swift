@@ -18,11 +18,13 @@ extension NetHostServer {
         var open: [ListenPlan.Entry: ListenChanges.Loops] = [:]
         for listener in ports.openListeners {
             open[ListenPlan.Entry(service: listener.serviceName, interface: listener.interface, port: listener.port)] =
-                Self.loops(of: listener.childGroup)
+                Self.identities(of: listener.loops)
         }
+        let swiftLoops = self.swiftLoops(for: plan)
         let planned = plan.entries.compactMap { entry -> ListenChanges.Placement? in
             guard let service = services.service(named: entry.service) else { return nil }
-            return ListenChanges.Placement(entry: entry, loops: Self.loops(of: childGroup(for: service, port: entry.port)))
+            let loops = self.loops(for: service, port: entry.port, swiftLoops: swiftLoops)
+            return ListenChanges.Placement(entry: entry, loops: Self.identities(of: loops))
         }
         let changes = ListenChanges(planned: planned, open: open)
         if !changes.closing.isEmpty {
@@ -31,21 +33,35 @@ extension NetHostServer {
                 closing.contains(ListenPlan.Entry(service: $0.serviceName, interface: $0.interface, port: $0.port))
             }).get()
         }
-        let failures = await ports.open(changes.opening.compactMap(request(for:)))
-            + ports.replace(changes.moving.compactMap(request(for:)))
+        let failures = await ports.open(changes.opening.compactMap { request(for: $0, swiftLoops: swiftLoops) })
+            + ports.replace(changes.moving.compactMap { request(for: $0, swiftLoops: swiftLoops) })
         for failure in failures { problems.add(failure.description) }
         return failures
     }
 
     /// Where a service's connections on `port` live: Lua services on the Lua loop,
-    /// Swift services on every loop.
-    private func childGroup(for service: NetService, port: Int) -> any EventLoopGroup {
-        service.executor(forPort: port, services: services) == .luaLoop ? luaLoop : group
+    /// Swift services on `swiftLoops`.
+    private func loops(for service: NetService, port: Int, swiftLoops: [any EventLoop]) -> [any EventLoop] {
+        service.executor(forPort: port, services: services) == .luaLoop ? [luaLoop] : swiftLoops
+    }
+
+    /// The loops Swift services accept on: every loop but the Lua one while Lua
+    /// services listen too, so a Lua service kept busy (a flood of handshakes, a
+    /// long callback) cannot stall the Swift services; every loop when none does,
+    /// or when the Lua loop is the only one. A reload that changes this moves the
+    /// Swift services' listeners (`ListenChanges`).
+    private func swiftLoops(for plan: ListenPlan) -> [any EventLoop] {
+        let all = Array(group.makeIterator())
+        let servesLua = plan.entries.contains { entry in
+            services.service(named: entry.service)?.executor(forPort: entry.port, services: services) == .luaLoop
+        }
+        guard all.count > 1, servesLua else { return all }
+        return all.filter { $0 !== luaLoop }
     }
 
     /// nil for a port that cannot serve (a TLS service without a certificate,
     /// reported by `listenProblems`).
-    private func request(for placement: ListenChanges.Placement) -> ListenRequest? {
+    private func request(for placement: ListenChanges.Placement, swiftLoops: [any EventLoop]) -> ListenRequest? {
         let entry = placement.entry
         guard let service = services.service(named: entry.service) else { return nil }
         if service.usesDirectTLS, tls.settings(forService: service.name) == nil { return nil }
@@ -56,7 +72,7 @@ extension NetHostServer {
             serviceName: service.name,
             interface: entry.interface,
             port: entry.port,
-            childGroup: childGroup(for: service, port: entry.port),
+            loops: loops(for: service, port: entry.port, swiftLoops: swiftLoops),
             settings: settings,
             initializeChild: ConnectionSetup.initializer(
                 for: service.name, port: entry.port, perAddress: service.listener != nil, limiter: limiter, context: context
@@ -92,9 +108,7 @@ extension NetHostServer {
         return result
     }
 
-    /// The loops a group's listening sockets accept on: with one thread the Lua
-    /// loop is the whole group, and its ports need not move.
-    private static func loops(of group: any EventLoopGroup) -> ListenChanges.Loops {
-        Set(group.makeIterator().map { ObjectIdentifier($0) })
+    private static func identities(of loops: [any EventLoop]) -> ListenChanges.Loops {
+        Set(loops.map { ObjectIdentifier($0) })
     }
 }

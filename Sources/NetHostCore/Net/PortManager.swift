@@ -15,8 +15,9 @@ public struct ListenRequest: Sendable {
     public let serviceName: String
     public let interface: String
     public let port: Int
-    /// Where accepted connections live: the Lua loop for Lua services, the whole group for Swift ones.
-    public let childGroup: any EventLoopGroup
+    /// Where accepted connections live, one listening socket each: the Lua loop for
+    /// Lua services, the other loops for Swift ones (see `NetHostServer`).
+    public let loops: [any EventLoop]
     public let settings: NetworkSettings
     /// Sets up an accepted connection's pipeline.
     public let initializeChild: @Sendable (any Channel) -> EventLoopFuture<Void>
@@ -25,14 +26,14 @@ public struct ListenRequest: Sendable {
         serviceName: String,
         interface: String,
         port: Int,
-        childGroup: any EventLoopGroup,
+        loops: [any EventLoop],
         settings: NetworkSettings,
         initializeChild: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) {
         self.serviceName = serviceName
         self.interface = interface
         self.port = port
-        self.childGroup = childGroup
+        self.loops = loops
         self.settings = settings
         self.initializeChild = initializeChild
     }
@@ -64,7 +65,7 @@ public final class PortManager: Sendable {
     private let logger: Logger
     private struct Bound {
         let request: ListenRequest
-        /// One listening socket per event loop of the request's group (see `bindOnEveryLoop`).
+        /// One listening socket per event loop of the request's loops (see `bindOnEveryLoop`).
         let channels: [any Channel]
     }
     private let bound = NIOLockedValueBox<[Bound]>([])
@@ -207,13 +208,13 @@ public final class PortManager: Sendable {
         bound.withLockedValue { $0.map(\.request) }
     }
 
-    /// Binds one listening socket per loop of the request's group, all on one port with
+    /// Binds one listening socket per loop of the request's loops, all on one port with
     /// SO_REUSEPORT, each accepting onto its own loop (as nginx's `reuseport`): the kernel
     /// spreads connections over the loops and no connection ever changes threads. A
-    /// single-loop group (the Lua loop) gets one socket, with SO_REUSEPORT too so that
+    /// single loop (the Lua loop) gets one socket, with SO_REUSEPORT too so that
     /// `replace` can later bind beside it.
     private func bindOnEveryLoop(_ request: ListenRequest, port requestedPort: Int? = nil) async throws -> [any Channel] {
-        let loops = Array(request.childGroup.makeIterator())
+        let loops = request.loops
         let host = request.interface == "*" ? "0.0.0.0" : request.interface
         var channels: [any Channel] = []
         do {
