@@ -19,6 +19,8 @@ public final class NetProxyModule: NativeModule {
     public var statistics: ProxyStatistics { runtime.statistics }
     private let events: RepeatedEventLog
     private let summaries = NIOLockedValueBox<RepeatedTask?>(nil)
+    /// Its offer to the host of connections to close at max_connections.
+    private let sheddingSource = NIOLockedValueBox<LoadShedding.Registration?>(nil)
 
     public init(context: ModuleContext) throws {
         self.context = context
@@ -35,6 +37,16 @@ public final class NetProxyModule: NativeModule {
         }
         try context.provide(service(for: configuration))
         describe(configuration)
+        // At max_connections the host closes the oldest connection still waiting
+        // for its header (almost always a flood's) before it refuses a new one.
+        let pending = runtime.pending
+        sheddingSource.withLockedValue { registration in
+            registration = context.shedding.add { maxConnections in
+                guard let oldest = pending.takeOldest(maxConnections: maxConnections) else { return false }
+                oldest.slot.shed(oldest.reason)
+                return true
+            }
+        }
         let events = self.events
         summaries.withLockedValue { task in
             task = context.group.next().scheduleRepeatedTask(initialDelay: Self.summaryInterval, delay: Self.summaryInterval) { _ in
@@ -91,6 +103,7 @@ public final class NetProxyModule: NativeModule {
     static let summaryInterval = TimeAmount.seconds(10)
 
     public func unload() {
+        if let registration = sheddingSource.withLockedValue({ $0 }) { context.shedding.remove(registration) }
         summaries.withLockedValue { $0?.cancel() }
         events.flush()
     }

@@ -50,5 +50,33 @@ extension NetProxyEndToEnd {
                 #expect(try host.servesAGoodConnection())
             }
         }
+
+        /// Issue 14: at max_connections the server closes the oldest connection still
+        /// waiting for its PROXY header (almost always a flood's) rather than refuse the new one.
+        @Test("at max_connections (8) a new good connection is served and the oldest silent one shed")
+        func shedsAtMaxConnections() async throws {
+            let settings = ConfigValue.table(ConfigTable(map: [.string("max_connections"): .integer(8)]))
+            try await withProxyHost(options: { _ in ["network_settings": settings, "proxy_header_timeout": .integer(60), "proxy_trusted_proxies": .strings("127.0.0.0/8")] }) { host in
+                let silent = try (0 ..< 8).map { index in try host.connect(from: "127.0.0.\(index + 1)") }
+                // Each one counted before the next: the server has all eight when the good one comes.
+                #expect(await host.fixture.waitUntil { (host.fixture.server?.limiter.openConnections ?? 0) == 8 })
+                let good = try host.connect(from: "127.0.0.100")
+                try good.send(Headers.v1TCP4)
+                #expect(try good.report()["ip"] == "203.0.113.7", "the good connection was not served")
+
+                let line = try #require(host.logLine("shed the oldest connection waiting for its PROXY header, to admit a new one (max_connections is 8)"),
+                                        "log:\n\(host.logs.all.joined(separator: "\n"))")
+                #expect(line.contains("peer=127.0.0.1:\(silent[0].localPort) "), "not the oldest: \(line)")
+                #expect(try silent[0].waitForPeerClose(timeout: .seconds(10)), "the oldest silent connection is still open")
+                for index in silent.indices.dropFirst() {
+                    #expect(!(try silent[index].waitForPeerClose(timeout: .milliseconds(1))), "silent connection \(index) was closed too")
+                }
+                #expect(!host.logs.contains("max_connections (8) reached: refused"))
+                let server = try #require(host.fixture.server)
+                server.logStatistics()
+                let statistics = try #require(host.logLine("PROXY connections by outcome", "port=\(host.port) "))
+                #expect(statistics.contains("shed.connectionLimit=1"), "\(statistics)")
+            }
+        }
     }
 }

@@ -45,6 +45,8 @@ public final class ModuleManager {
     private let group: any EventLoopGroup
     let logger: Logger
     public let problems: ProblemLog
+    /// Where native modules offer connections to close at `max_connections`.
+    let shedding: LoadShedding
 
     enum Loaded {
         case native(any NativeModule)
@@ -78,7 +80,8 @@ public final class ModuleManager {
         finder: LuaModuleFinder,
         configDirectory: String,
         logger: Logger,
-        problems: ProblemLog = ProblemLog()
+        problems: ProblemLog = ProblemLog(),
+        shedding: LoadShedding = LoadShedding()
     ) throws {
         self.runtime = try LuaRuntime(
             loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory,
@@ -99,6 +102,7 @@ public final class ModuleManager {
         self.group = group
         self.logger = logger
         self.problems = problems
+        self.shedding = shedding
         self.plan = ModulePlan(options: options)
         runtime.loadDependency = { [unowned self] name, dependent in
             try dependency(name, of: dependent)
@@ -304,7 +308,7 @@ public final class ModuleManager {
         moduleLogger[metadataKey: "module"] = "\(name)"
         let context = ModuleContext(
             name: name, host: ModuleKey.globalHost, options: options, logger: moduleLogger, services: services,
-            group: group, luaLoop: runtime.loop, problems: problems
+            group: group, luaLoop: runtime.loop, shedding: shedding, problems: problems
         )
         do {
             let module = try type.init(context: context)

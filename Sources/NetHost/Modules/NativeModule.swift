@@ -59,6 +59,9 @@ public struct ModuleContext: Sendable {
     public let services: ServiceRegistry
     public let group: any EventLoopGroup
     public let luaLoop: any EventLoop
+    /// Where a module offers connections the host may close at `max_connections`
+    /// rather than refuse a new one (see `LoadShedding`).
+    public let shedding: LoadShedding
     let problems: ProblemLog
 
     /// Registers a network service provided by this module.

@@ -82,6 +82,7 @@ public final class NetHostServer: Service, Sendable {
         let luaLoop = group.next()
         let problems = ProblemLog()
         let services = ServiceRegistry()
+        let shedding = LoadShedding()
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let loading = configuration
         let modules: NIOLoopBound<ModuleManager>
@@ -90,7 +91,7 @@ public final class NetHostServer: Service, Sendable {
                 let manager = try ModuleManager(
                     group: group, luaLoop: luaLoop, options: loading.options, services: services,
                     natives: loading.nativeModules, finder: finder,
-                    configDirectory: loading.configDirectory, logger: logger, problems: problems
+                    configDirectory: loading.configDirectory, logger: logger, problems: problems, shedding: shedding
                 )
                 let failures = manager.loadEnabledModules()
                 if let fatal = failures.first(where: \.isConfigurationError) {
@@ -115,7 +116,7 @@ public final class NetHostServer: Service, Sendable {
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
         self.limiter = ConnectionLimiter(
-            maximum: settings.maxConnections, maximumPerAddress: settings.maxConnectionsPerIP, logger: logger
+            maximum: settings.maxConnections, maximumPerAddress: settings.maxConnectionsPerIP, shedding: shedding, logger: logger
         )
         self.tls = TLSContexts(logger: logger)
         // After the modules: the services they provide may have settings of their own (NAME_ssl).

@@ -8,7 +8,8 @@ import Synchronization
 /// on the ports services listen on themselves, from one address
 /// (`max_connections_per_ip`). A connection past a cap is closed as soon as it
 /// is accepted, before any handler sees it; the refusals are logged in summary,
-/// not one line each.
+/// not one line each. Before refusing at `max_connections` it asks `shedding` to
+/// make room.
 public final class ConnectionLimiter: Sendable {
     private let open = Atomic<Int>(0)
     private let limit: Atomic<Int>
@@ -17,6 +18,8 @@ public final class ConnectionLimiter: Sendable {
     /// leaves the table with its last connection.
     private let byAddress = NIOLockedValueBox<[PeerAddress: Int]>([:])
     private let refusals: RepeatedEventLog
+    /// Asked for a connection to close before a new one is refused at `max_connections`.
+    public let shedding: LoadShedding
 
     /// The cap; a reload may change it (connections past a lowered cap stay open).
     public var maximum: Int {
@@ -30,7 +33,11 @@ public final class ConnectionLimiter: Sendable {
         set { limitPerAddress.store(newValue, ordering: .relaxed) }
     }
 
-    public init(maximum: Int, maximumPerAddress: Int = NetworkSettings().maxConnectionsPerIP, logger: Logger) {
+    public init(
+        maximum: Int, maximumPerAddress: Int = NetworkSettings().maxConnectionsPerIP,
+        shedding: LoadShedding = LoadShedding(), logger: Logger
+    ) {
+        self.shedding = shedding
         self.limit = Atomic(maximum)
         self.limitPerAddress = Atomic(maximumPerAddress)
         self.refusals = RepeatedEventLog(logger: logger)
@@ -49,7 +56,10 @@ public final class ConnectionLimiter: Sendable {
     public func admit(_ channel: any Channel, perAddress: Bool = false) -> Bool {
         let before = open.wrappingAdd(1, ordering: .relaxed).oldValue
         let maximum = self.maximum
-        guard before < maximum else {
+        // At the cap, a connection that is not doing useful work yet (one still
+        // waiting for its PROXY header) makes room, if a module has one: it closes on
+        // its own loop shortly, and the count is briefly one over until it does.
+        guard before < maximum || shedding.shedOne(maxConnections: maximum) else {
             open.wrappingSubtract(1, ordering: .relaxed)
             refuse(channel, "max_connections (\(maximum)) reached: refused a connection")
             return false

@@ -21,12 +21,16 @@ final class PendingHeaders: Sendable {
         case perAddress(limit: Int)
         /// `proxy_max_pending_headers`: the oldest waiting connection of any address.
         case global(limit: Int)
+        /// `max_connections`: the server is full, and a new connection (of any port)
+        /// takes the place of the oldest waiting one.
+        case connectionLimit(limit: Int)
 
         /// The reason as it is counted (`shed.perAddress`, `shed.global`).
         var name: String {
             switch self {
             case .perAddress: "perAddress"
             case .global: "global"
+            case .connectionLimit: "connectionLimit"
             }
         }
     }
@@ -137,6 +141,16 @@ final class PendingHeaders: Sendable {
                 shed.append(Shed(slot: oldest, reason: .global(limit: overall)))
             }
             return shed
+        }
+    }
+
+    /// Takes out the oldest waiting connection of any address, to make room at
+    /// `max_connections`; nil if none is waiting. The caller sheds it.
+    func takeOldest(maxConnections: Int) -> Shed? {
+        state.withLockedValue { state in
+            guard let oldest = state.all.oldest else { return nil }
+            state.remove(oldest)
+            return Shed(slot: oldest, reason: .connectionLimit(limit: maxConnections))
         }
     }
 

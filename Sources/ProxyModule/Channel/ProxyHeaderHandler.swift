@@ -118,6 +118,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
                 ("shed the oldest connection waiting for its PROXY header from this address, to admit a new one (max_pending_headers_per_ip is \(limit))", nil)
             case .global(let limit):
                 ("shed the oldest connection waiting for its PROXY header, to admit a new one (proxy_max_pending_headers is \(limit))", "any address")
+            case .connectionLimit(let limit):
+                ("shed the oldest connection waiting for its PROXY header, to admit a new one (max_connections is \(limit))", "any address")
             }
             refuse(context: waiting.timer.context, peer: waiting.peer, outcome: .shed, level: .warning,
                    message: message, reason: reason.name, metadata: ["received_bytes": "\(waiting.receivedBytes)"],
