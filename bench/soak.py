@@ -8,6 +8,8 @@ proxied connections is measured:
   * SILENT connections that never send a byte,
   * DRIP connections that send a header one byte a second,
   * RESET connections that reset mid-header or right after a full header,
+  * UNTRUSTED connections (--untrusted): a valid header from an address outside
+    proxy_trusted_proxies, which the server must close without serving,
   * GOOD connections (one at a time, continuously): full PROXY v1 header, read
     the "ip port" reply, check it names the header's address.
 
@@ -116,6 +118,36 @@ async def reset(host, port, i, results):
     sock.close()
     results["resets"] += 1
 
+async def untrusted(host, port, i, src, timeout, results):
+    try:
+        sock = await open_from(host, port, src, i)
+    except OSError:
+        results["connect_errors"] += 1
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_sendall(sock, b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
+    except OSError:
+        pass
+    # Closed without a reply: whoami would answer "203.0.113.7 51234" if it served it.
+    deadline = time.monotonic() + timeout
+    served = False
+    closed = False
+    while time.monotonic() < deadline:
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(sock, 100), timeout=max(0.05, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            break
+        except (ConnectionResetError, BrokenPipeError):
+            closed = True
+            break
+        if not data:
+            closed = True
+            break
+        served = True
+    results["untrusted_served" if served else ("untrusted_closed" if closed else "untrusted_open")] += 1
+    sock.close()
+
 async def good_stream(host, port, stop, results, latencies, interval):
     loop = asyncio.get_running_loop()
     n = 0
@@ -170,13 +202,17 @@ async def main():
     parser.add_argument("--hostile-from", help="send every hostile connection from this address (as behind a load balancer)")
     parser.add_argument("--good-interval", type=float, default=0.01, help="seconds between good connections")
     parser.add_argument("--spread", type=float, default=0.0, help="seconds over which the hostile connections arrive (default: all at once)")
+    parser.add_argument("--untrusted", type=int, default=0, help="connections with a valid header from an untrusted address")
+    parser.add_argument("--untrusted-from", default="127.0.0.9", help="the untrusted address (not in proxy_trusted_proxies)")
+    parser.add_argument("--max-p99-ms", type=float, help="fail if the good connections' p99 latency is above this")
     args = parser.parse_args()
     global HOSTILE_FROM, SPREAD, TOTAL
     HOSTILE_FROM = args.hostile_from
     SPREAD = args.spread
-    TOTAL = max(1, args.silent + args.drip + args.resets)
+    TOTAL = max(1, args.silent + args.drip + args.resets + args.untrusted)
     host = "127.0.0.1"
     results = {k: 0 for k in ["silent_closed", "silent_open", "drip_closed", "drip_open", "resets",
+                              "untrusted_closed", "untrusted_open", "untrusted_served",
                               "good_ok", "good_wrong", "good_errors", "connect_errors"]}
     latencies = []
     rss_start, fds_start = rss_kib(args.pid), fd_count(args.pid)
@@ -194,6 +230,9 @@ async def main():
         hostile.append(asyncio.create_task(drip(host, args.port, args.silent + i, deadline, results)))
     for i in range(args.resets):
         hostile.append(asyncio.create_task(reset(host, args.port, args.silent + args.drip + i, results)))
+    for i in range(args.untrusted):
+        index = args.silent + args.drip + args.resets + i
+        hostile.append(asyncio.create_task(untrusted(host, args.port, index, args.untrusted_from, deadline, results)))
     await asyncio.sleep(1.0)
     peak_rss, peak_fds = rss_kib(args.pid), fd_count(args.pid)
     await asyncio.gather(*hostile)
@@ -211,7 +250,9 @@ async def main():
           f"good_p50_ms={p50:.2f} good_p99_ms={p99:.2f}",
           f"rss_start_kib={rss_start} rss_peak_kib={peak_rss} rss_end_kib={rss_end}",
           f"fds_start={fds_start} fds_peak={peak_fds} fds_end={fds_end}")
-    failed = results["silent_open"] or results["drip_open"] or results["good_wrong"] or results["good_errors"] or fds_end > fds_start + 2
+    failed = (results["silent_open"] or results["drip_open"] or results["good_wrong"] or results["good_errors"]
+              or results["untrusted_open"] or results["untrusted_served"] or fds_end > fds_start + 2
+              or (args.max_p99_ms is not None and p99 > args.max_p99_ms))
     sys.exit(1 if failed else 0)
 
 asyncio.run(main())
