@@ -164,7 +164,6 @@ let package = Package(
                 "NetHostLogging",
                 "NetHostCore",
                 "NetHostLua",
-                "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,10 +1,11 @@
-import CLua
+import Foundation
 
 /// Real Lua 5.4 bytecode, for the tests that check no loader accepts it.
 ///
-/// Every state NetHost makes has lost `string.dump`, so the bytes come from a bare
-/// state of the system's Lua made here for that alone: it compiles and dumps, and
-/// runs nothing. This is the only place outside the Lua layer that imports CLua.
+/// Every state NetHost makes has lost `string.dump`, so the bytes come from the
+/// system's own compiler, `luac5.4` (Debian's lua5.4 package, which
+/// `scripts/install-deps --test` installs): nothing outside the Lua bridge
+/// touches the Lua C API, the tests included.
 enum Bytecode {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -12,21 +13,27 @@ enum Bytecode {
 
     /// The precompiled form of the chunk `source`.
     static func compile(_ source: String) throws -> [UInt8] {
-        guard let L = luaL_newstate() else { throw Failure(description: "could not create a Lua state") }
-        defer { lua_close(L) }
-        guard luaL_loadstring(L, source) == LUA_OK else {
-            throw Failure(description: lua_tolstring(L, -1, nil).map { String(cString: $0) } ?? "does not compile")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("nethost-bytecode-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let input = folder.appendingPathComponent("chunk.lua")
+        let output = folder.appendingPathComponent("chunk.luac")
+        try source.write(to: input, atomically: true, encoding: .utf8)
+        let compiler = Process()
+        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/luac5.4")
+        compiler.arguments = ["-o", output.path, input.path]
+        let errors = Pipe()
+        compiler.standardError = errors
+        do {
+            try compiler.run()
+        } catch {
+            throw Failure(description: "luac5.4 did not start (install lua5.4: scripts/install-deps --test): \(error)")
         }
-        var bytes: [UInt8] = []
-        let status = withUnsafeMutablePointer(to: &bytes) { output in
-            lua_dump(L, { _, data, size, userData in
-                guard let data, let userData else { return 1 }
-                userData.assumingMemoryBound(to: [UInt8].self).pointee
-                    .append(contentsOf: UnsafeRawBufferPointer(start: data, count: size))
-                return 0
-            }, output, 0)
-        }
-        guard status == 0, bytes.first == 0x1B else { throw Failure(description: "lua_dump failed") }
+        compiler.waitUntilExit()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard compiler.terminationStatus == 0 else { throw Failure(description: "luac5.4: \(message)") }
+        let bytes = [UInt8](try Data(contentsOf: output))
+        guard bytes.first == 0x1B else { throw Failure(description: "luac5.4 wrote no bytecode") }
         return bytes
     }
 
