@@ -8,74 +8,168 @@ import Darwin
 import Logging
 import Synchronization
 
-/// Where formatted lines end up. Implementations are shared by every handler a
-/// factory makes, from any thread, so each serialises its own writes.
+/// What became of one line handed to an output.
+enum LogWriteResult: Sendable, Hashable {
+    case written
+    /// Not written, or not all of it; `errno` says why.
+    case failed(errno: Int32)
+}
+
+/// Where formatted lines end up. Only the ``LogWriter``'s thread writes to an
+/// output (tests call `write` directly), so a write may block: it blocks the
+/// writer, never an event loop. Each output still serialises its own writes,
+/// since one output (a standard stream) can be shared by several writers.
 protocol LogOutput: Sendable {
-    func write(_ line: LogLine, level: Logger.Level)
+    /// What messages about this output call it: a file's path, `standard error`.
+    var name: String { get }
+    func write(_ line: LogLine, level: Logger.Level) -> LogWriteResult
 }
 
 /// A file descriptor written with one `write(2)` per line, under a lock, so that
 /// lines from different threads never interleave.
 final class FileDescriptorOutput: LogOutput {
-    /// The descriptor. Holding the lock is what makes a line one unit.
-    private let descriptor: Mutex<Int32>
-    private let ownsDescriptor: Bool
+    private struct State {
+        /// -1 while a FIFO waits to be opened by the writer (see ``appending(toFileAt:)``).
+        var descriptor: Int32
+        /// A write failed part-way through a line: the next write starts a new line.
+        var brokenLine = false
+        /// The last write ended in `EAGAIN`: the next one does not wait for room.
+        var wouldBlock = false
+    }
 
-    init(descriptor: Int32, ownsDescriptor: Bool) {
-        self.descriptor = Mutex(descriptor)
+    let name: String
+    /// The descriptor. Holding the lock is what makes a line one unit.
+    private let state: Mutex<State>
+    private let ownsDescriptor: Bool
+    /// For a FIFO opened by the writer: the path to open.
+    private let deferredPath: String?
+
+    init(descriptor: Int32, ownsDescriptor: Bool, name: String? = nil) {
+        self.state = Mutex(State(descriptor: descriptor))
         self.ownsDescriptor = ownsDescriptor
+        self.name = name ?? "file descriptor \(descriptor)"
+        self.deferredPath = nil
+    }
+
+    private init(openingFIFOAt path: String) {
+        self.state = Mutex(State(descriptor: -1))
+        self.ownsDescriptor = true
+        self.name = path
+        self.deferredPath = path
     }
 
     /// One lock per standard stream for the whole process, whichever factory writes.
-    static let standardError = FileDescriptorOutput(descriptor: 2, ownsDescriptor: false)
-    static let standardOutput = FileDescriptorOutput(descriptor: 1, ownsDescriptor: false)
+    static let standardError = FileDescriptorOutput(descriptor: 2, ownsDescriptor: false, name: "standard error")
+    static let standardOutput = FileDescriptorOutput(descriptor: 1, ownsDescriptor: false, name: "standard output")
 
     /// Opens `path` for appending, creating it if needed (mode 0666 less the umask,
     /// as `fopen(3)` would). Returns `errno` when it cannot.
+    ///
+    /// The open itself must not wait: it happens at start-up, on the caller's
+    /// thread. `O_NONBLOCK` makes opening a FIFO that no one reads fail with `ENXIO`
+    /// at once instead of waiting for a reader; such a FIFO is opened later, by the
+    /// writer's thread, on its first line. Anything opened now is put back into
+    /// blocking mode: a full FIFO or pipe then makes the writer wait, as a slow disk
+    /// does (for a regular file `O_NONBLOCK` changes nothing: the writer's thread,
+    /// not the flag, is what keeps a slow disk away from the event loops).
     static func appending(toFileAt path: String) -> Result<FileDescriptorOutput, LoggingError.FileFailure> {
-        let descriptor = path.withCString { open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o666) }
+        let descriptor = path.withCString { open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0o666) }
         guard descriptor >= 0 else {
-            return .failure(LoggingError.FileFailure(path: path, errno: errno))
+            let code = errno
+            if code == ENXIO, isFIFO(path) {
+                return .success(FileDescriptorOutput(openingFIFOAt: path))
+            }
+            return .failure(LoggingError.FileFailure(path: path, errno: code))
         }
-        return .success(FileDescriptorOutput(descriptor: descriptor, ownsDescriptor: true))
+        let flags = fcntl(descriptor, F_GETFL)
+        if flags >= 0 { _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK) }
+        return .success(FileDescriptorOutput(descriptor: descriptor, ownsDescriptor: true, name: path))
     }
 
-    func write(_ line: LogLine, level: Logger.Level) {
+    private static func isFIFO(_ path: String) -> Bool {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return false }
+        return status.st_mode & S_IFMT == S_IFIFO
+    }
+
+    func write(_ line: LogLine, level: Logger.Level) -> LogWriteResult {
         line.bytes.withUnsafeBytes { bytes in
-            descriptor.withLock { descriptor in
-                Self.writeAll(bytes, to: descriptor)
+            state.withLock { state in
+                if state.descriptor < 0, let path = deferredPath {
+                    // Waits for a reader: this is the writer's thread.
+                    let opened = Self.retryingInterrupts { path.withCString { open($0, O_WRONLY | O_APPEND | O_CLOEXEC) } }
+                    guard opened >= 0 else { return .failed(errno: errno) }
+                    state.descriptor = opened
+                }
+                if state.brokenLine {
+                    let newline: [UInt8] = [UInt8(ascii: "\n")]
+                    let result = newline.withUnsafeBytes { Self.writeAll($0, to: &state) }
+                    guard result == .written else { return result }
+                    state.brokenLine = false
+                }
+                return Self.writeAll(bytes, to: &state)
             }
         }
     }
 
-    /// Writes everything, going on after a short write or a signal. Any other
-    /// failure drops the rest of the line: there is nowhere left to report it.
-    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) {
-        guard var next = bytes.baseAddress else { return }
+    /// Writes everything, going on after a short write or a signal. A descriptor
+    /// in non-blocking mode (a standard stream can be one) that is full gets up to
+    /// a second to take the start of a line (none if the last line already failed
+    /// so, so that a stuck reader costs the writer one second, not one per line)
+    /// and ten to take the rest of a line it has begun. Any other failure drops the
+    /// rest of the line.
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to state: inout State) -> LogWriteResult {
+        guard var next = bytes.baseAddress else { return .written }
         var remaining = bytes.count
         while remaining > 0 {
             #if canImport(Darwin)
-            let written = Darwin.write(descriptor, next, remaining)
+            let written = Darwin.write(state.descriptor, next, remaining)
             #elseif canImport(Musl)
-            let written = Musl.write(descriptor, next, remaining)
+            let written = Musl.write(state.descriptor, next, remaining)
             #else
-            let written = Glibc.write(descriptor, next, remaining)
+            let written = Glibc.write(state.descriptor, next, remaining)
             #endif
             if written < 0 {
-                if errno == EINTR { continue }
-                return
+                let code = errno
+                if code == EINTR { continue }
+                let begun = remaining < bytes.count
+                if code == EAGAIN || code == EWOULDBLOCK {
+                    let patience: Int32 = begun ? 10_000 : (state.wouldBlock ? 0 : 1_000)
+                    if waitUntilWritable(state.descriptor, milliseconds: patience) { continue }
+                    state.wouldBlock = true
+                }
+                if begun { state.brokenLine = true }
+                return .failed(errno: code)
             }
-            if written == 0 { return }
+            if written == 0 {
+                if remaining < bytes.count { state.brokenLine = true }
+                return .failed(errno: EIO)
+            }
             next += written
             remaining -= written
+        }
+        state.wouldBlock = false
+        return .written
+    }
+
+    private static func waitUntilWritable(_ descriptor: Int32, milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        let ready = retryingInterrupts { poll(&entry, 1, milliseconds) }
+        return ready > 0 && entry.revents & Int16(POLLOUT) != 0
+    }
+
+    private static func retryingInterrupts(_ call: () -> Int32) -> Int32 {
+        while true {
+            let result = call()
+            if result >= 0 || errno != EINTR { return result }
         }
     }
 
     deinit {
         if ownsDescriptor {
-            descriptor.withLock { descriptor in
-                _ = close(descriptor)
-                descriptor = -1
+            state.withLock { state in
+                if state.descriptor >= 0 { _ = close(state.descriptor) }
+                state.descriptor = -1
             }
         }
     }
@@ -92,6 +186,8 @@ final class SyslogOutput: LogOutput {
 
     private let facility: Int32
 
+    let name = "the system log"
+
     init(identifier: String, facility: SyslogFacility) {
         self.facility = facility.code
         Self.identifier.withLock { current in
@@ -102,7 +198,9 @@ final class SyslogOutput: LogOutput {
         }
     }
 
-    func write(_ line: LogLine, level: Logger.Level) {
+    /// `syslog(3)` says nothing of a record it could not send: this always answers
+    /// `.written`.
+    func write(_ line: LogLine, level: Logger.Level) -> LogWriteResult {
         var message = Array(line.syslogMessage)
         message.append(0)
         let priority = facility | Self.priority(of: level)
@@ -114,6 +212,7 @@ final class SyslogOutput: LogOutput {
                 }
             }
         }
+        return .written
     }
 
     /// The syslog priority for a swift-log level.

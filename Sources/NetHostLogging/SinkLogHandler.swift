@@ -1,7 +1,9 @@
 import Logging
+import Synchronization
 
-/// A swift-log handler that formats each record once and hands it to every
-/// configured sink whose levels include the record's level.
+/// A swift-log handler that formats each record once and queues it for every
+/// configured sink whose levels include the record's level; the ``LogWriter``'s
+/// thread writes it, so a log call never waits for a file, a FIFO or syslog.
 ///
 /// Get handlers from ``Logging/LoggingSystem/makeLogHandlerFactory(_:)``: the
 /// factory opens the sinks once, and every handler it makes shares them. The
@@ -39,9 +41,8 @@ public struct SinkLogHandler: LogHandler {
             message: event.message.description,
             metadata: effectiveMetadata(explicit: event.metadata, error: event.error)
         )
-        for sink in sinks.sinks where sink.levels.contains(event.level) {
-            sink.output.write(line, level: event.level)
-        }
+        // Queued, not written: the writer's thread writes it (see LogWriter).
+        sinks.writer.enqueue(line, level: event.level, to: sinks.sinks)
     }
 
     /// The handler's metadata, overridden by the provider's, overridden by the
@@ -63,26 +64,54 @@ public struct SinkLogHandler: LogHandler {
     }
 }
 
-/// A sink with its output opened.
-struct OpenSink: Sendable {
-    var levels: LogLevels
-    var output: any LogOutput
+/// A sink with its output opened, and what its writer counts for it.
+final class OpenSink: @unchecked Sendable {
+    // @unchecked: `queueDrops` and `listedForDrops` are read and written with the
+    // LogWriter's lock held; `writer` by the writer's thread alone.
+
+    /// What the writer's thread keeps about a sink.
+    struct WriterState {
+        /// Lines dropped because the queue was full, not reported in the sink yet.
+        var queueDrops = 0
+        /// Lines dropped because a write failed, not reported in the sink yet.
+        var writeDrops = 0
+        /// The error that began the present run of failures (reported once).
+        var failure: Int32?
+    }
+
+    let levels: LogLevels
+    let output: any LogOutput
+    /// Every line of this sink dropped so far, whatever the reason.
+    let droppedLines = Atomic<Int>(0)
+    /// Lines dropped since the last one accepted for this sink (the writer's lock).
+    var queueDrops = 0
+    /// Whether the writer's list of sinks with drops has this one (the writer's lock).
+    var listedForDrops = false
+    /// The writer's thread only.
+    var writer = WriterState()
+
+    init(levels: LogLevels, output: any LogOutput) {
+        self.levels = levels
+        self.output = output
+    }
 }
 
-/// The opened sinks a factory's handlers share.
+/// The opened sinks a factory's handlers share, and the writer they queue lines for.
 struct OpenSinks: Sendable {
     let sinks: [OpenSink]
     /// Every level at least one sink takes.
     let accepted: LogLevels
+    let writer: LogWriter
 
-    init(_ sinks: [OpenSink]) {
+    init(_ sinks: [OpenSink], writer: LogWriter = .shared) {
         self.sinks = sinks.filter { !$0.levels.isEmpty }
         self.accepted = sinks.reduce(LogLevels()) { $0.union($1.levels) }
+        self.writer = writer
     }
 
     /// Opens every sink of `configuration`: files now, so that a file that cannot be
     /// opened stops start-up instead of losing its records.
-    init(opening configuration: LoggingConfiguration) throws(LoggingError) {
+    init(opening configuration: LoggingConfiguration, writer: LogWriter = .shared) throws(LoggingError) {
         var opened: [OpenSink] = []
         var failures: [LoggingError.FileFailure] = []
         var syslog: SyslogOutput?
@@ -109,7 +138,7 @@ struct OpenSinks: Sendable {
         guard failures.isEmpty else {
             throw LoggingError(.cannotOpenFiles(failures))
         }
-        self.init(opened)
+        self.init(opened, writer: writer)
     }
 }
 

@@ -29,6 +29,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let factory = try LoggingSystem.makeLogHandlerFactory(logging)
         LoggingSystem.bootstrap(factory)
+        defer { LogWriter.shared.flush(timeout: .seconds(2)) }  // lines are written by a thread of their own
         let logger = Logger(label: "nethost")
         for warning in logging.warnings { logger.warning("log: \(warning)") }
         for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }

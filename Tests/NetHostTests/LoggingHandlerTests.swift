@@ -19,8 +19,10 @@ private func withTemporaryDirectory<T>(_ body: (String) async throws -> T) async
     return try await body(path)
 }
 
+/// The text of a log file, once the process's writer has written what was logged.
 private func contents(_ path: String) throws -> String {
-    try String(contentsOfFile: path, encoding: .utf8)
+    #expect(LogWriter.shared.flush(timeout: .seconds(30)), "the log writer did not catch up")
+    return try String(contentsOfFile: path, encoding: .utf8)
 }
 
 /// The lines of a log file with their timestamps checked and taken off.
@@ -315,7 +317,7 @@ enum LoggingTestError: Error, CustomStringConvertible {
         defer { close(ends[0]) }
         let output = FileDescriptorOutput(descriptor: ends[1], ownsDescriptor: true)
         let line = LogLine(time: LogTimestamp(seconds: 0, milliseconds: 1), level: .notice, label: "pipe", message: "hi", metadata: nil)
-        output.write(line, level: .notice)
+        #expect(output.write(line, level: .notice) == .written)
 
         var buffer = [UInt8](repeating: 0, count: 256)
         let count = read(ends[0], &buffer, buffer.count)
