@@ -17,9 +17,9 @@ struct IncomingBytes {
     let buffer: ByteBuffer
 
     /// Whether `buffer` may be sent as it is. A send that waits for the peer keeps the
-    /// buffer's whole storage, while `max_send_buffer_size` counts only its bytes: a
-    /// few bytes read into a large receive buffer are copied instead, so waiting
-    /// sends never hold more than four times what the limit counts.
+    /// buffer's whole storage (and `max_send_buffer_size` counts all of it): a few
+    /// bytes read into a large receive buffer are copied instead. (A write made while
+    /// the connection's backlog waits is copied or kept by `SendBacklog`'s own rule.)
     static func mayBeSentAsReceived(_ buffer: ByteBuffer) -> Bool {
         buffer.readableBytes * 4 >= buffer.storageCapacity
     }

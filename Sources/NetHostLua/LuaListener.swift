@@ -24,6 +24,10 @@ public final class LuaListener: ConnectionListener {
     /// The listener table, kept in the registry.
     let table: LuaReference
     public let wantsDrain: Bool
+    /// Prosody's 8 KiB when `network_settings.read_size` is not set: each read becomes a
+    /// Lua string, and a peer whose connection has stopped reading (backpressure) can
+    /// have pushed at most one read's worth more.
+    public var defaultReadSize: Int { 8192 }
     /// The module that made the listener, for error messages.
     let module: String
 

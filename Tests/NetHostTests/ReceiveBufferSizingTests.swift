@@ -36,7 +36,8 @@ struct ReceiveBufferSizingTests {
         let nio = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
         #expect(compact.minimum == nio.minimum)
         #expect(compact.maximum == nio.maximum)
-        #expect(compact.nextBufferSize() == nio.initial)
+        #expect(compact.nextSize == nio.initial)
+        #expect(compact.initial == nio.initial)
     }
 
     // NIO's allocator traps on a size of 1 (it requires even sizes): compared without that case.
@@ -61,11 +62,11 @@ struct ReceiveBufferSizingTests {
             case 2: read = Int(random() % 32)
             default: read = Int(random() % UInt64(2 * current + 1))
             }
-            let compactGrew = compact.record(actualReadBytes: read)
+            let compactGrew = compact.adjust(actualReadBytes: read)
             let nioGrew = nio.record(actualReadBytes: read)
             #expect(compactGrew == nioGrew, "step \(step): read \(read) of \(current)")
-            #expect(compact.nextBufferSize() == nio.nextBufferSize(), "step \(step): read \(read) of \(current)")
-            if compact.nextBufferSize() != nio.nextBufferSize() { return }
+            #expect(compact.nextSize == nio.nextBufferSize(), "step \(step): read \(read) of \(current)")
+            if compact.nextSize != nio.nextBufferSize() { return }
         }
     }
 
@@ -74,32 +75,40 @@ struct ReceiveBufferSizingTests {
         var sizing = CompactAdaptiveRecvAllocator(minimum: 64, initial: 128, maximum: 65536)
         var sizes: Set<Int> = []
         for _ in 0..<20 {
-            _ = sizing.record(actualReadBytes: min(16384, sizing.nextBufferSize() ?? 0))
-            sizes.insert(sizing.nextBufferSize() ?? 0)
+            _ = sizing.record(actualReadBytes: min(16384, sizing.nextSize))
+            sizes.insert(sizing.nextSize)
         }
         // As NIO's: it doubles up to 32 KiB, then settles between 16 and 32 KiB
         // (two reads of half the buffer shrink it, a full one grows it again).
         #expect(sizes.max() == 32768)
-        #expect([16384, 32768].contains(sizing.nextBufferSize() ?? 0))
+        #expect([16384, 32768].contains(sizing.nextSize))
         for _ in 0..<20 {
             _ = sizing.record(actualReadBytes: 1)
         }
-        #expect(sizing.nextBufferSize() == 64)
+        #expect(sizing.nextSize == 64)
     }
 
     @Test("accepted connections size their reads with it, starting at 128 bytes and bounded by read_size")
     func acceptedConnectionsUseIt() async throws {
+        let sizing = try await Self.acceptedSizing(readSize: 4096).allocator
+        #expect(sizing.nextSize == 128)
+        #expect(sizing.maximum == 4096)
+    }
+
+    /// The receive allocator and reads per wake-up a port gives the connections it accepts.
+    static func acceptedSizing(readSize: Int?) async throws -> (allocator: CompactAdaptiveRecvAllocator, readsPerWakeUp: UInt) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         var settings = NetworkSettings()
-        settings.readSize = 4096
-        let seen = NIOLockedValueBox<[CompactAdaptiveRecvAllocator]>([])
+        if let readSize { settings.readSize = readSize }
+        let seen = NIOLockedValueBox<[(CompactAdaptiveRecvAllocator, UInt)]>([])
         let ports = PortManager(group: group, logger: .init(label: "test"))
         let errors = await ports.open([ListenRequest(
             serviceName: "probe", interface: "127.0.0.1", port: 0, loops: Array(group.makeIterator()), settings: settings,
             initializeChild: { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let sizing = try channel.syncOptions?.getOption(.recvAllocator) as? CompactAdaptiveRecvAllocator {
-                        seen.withLockedValue { $0.append(sizing) }
+                    if let sizing = try channel.syncOptions?.getOption(.recvAllocator) as? CompactAdaptiveRecvAllocator,
+                       let reads = try channel.syncOptions?.getOption(.maxMessagesPerRead) {
+                        seen.withLockedValue { $0.append((sizing, reads)) }
                     }
                     channel.close(promise: nil)
                 }
@@ -110,9 +119,44 @@ struct ReceiveBufferSizingTests {
         let client = try await ClientBootstrap(group: group).connect(to: address).get()
         try await client.closeFuture.get()
         let sizing = try #require(seen.withLockedValue { $0.first })
-        #expect(sizing.nextBufferSize() == 128)
-        #expect(sizing.maximum == 4096)
         try await ports.close().get()
         try await group.shutdownGracefully()
+        return sizing
+    }
+
+    @Test("after a burst, the buffer a connection keeps between reads is small again, and reads that need more get it")
+    func keptBufferShrinksAfterABurst() async throws {
+        // The accepted channel's settings, read through NIO's own pool as a socket
+        // channel reads (SocketChannel.readFromSocket): a buffer from the pool, a read
+        // of up to its capacity, `record`; the service drops each buffer once done.
+        let (allocator, readsPerWakeUp) = try await Self.acceptedSizing(readSize: nil)
+        var pool = NIOPooledRecvBufferAllocator(capacity: Int(readsPerWakeUp), recvAllocator: allocator)
+        func read(_ available: Int) -> (read: Int, storage: Int) {
+            let (buffer, read) = pool.buffer(allocator: ByteBufferAllocator()) { buffer -> Int in
+                let read = min(available, buffer.writableBytes)
+                buffer.writeRepeatingByte(0, count: read)
+                return read
+            }
+            pool.record(actualReadBytes: read)
+            return (read, buffer.storageCapacity)
+        }
+        var burst: [Int] = []
+        var left = 256 * 1024
+        while left > 0 {
+            let (count, _) = read(left)
+            burst.append(count)
+            left -= count
+        }
+        #expect(burst.max() == 65536, "a 256 KiB burst never read 64 KiB at a time: \(burst)")
+        var quiet: [Int] = []
+        for _ in 0..<40 {
+            quiet.append(read(10).storage)
+        }
+        #expect(quiet.last == 128, "after the burst, small reads still go into \(quiet.last ?? 0)-byte buffers: \(quiet)")
+        // Kept between reads: what the pool hands out for the next read once reads are small.
+        #expect(read(10).storage == 128)
+        let (fullRead, _) = read(100_000)
+        #expect(fullRead == 128)
+        #expect(read(100_000).read == 256, "a read that filled the kept buffer did not get a larger one next")
     }
 }

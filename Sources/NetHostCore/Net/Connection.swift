@@ -24,7 +24,11 @@ public final class Connection: LoopTimerTarget {
     /// `network_settings.read_timeout`, which `setReadTimeout` may override.
     public let configuredReadTimeout: TimeAmount
     private let sendTimeout: TimeAmount
+    /// `max_send_buffer_size`, in storage (see `SendBacklog`).
     private let maxSendBufferSize: Int
+    /// `max_send_buffer_total` and the process-wide count it bounds.
+    private let maxSendBufferTotal: Int
+    private let sendBufferBudget: SendBufferBudget
     /// Carries the connection's metadata (id, client, service, proxy) into every
     /// line. Built for each line logged, not stored: most connections never log, and
     /// an idle connection should not carry a second `Logger`.
@@ -64,7 +68,16 @@ public final class Connection: LoopTimerTarget {
     private let timers: LoopTimers
     public var loopTimerSlot = LoopTimerSlot()
     private var timerDeadline: NIODeadline?
-    private var isPaused = false
+    /// What waits to be sent while the peer is slower than the writers; nil while it keeps up.
+    private var backlog: SendBacklog?
+    /// Why reading is stopped, if it is (see `updateReading`).
+    private var pausedByService = false
+    /// This connection's own send buffer is above its high-water mark.
+    private var outputAboveMark = false
+    /// How many other connections' buffers this one wrote past their high-water mark,
+    /// and which have not drained since.
+    private var blockingTargets: Int32 = 0
+    private var readingStopped = false
 
     /// Kept for the listener layer that serves the connection; the core never reads it.
     /// The Lua runtime keeps its userdata's registry reference here, so every callback
@@ -109,6 +122,8 @@ public final class Connection: LoopTimerTarget {
         self.configuredReadTimeout = settings.readTimeoutAmount
         self.sendTimeout = settings.sendTimeoutAmount
         self.maxSendBufferSize = settings.maxSendBufferSize
+        self.maxSendBufferTotal = settings.maxSendBufferTotal
+        self.sendBufferBudget = settings.sendBufferBudget
         self.baseLogger = logger
         self.readTimeout = configuredReadTimeout
         let timers = LoopTimers.current(on: context.eventLoop)
@@ -123,64 +138,100 @@ public final class Connection: LoopTimerTarget {
     // MARK: What services call
 
     /// Queues bytes for sending. Returns false, and closes the connection, if
-    /// they would push the send buffer past `max_send_buffer_size`.
+    /// they would push the send buffer past `max_send_buffer_size`, or every
+    /// connection's together past `max_send_buffer_total`.
+    ///
+    /// While the peer keeps up, the bytes go straight to the socket. Once it does not,
+    /// later writes wait here (small ones copied together) until what the channel
+    /// holds is sent, and past the high-water mark this connection stops reading, and
+    /// so does the one whose input is being handled, if it is another (a relay, a
+    /// broadcast), until the buffer drains below the low-water mark.
     @discardableResult
     public func write(_ buffer: ByteBuffer) -> Bool {
         guard state == .open else { return false }
-        context.writeAndFlush(NIOAny(buffer), promise: nil)
-        if !channel.isWritable {
-            return checkSendBuffer()
+        if let backlog {
+            return grew(by: backlog.stage(buffer, allocator: channel.allocator))
         }
-        return true
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+        return afterDirectWrite(of: buffer)
     }
 
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard state == .open else { return false }
+        if let backlog {
+            return grew(by: backlog.stage(bytes: bytes, allocator: channel.allocator))
+        }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        return write(buffer)
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+        return afterDirectWrite(of: buffer)
     }
 
     @discardableResult
     public func write(_ string: String) -> Bool {
         guard state == .open else { return false }
+        if backlog != nil {
+            var string = string
+            return string.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+        }
         return write(context.channel.allocator.buffer(string: string))
     }
+
+    /// The bytes this connection holds for sending, counted as `max_send_buffer_size`
+    /// counts them (buffer storage plus a per-buffer overhead): 0 while its peer keeps up.
+    public var queuedSendStorage: Int { backlog?.storage ?? 0 }
+
+    /// Whether reading is stopped, by `pause()` or by backpressure.
+    public var isReadingPaused: Bool { readingStopped }
 
     /// Closes after everything written so far has been sent (as Prosody does);
     /// `onDisconnect` follows. A peer that does not read for `send_timeout` is cut off.
     public func close() {
         guard state == .open else { return }
-        guard bufferedBytes > 0 else {
-            closeNow(reason: nil)
-            return
+        if backlog == nil {
+            let held = bufferedBytes
+            guard held > 0 else {
+                closeNow(reason: nil)
+                return
+            }
+            // Bytes the channel holds that no write of ours started a backlog for (TLS
+            // records): an empty write's promise tells when they are out, as writes
+            // complete in order.
+            startBacklog(holding: held + SendBacklog.overheadPerBuffer)
+            guard state == .open else { return }
         }
         state = .closingAfterFlush
         armSendTimeout()
-        // Writability cannot tell when the queue is empty: a backlog below the high
-        // watermark never made the channel unwritable, so no event would come. An empty
-        // write's promise can: writes complete in order, so it fires once every byte
-        // queued before it is out (or fails once the channel has gone).
-        let sent = eventLoop.makePromise(of: Void.self)
-        sent.futureResult.assumeIsolated().whenComplete { [self] _ in
-            closeNow(reason: nil)
-        }
-        context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)), promise: sent)
     }
 
     /// Stops reading from the socket until `resume()`.
     public func pause() {
-        guard !isPaused else { return }
-        isPaused = true
-        _ = channel.setOption(ChannelOptions.autoRead, value: false)
+        pausedByService = true
+        updateReading()
     }
 
+    /// Reads again after `pause()` (unless the send buffers still hold it back).
     public func resume() {
-        guard isPaused else { return }
-        isPaused = false
-        _ = channel.setOption(ChannelOptions.autoRead, value: true)
-        channel.read()
+        pausedByService = false
+        updateReading()
+    }
+
+    /// Reads while neither the service nor a full send buffer (this connection's, or
+    /// one this connection's input was written to) says to wait.
+    private func updateReading() {
+        guard state != .closed else { return }
+        let stop = pausedByService || outputAboveMark || blockingTargets > 0
+        guard stop != readingStopped else { return }
+        readingStopped = stop
+        if let options = channel.syncOptions {
+            try? options.setOption(ChannelOptions.autoRead, value: !stop)
+        } else {
+            _ = channel.setOption(ChannelOptions.autoRead, value: !stop)
+        }
+        if !stop {
+            channel.read()
+        }
     }
 
     /// Hands the connection to another listener: the old one gets `onDetach`,
@@ -263,6 +314,9 @@ public final class Connection: LoopTimerTarget {
     func deliver(_ buffer: ByteBuffer) {
         guard state == .open else { return }
         lastReadTime = timers.now
+        let outer = timers.reading
+        timers.reading = self
+        defer { timers.reading = outer }
         runCallback("onincoming") { try listener.onIncoming(self, data: buffer) }
     }
 
@@ -271,17 +325,16 @@ public final class Connection: LoopTimerTarget {
             armSendTimeout()
             return
         }
+        // With a backlog, its end decides (the channel may be writable while our next
+        // batch still waits for the last one's promise).
+        guard backlog == nil, sendBlockedSince != nil else { return }
+        sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
         switch state {
         case .open:
-            sendBlockedSince = nil  // the wheel entry stays; when it fires it finds nothing due
             if listener.wantsDrain {
                 runCallback("ondrain") { try listener.onDrain(self) }
             }
-        case .closingAfterFlush:
-            // Writable need not mean empty (a low watermark above 1 byte): the close waits
-            // for its write's promise, and the send timeout keeps running until then.
-            break
-        case .closed:
+        case .closingAfterFlush, .closed:
             break
         }
     }
@@ -296,6 +349,7 @@ public final class Connection: LoopTimerTarget {
         if state != .closed {
             state = .closed
         }
+        dropBacklog()
         timers.cancel(self)
         timerDeadline = nil
         let finalListener = listener
@@ -341,6 +395,7 @@ public final class Connection: LoopTimerTarget {
         if let reason {
             closeReason = reason
         }
+        dropBacklog()
         context.close(promise: nil)
     }
 
@@ -350,17 +405,179 @@ public final class Connection: LoopTimerTarget {
         (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
     }
 
-    private func checkSendBuffer() -> Bool {
-        let buffered = bufferedBytes
-        guard buffered > maxSendBufferSize else {
-            armSendTimeout()
+    /// After a write that went straight to the channel: if the socket did not take all
+    /// of it, the channel holds the buffer, and a backlog starts.
+    private func afterDirectWrite(of buffer: ByteBuffer) -> Bool {
+        guard state == .open else { return false }
+        let held = bufferedBytes
+        guard held > 0 else {
+            if !channel.isWritable { armSendTimeout() }
             return true
         }
-        logger.warning("send buffer full, closing the connection", metadata: [
-            "buffered": "\(buffered)", "limit": "\(maxSendBufferSize)",
-        ])
-        closeNow(reason: "send buffer full")
-        return false
+        // The channel keeps the whole storage until the last byte is out (or, behind
+        // TLS, the records it made of it); count the larger.
+        startBacklog(holding: max(SendBacklog.cost(of: buffer), held + SendBacklog.overheadPerBuffer))
+        return state == .open
+    }
+
+    /// The channel holds bytes of ours (`cost`, counted): later writes wait in a
+    /// backlog until an empty write behind them tells that they are out.
+    private func startBacklog(holding cost: Int) {
+        let backlog = SendBacklog()
+        self.backlog = backlog
+        backlog.holdInFlight(cost)
+        armSendTimeout()
+        guard grew(by: cost) else { return }
+        let sent = eventLoop.makePromise(of: Void.self)
+        sent.futureResult.assumeIsolated().whenComplete { [self] result in
+            batchCompleted(backlog, result)
+        }
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)), promise: sent)
+    }
+
+    /// The backlog grew by `bytes` of storage: enforce the limits, then the high-water
+    /// mark. False if the connection was closed for it.
+    private func grew(by bytes: Int) -> Bool {
+        guard let backlog, bytes > 0 else { return state == .open }
+        let storage = backlog.storage
+        guard storage <= maxSendBufferSize else {
+            logger.warning("send buffer full, closing the connection", metadata: [
+                "buffered": "\(storage)", "limit": "\(maxSendBufferSize)",
+            ])
+            closeNow(reason: "send buffer full")
+            return false
+        }
+        let more = storage - backlog.reserved
+        if more > 0 {
+            guard sendBufferBudget.reserve(more, limit: maxSendBufferTotal) else {
+                sendBufferBudget.countShed()
+                logger.warning("send buffers of all connections over max_send_buffer_total, closing this one", metadata: [
+                    "buffered": "\(storage)", "total": "\(sendBufferBudget.used)", "limit": "\(maxSendBufferTotal)",
+                ])
+                closeNow(reason: "send buffers over max_send_buffer_total")
+                return false
+            }
+            backlog.reserved += more
+        }
+        if storage > highWaterMark {
+            if !outputAboveMark {
+                outputAboveMark = true
+                updateReading()
+            }
+            // The connection whose input is being handled wrote here: it waits too.
+            if let writer = timers.reading, writer !== self,
+               !backlog.waitingWriters.contains(where: { $0 === writer }) {
+                backlog.waitingWriters.append(writer)
+                writer.blockingTargets += 1
+                writer.updateReading()
+            }
+        }
+        return true
+    }
+
+    /// Pauses reading above this many bytes of send buffer...
+    private var highWaterMark: Int { Self.highWaterMark(maxSendBufferSize: maxSendBufferSize) }
+    /// ...and reads again at or below this many.
+    private var lowWaterMark: Int { highWaterMark / 4 }
+
+    /// 64 KiB, as NIO's and nginx's defaults; half of `max_send_buffer_size` if that is smaller.
+    static func highWaterMark(maxSendBufferSize: Int) -> Int {
+        min(64 * 1024, max(1, maxSendBufferSize / 2))
+    }
+
+    /// The batch the channel held is out: hand it the next one, or end the backlog.
+    private func batchCompleted(_ completed: SendBacklog, _ result: Result<Void, any Error>) {
+        guard let backlog, backlog === completed else { return }
+        releaseStorage(backlog.batchDone(), of: backlog)
+        guard case .success = result, state != .closed else {
+            dropBacklog()
+            return
+        }
+        sendBlockedSince = nil  // progress: the send timeout counts from here again
+        pump(backlog)
+    }
+
+    /// Hands the channel the next batch, looping while batches complete at once.
+    private func pump(_ backlog: SendBacklog) {
+        guard !backlog.pumping else {
+            backlog.pumpAgain = true
+            return
+        }
+        backlog.pumping = true
+        defer { backlog.pumping = false }
+        repeat {
+            backlog.pumpAgain = false
+            guard self.backlog === backlog, state != .closed, !backlog.batchOut else { return }
+            let batch = backlog.takeBatch()
+            guard let last = batch.last else {
+                endBacklog(backlog)
+                return
+            }
+            armSendTimeout()
+            checkLowWaterMark(backlog)
+            let sent = eventLoop.makePromise(of: Void.self)
+            sent.futureResult.assumeIsolated().whenComplete { [self] result in
+                batchCompleted(backlog, result)
+            }
+            for buffer in batch.dropLast() {
+                context.write(NIOAny(buffer), promise: nil)
+            }
+            context.writeAndFlush(NIOAny(last), promise: sent)
+        } while backlog.pumpAgain
+    }
+
+    /// Everything waiting has been sent: the peer keeps up again.
+    private func endBacklog(_ backlog: SendBacklog) {
+        dropBacklog()
+        if channel.isWritable {
+            sendBlockedSince = nil
+        }
+        switch state {
+        case .open:
+            if listener.wantsDrain {
+                runCallback("ondrain") { try listener.onDrain(self) }
+            }
+        case .closingAfterFlush:
+            closeNow(reason: nil)
+        case .closed:
+            break
+        }
+    }
+
+    /// Once the buffer is at or below its low-water mark, this connection and the
+    /// writers that waited for it read again.
+    private func checkLowWaterMark(_ backlog: SendBacklog) {
+        guard backlog.storage <= lowWaterMark else { return }
+        releaseWaiters(of: backlog)
+    }
+
+    private func releaseWaiters(of backlog: SendBacklog) {
+        let writers = backlog.waitingWriters
+        backlog.waitingWriters = []
+        for writer in writers {
+            writer.blockingTargets -= 1
+            writer.updateReading()
+        }
+        if outputAboveMark {
+            outputAboveMark = false
+            updateReading()
+        }
+    }
+
+    private func releaseStorage(_ bytes: Int, of backlog: SendBacklog) {
+        let released = min(bytes, backlog.reserved)
+        backlog.reserved -= released
+        sendBufferBudget.release(released)
+    }
+
+    /// Forgets the backlog (sent, or the connection has gone): its reservation goes
+    /// back to the budget and the writers waiting for it read again.
+    private func dropBacklog() {
+        guard let backlog else { return }
+        self.backlog = nil
+        _ = backlog.clear()
+        releaseStorage(backlog.reserved, of: backlog)
+        releaseWaiters(of: backlog)
     }
 
     private func armSendTimeout() {
@@ -394,7 +611,7 @@ public final class Connection: LoopTimerTarget {
         guard state != .closed else { return }
         let now = timers.now
         if let sendBlockedSince, now >= sendBlockedSince + sendTimeout,
-           !channel.isWritable || state == .closingAfterFlush {
+           backlog != nil || !channel.isWritable || state == .closingAfterFlush {
             logger.info("send timeout: the peer did not read for \(Double(sendTimeout.nanoseconds) / 1e9) s, closing")
             closeNow(reason: "send timeout")
             return

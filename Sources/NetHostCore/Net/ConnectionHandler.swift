@@ -94,6 +94,12 @@ public final class ConnectionHandler: ChannelInboundHandler {
             isTLS: startsWithTLS
         )
         self.connection = connection
+        if setup.settings.readSize == nil, setup.listener.defaultReadSize != NetworkSettings.defaultReadSize {
+            // The port was opened with the Swift services' default; this listener's is another.
+            try? context.channel.syncOptions?.setOption(
+                .recvAllocator, value: CompactAdaptiveRecvAllocator.forConnections(readSize: setup.listener.defaultReadSize)
+            )
+        }
         tracker?.add(connection)
         connection.log(.debug, "connected")
         connection.start()

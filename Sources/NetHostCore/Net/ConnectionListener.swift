@@ -20,6 +20,9 @@ public protocol ConnectionListener: AnyObject, Sendable {
     func onAttach(_ connection: Connection, data: (any Sendable)?) throws
     /// Whether the listener wants `onDrain` at all (sparing the bookkeeping when not).
     var wantsDrain: Bool { get }
+    /// The largest single read for its connections when `network_settings.read_size`
+    /// is not set: `NetworkSettings.defaultReadSize` unless the listener says otherwise.
+    var defaultReadSize: Int { get }
 }
 
 extension ConnectionListener {
@@ -31,4 +34,5 @@ extension ConnectionListener {
     public func onDetach(_ connection: Connection) throws {}
     public func onAttach(_ connection: Connection, data: (any Sendable)?) throws {}
     public var wantsDrain: Bool { false }
+    public var defaultReadSize: Int { NetworkSettings.defaultReadSize }
 }

@@ -57,4 +57,18 @@ public final class ConnectionTracker: Sendable {
         }
         return EventLoopFuture.andAllComplete(closing, on: first.eventLoop)
     }
+
+    /// What each open connection of `service` holds for sending, as its limits count it
+    /// (`Connection.queuedSendStorage`), read on each connection's loop.
+    public func queuedSendStorage(service: String) async -> [Int] {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        var result: [Int] = []
+        for bound in loops {
+            let counts = try? await bound.eventLoop.submit {
+                bound.value.connections.filter { $0.serviceName == service }.map(\.queuedSendStorage)
+            }.get()
+            result += counts ?? []
+        }
+        return result
+    }
 }

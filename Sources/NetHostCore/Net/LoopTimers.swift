@@ -46,6 +46,11 @@ public final class LoopTimers {
     /// The last tick whose bucket has been swept.
     private var sweptTick: Int64
     private var ticking: Scheduled<Void>?
+    /// The connection whose input a listener is handling on this loop right now, if
+    /// any: a write that fills another connection's send buffer makes it wait too
+    /// (backpressure for relays and broadcasts). Kept here, as the wheel is already
+    /// the one per-loop object every connection holds.
+    var reading: Connection?
 
     private init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop

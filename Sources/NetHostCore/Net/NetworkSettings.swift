@@ -9,16 +9,28 @@ public struct NetworkSettings: Sendable, Equatable {
     public var readTimeout: Double = NetworkSettings.defaultReadTimeout
     /// Seconds a pending write may make no progress before the connection is closed.
     public var sendTimeout: Double = NetworkSettings.defaultSendTimeout
-    /// Bytes a connection may have waiting to be sent; a writer past it is disconnected.
+    /// Bytes of memory a connection may hold for sending (the storage of its queued
+    /// buffers plus a per-buffer overhead, not only their payload); a connection past
+    /// it is disconnected. Reading stops long before, at the high-water mark.
     public var maxSendBufferSize: Int = 32 * 1024 * 1024
+    /// The same, for all connections of the process together; past it, the connection
+    /// whose buffer would grow is disconnected (and counted, and logged).
+    public var maxSendBufferTotal: Int = SendBufferBudget.defaultLimit
+    /// What `maxSendBufferTotal` counts against: the process's, unless a test gives
+    /// its connections one of their own.
+    public var sendBufferBudget: SendBufferBudget = .shared
     /// The listen backlog. Larger than Prosody's 128: a burst of connections
     /// (a load balancer reconnecting, a flood) must not push good clients into
     /// SYN retransmits of a second or more. The kernel caps it at somaxconn.
     public var tcpBacklog: Int = 1024
-    /// The largest single read; receive buffers start small and grow up to it.
-    /// Larger than Prosody's 8 KiB: a 16 KiB message then takes one read and one
-    /// service callback instead of several (half the CPU per message, measured).
-    public var readSize: Int = 65536
+    /// The largest single read, if the config sets one (`read_size`); nil: the
+    /// listener's own default (`ConnectionListener.defaultReadSize`): 64 KiB for Swift
+    /// services, Prosody's 8 KiB for Lua ones. Receive buffers start small and grow up to it.
+    public var readSize: Int?
+    /// `read_size` for Swift services when the config sets none. Larger than Prosody's
+    /// 8 KiB: a 16 KiB message then takes one read and one service callback instead of
+    /// several (half the CPU per message, measured).
+    public static let defaultReadSize = 65536
     /// TCP_NODELAY on accepted connections: request-response services should not
     /// wait for Nagle's algorithm (nginx does the same).
     public var tcpNoDelay: Bool = true
@@ -92,6 +104,11 @@ public struct NetworkSettings: Sendable, Equatable {
             target = min(number, TimeoutSeconds.maximum)
         }
         func count(_ key: String, minimum: Int, _ target: inout Int) {
+            var value: Int? = target
+            count(key, minimum: minimum, &value)
+            if let value { target = value }
+        }
+        func count(_ key: String, minimum: Int, _ target: inout Int?) {
             guard let value = table[key] else { return }
             if let integer = value.integerValue, integer >= minimum {
                 target = integer
@@ -110,6 +127,7 @@ public struct NetworkSettings: Sendable, Equatable {
         seconds("read_timeout", &readTimeout)
         seconds("send_timeout", &sendTimeout)
         count("max_send_buffer_size", minimum: 1, &maxSendBufferSize)
+        count("max_send_buffer_total", minimum: 1, &maxSendBufferTotal)
         count("tcp_backlog", minimum: 1, &tcpBacklog)
         count("read_size", minimum: 64, &readSize)
         count("max_connections", minimum: 1, &maxConnections)
@@ -117,7 +135,7 @@ public struct NetworkSettings: Sendable, Equatable {
         flag("tcp_nodelay", &tcpNoDelay)
         flag("tcp_keepalive", &tcpKeepalive)
         let known: Set<String> = [
-            "read_timeout", "send_timeout", "max_send_buffer_size", "tcp_backlog", "read_size",
+            "read_timeout", "send_timeout", "max_send_buffer_size", "max_send_buffer_total", "tcp_backlog", "read_size",
             "tcp_nodelay", "tcp_keepalive", "max_connections", "max_connections_per_ip",
             // net_proxy's, read by ProxyModule.
             "max_pending_headers_per_ip",

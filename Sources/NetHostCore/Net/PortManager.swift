@@ -276,18 +276,21 @@ public final class PortManager: Sendable {
         _ settings: NetworkSettings, then initialize: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         // Unwritable only once a real backlog builds up, so a write the socket takes at
-        // once costs no writability events; `Connection` enforces max_send_buffer_size.
+        // once costs no writability events. `Connection` keeps its own backlog, and hands
+        // the channel one batch at a time; it enforces max_send_buffer_size.
         let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize)))
-        // NIO keeps each connection's receive buffer between reads, idle or not: start
-        // at 128 bytes (a whole v1 header, or v2 without large TLVs) and grow with the
-        // traffic up to read_size. The compact allocator is stored without a heap box.
-        let receiving = CompactAdaptiveRecvAllocator(minimum: 64, initial: min(128, settings.readSize), maximum: settings.readSize)
+        // Receive buffers: 128 bytes kept between reads, larger ones only while the
+        // traffic needs them, up to read_size (a Lua listener's 8 KiB default is set
+        // when its ConnectionHandler starts). One read per wake-up, so NIO's pool
+        // keeps one buffer, not one per read of a cycle (see CompactAdaptiveRecvAllocator).
+        let receiving = CompactAdaptiveRecvAllocator.forConnections(readSize: settings.readSize ?? NetworkSettings.defaultReadSize)
         let keepalive = settings.tcpKeepalive
         return { channel in
             do {
                 guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
                 try options.setOption(.writeBufferWaterMark, value: waterMark)
                 try options.setOption(.recvAllocator, value: receiving)
+                try options.setOption(.maxMessagesPerRead, value: 1)
                 if keepalive {
                     try options.setOption(.socketOption(.so_keepalive), value: 1)
                 }
