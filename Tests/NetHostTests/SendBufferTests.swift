@@ -248,6 +248,39 @@ struct SendBufferTests {
         #expect(fixture.budget.used == 0)
     }
 
+    @Test("a peer that stops reading after keeping up is noticed within directWritesPerCheck writes, and then counted")
+    func peerThatStopsIsNoticed() throws {
+        let fixture = Fixture()
+        let service = Service(loop: fixture.loop)
+        let (channel, socket) = try fixture.connect(service, settings: fixture.settings())
+        socket.open()
+        // The peer keeps up: enough writes for the checks to thin out.
+        for _ in 0..<100 {
+            try channel.writeInbound(ByteBuffer(string: "x"))
+        }
+        #expect(try Self.sent(channel).bytes.count == 100)
+        #expect(service.connection.value?.queuedSendStorage == 0)
+
+        // The peer stops: the socket takes nothing more.
+        let stalled = StalledSocket()
+        try channel.pipeline.syncOperations.addHandler(stalled, position: .first)
+        let perCheck = Int(Connection.directWritesPerCheck)
+        for _ in 0..<perCheck {
+            try channel.writeInbound(ByteBuffer(string: "y"))
+        }
+        let counted = try #require(service.connection.value?.queuedSendStorage)
+        #expect(counted > 0, "\(perCheck) writes to a peer that reads nothing, and nothing counted")
+        #expect(fixture.budget.used == counted)
+        // From now on writes wait in the connection, counted as they come.
+        try channel.writeInbound(Self.chunk(16))
+        #expect((service.connection.value?.queuedSendStorage ?? 0) >= counted + 16 * 1024)
+
+        stalled.open()
+        fixture.loop.run()
+        #expect(try Self.sent(channel).bytes.count == perCheck + 16 * 1024)
+        #expect(fixture.budget.used == 0)
+    }
+
     @Test("small writes to a peer that is not reading are copied together: 10,000 one-byte writes leave as a few buffers")
     func smallWritesAreCoalesced() throws {
         let fixture = Fixture()

@@ -78,6 +78,11 @@ public final class Connection: LoopTimerTarget {
     /// and which have not drained since.
     private var blockingTargets: Int32 = 0
     private var readingStopped = false
+    /// Direct writes since the channel was last asked what it holds, and the checks in
+    /// a row that found it holding nothing (`afterDirectWrite`).
+    private var uncheckedDirectWrites: UInt8 = 0
+    private var quietChecks: UInt8 = 0
+    static let directWritesPerCheck: UInt8 = 8
 
     /// Kept for the listener layer that serves the connection; the core never reads it.
     /// The Lua runtime keeps its userdata's registry reference here, so every callback
@@ -409,7 +414,18 @@ public final class Connection: LoopTimerTarget {
     /// of it, the channel holds the buffer, and a backlog starts.
     private func afterDirectWrite(of buffer: ByteBuffer) -> Bool {
         guard state == .open else { return false }
+        // Asking the channel what it holds goes through a chain of dynamic casts and
+        // costs more than a small write itself. So once `directWritesPerCheck` checks
+        // in a row found the peer keeping up, only every `directWritesPerCheck`th write
+        // asks (and any write that leaves the channel past its high-water mark): in
+        // between the channel holds at most that many writes of ours, under its mark.
+        if channel.isWritable, quietChecks >= Self.directWritesPerCheck {
+            uncheckedDirectWrites &+= 1
+            guard uncheckedDirectWrites >= Self.directWritesPerCheck else { return true }
+        }
+        uncheckedDirectWrites = 0
         let held = bufferedBytes
+        quietChecks = held > 0 ? 0 : min(quietChecks &+ 1, Self.directWritesPerCheck)
         guard held > 0 else {
             if !channel.isWritable { armSendTimeout() }
             return true
