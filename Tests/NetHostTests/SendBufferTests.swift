@@ -339,7 +339,7 @@ struct SendBufferTests {
         #expect(problems.map(\.option) == ["max_send_buffer_total"])
     }
 
-    @Test("Lua services read at most 8 KiB at a time unless read_size says otherwise; Swift services 64 KiB")
+    @Test("Lua services read at most 16 KiB at a time unless read_size says otherwise; Swift services 64 KiB")
     func luaReadSize() throws {
         let echo = try String(contentsOfFile: Self.shippedModule("mod_echo.lua"), encoding: .utf8)
         let harness = try ModuleHarness(modules: ["echo": echo], options: ["modules_enabled": .strings("echo")])
@@ -347,7 +347,7 @@ struct SendBufferTests {
             (channel.options.last { $0.option is ChannelOptions.Types.RecvAllocatorOption }?.value
                 as? CompactAdaptiveRecvAllocator)?.maximum
         }
-        #expect(readSize(try harness.connect(to: "echo")) == 8192)
+        #expect(readSize(try harness.connect(to: "echo")) == 16 * 1024)
         // Set explicitly, read_size holds for Lua services too (the port set it at accept).
         #expect(readSize(try harness.connect(to: "echo", settings: try .parsing(["read_size": .integer(65536)]))) == nil)
         let fixture = Fixture()
