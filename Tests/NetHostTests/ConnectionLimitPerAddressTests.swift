@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -64,14 +67,24 @@ struct ConnectionLimitPerAddressTests {
         #expect(problems.map(\.description) == ["network_settings.max_connections_per_ip: expected a whole number of at least 1"])
     }
 
-    @Test("max_connections is kept below the open file limit, with a reserve", arguments: [
-        (1024, 100_000, 960), (512, 100_000, 448), (20_000, 100_000, 19_000), (1_048_576, 100_000, 100_000), (1024, 500, 500),
+    @Test("max_connections is kept below the open file limit, less what is open and a reserve", arguments: [
+        (1024, 100_000, 960), (512, 100_000, 480), (64, 100_000, 28), (20_000, 100_000, 18_956),
+        (1_048_576, 100_000, 100_000), (1024, 500, 500),
     ])
     func fittedToDescriptors(limit: Int, configured: Int, expected: Int) {
         var settings = NetworkSettings()
         settings.maxConnections = configured
-        let (fitted, lowered) = settings.fittingConnections(toDescriptors: limit)
+        let inUse = limit == 1024 || limit == 512 ? 0 : 20
+        let (fitted, lowered) = settings.fittingConnections(toDescriptors: limit, inUse: inUse)
         #expect(fitted.maxConnections == expected)
         #expect(lowered == (expected == configured ? nil : configured))
+    }
+
+    @Test("the descriptors open now are counted")
+    func descriptorsInUse() throws {
+        let before = DescriptorLimit.inUse
+        let extra = (0 ..< 5).map { _ in open("/dev/null", O_RDONLY) }
+        defer { for fd in extra { close(fd) } }
+        #expect(DescriptorLimit.inUse == before + 5)
     }
 }

@@ -158,11 +158,13 @@ public final class NetHostServer: Service, Sendable {
             problems.add(problem.description)
         }
         let limit = DescriptorLimit.current
-        let (fitted, lowered) = settings.fittingConnections(toDescriptors: limit)
+        let inUse = DescriptorLimit.inUse
+        let (fitted, lowered) = settings.fittingConnections(toDescriptors: limit, inUse: inUse)
         if let lowered, let limit {
             let reserve = DescriptorLimit.reserve(for: limit)
-            let message = "max_connections \(lowered) is more than \(limit) open files allow: using \(fitted.maxConnections), "
-                + "\(reserve) kept for listening sockets, logs and modules (raise LimitNOFILE or ulimit -n for more)"
+            let message = "max_connections \(lowered) is more than \(limit) open files allow: using \(fitted.maxConnections) "
+                + "(\(inUse) open already, \(reserve) kept for listening sockets, logs and modules; "
+                + "raise LimitNOFILE or ulimit -n for more)"
             // The default lowered is expected on a small machine; a configured value lowered is a mistake.
             logger.log(level: lowered == NetworkSettings().maxConnections ? .info : .warning, "\(message)")
         }

@@ -42,15 +42,31 @@ public enum DescriptorLimit {
         return Change(from: Int(clamping: from), to: Int(clamping: target))
     }
 
-    /// Descriptors kept out of `max_connections` for what is not a connection:
-    /// listening sockets, log files, module files, outgoing connections.
+    /// Descriptors kept out of `max_connections`, beyond those open already, for what
+    /// is not a connection and comes later: listening sockets, log files, module
+    /// files, outgoing connections. A sixteenth of the limit, at least 16, at most 1024.
     public static func reserve(for limit: Int) -> Int {
-        min(1024, max(64, limit / 20))
+        min(1024, max(16, limit / 16))
     }
 
-    /// The most connections `limit` descriptors leave room for.
-    public static func connectionCeiling(for limit: Int) -> Int {
-        max(1, limit - reserve(for: limit))
+    /// The most connections `limit` descriptors leave room for when `inUse` are open.
+    public static func connectionCeiling(for limit: Int, inUse: Int) -> Int {
+        max(1, limit - inUse - reserve(for: limit))
+    }
+
+    /// The descriptors this process has open now (Linux: /proc/self/fd, less the one
+    /// reading it); 0 where that cannot be read.
+    public static var inUse: Int {
+        guard let directory = opendir("/proc/self/fd") else { return 0 }
+        defer { closedir(directory) }
+        var count = 0
+        while let entry = readdir(directory) {
+            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { name in
+                name.first == UInt8(ascii: ".")
+            }
+            if !isDot { count += 1 }
+        }
+        return max(0, count - 1)
     }
 
     /// RLIM_INFINITY, which Swift imports as a macro it cannot evaluate (-1 as unsigned).

@@ -50,11 +50,11 @@ public struct NetworkSettings: Sendable, Equatable {
     public init() {}
 
     /// These settings with `max_connections` lowered, if need be, to what `limit`
-    /// open files leave room for (`DescriptorLimit.connectionCeiling`), and the
-    /// value it had before when it was lowered.
-    public func fittingConnections(toDescriptors limit: Int?) -> (settings: NetworkSettings, lowered: Int?) {
+    /// open files leave room for when `inUse` are open already
+    /// (`DescriptorLimit.connectionCeiling`), and the value it had before when it was lowered.
+    public func fittingConnections(toDescriptors limit: Int?, inUse: Int = 0) -> (settings: NetworkSettings, lowered: Int?) {
         guard let limit else { return (self, nil) }
-        let ceiling = DescriptorLimit.connectionCeiling(for: limit)
+        let ceiling = DescriptorLimit.connectionCeiling(for: limit, inUse: inUse)
         guard maxConnections > ceiling else { return (self, nil) }
         var fitted = self
         fitted.maxConnections = ceiling
