@@ -69,6 +69,36 @@ struct CommandLineCheckOptionsTests {
         ], "\(result.output)")
     }
 
+    /// Issue 14: Prosody's ssl_handshake_timeout (a network_settings key in Prosody's
+    /// server_epoll; NetHost also takes it as a global option) was "unknown", and the
+    /// handshake rate limit did not exist.
+    @Test
+    func tlsHandshakeOptionsAreUsed() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-tls-handshake")
+        let echoPort = try FreePort.allocate()
+        let config = try workspace.write(
+            """
+            modules_enabled = { "echo" }
+            interfaces = { "127.0.0.1" }
+            echo_ports = { \(echoPort) }
+            ssl_handshake_timeout = 10
+            ssl_max_handshakes_per_second = 500
+            network_settings = { ssl_handshake_timeout = 10, handshake_timeout = 10 }
+
+            """,
+            to: "prosody.cfg.lua")
+
+        let result = try await workspace.run(["check", "--config", config], watching: CommandLineWorkspace.onLoopbacks(echoPort))
+
+        #expect(result.termination == .exited(0), "\(result.output)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains(
+            "options used: echo_ports, interfaces, modules_enabled, network_settings, ssl_handshake_timeout, ssl_max_handshakes_per_second"
+        ), "\(result.output)")
+        #expect(!lines.contains { $0.hasPrefix("unknown options") }, "\(result.output)")
+        #expect(lines.contains("no problems found"), "\(result.output)")
+    }
+
     @Test
     func theListingNamesEveryKindOfOption() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-listing")

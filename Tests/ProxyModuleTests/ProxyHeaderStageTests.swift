@@ -66,11 +66,12 @@ struct ProxyHeaderStageTests {
         ///   - maxPendingHeaders: `proxy_max_pending_headers` (nil: its default).
         ///   - other: a stage whose runtime (options, counters, log, pending headers) this one
         ///     shares, as the connections of one module do; each stage keeps its own loop.
+        ///   - tls: the TLS contexts, for a direct-TLS service (nil: none).
         init(from peer: SocketAddress? = ProxyHeaderStageTests.proxy, settings: NetworkSettings = NetworkSettings(),
              pending: PendingHeaders = PendingHeaders(), mappings: [Int: String] = [ProxyHeaderStageTests.port: "svc"],
              service: ((any ConnectionListener) -> NetService)? = { NetService(name: "svc", handling: .listener($0, .anyLoop), module: "test") },
              luaLoop: (any EventLoop)? = nil, holdingClose: Bool = false, maxPendingHeadersPerIP: Int = 256,
-             maxPendingHeaders: Int? = nil, sharing other: Stage? = nil) throws {
+             maxPendingHeaders: Int? = nil, sharing other: Stage? = nil, tls: TLSContexts? = nil) throws {
             let logs = other?.logs ?? LogCapture()
             let logger = Logger(label: "stage", factory: logs.handler(label:))
             let services = ServiceRegistry()
@@ -96,7 +97,8 @@ struct ProxyHeaderStageTests {
             self.statistics = runtime.statistics
             self.pending = runtime.pending
             let context = PipelineContext(
-                services: services, settings: LiveValue(settings), logger: logger, tracker: ConnectionTracker(), luaLoop: luaLoop ?? loop
+                services: services, settings: LiveValue(settings), logger: logger, tracker: ConnectionTracker(), luaLoop: luaLoop ?? loop,
+                tls: tls
             )
             channel = EmbeddedChannel(loop: loop)
             holdClose = holdingClose ? HoldClose() : nil

@@ -255,13 +255,20 @@ public final class Connection: LoopTimerTarget {
 
     /// Upgrades the connection to TLS (STARTTLS): what was written before goes
     /// out in plain text, everything after is encrypted. `onstatus` gets
-    /// "ssl-handshake-complete" once the handshake is done.
+    /// "ssl-handshake-complete" once the handshake is done. Bounded by
+    /// `ssl_handshake_timeout`; past `ssl_max_handshakes_per_second` the
+    /// connection is closed instead.
     public func startTLS() throws {
         guard !isTLS else { return }
         guard let tls else {
             throw TLSUnavailable(description: "STARTTLS needs a certificate: set ssl = { certificate = ..., key = ... }")
         }
-        try channel.pipeline.syncOperations.addHandler(tls.makeHandler(), position: .before(context.handler))
+        guard try tls.addServerStages(
+            to: channel.pipeline.syncOperations, position: .before(context.handler), serviceName: serviceName, addresses: addresses
+        ) != nil else {
+            abort(reason: tls.refusalReason)  // ssl_max_handshakes_per_second reached
+            return
+        }
         isTLS = true
     }
 

@@ -119,8 +119,11 @@ public final class PipelineContext: Sendable {
     }
 
     /// Adds the stages that hand a connection to `service`'s listener: TLS first
-    /// when the service uses direct TLS, then the listener's stage, which runs
+    /// when the service uses direct TLS (`TLSSettings.addServerStages`: the TLS
+    /// stage and its handshake timeout), then the listener's stage, which runs
     /// `onconnect` at once. Added after `position`; call on the channel's loop.
+    /// Past `ssl_max_handshakes_per_second` a direct-TLS connection is closed
+    /// instead, and nothing is added.
     public func addServiceStages(
         to pipeline: ChannelPipeline.SynchronousOperations,
         position: ChannelPipeline.SynchronousOperations.Position = .last,
@@ -131,6 +134,19 @@ public final class PipelineContext: Sendable {
     ) throws {
         // The context in force now: a reload may have replaced it since the port opened.
         let tls = self.tls?.settings(forService: service.name)
+        var position = position
+        if service.usesDirectTLS {
+            guard let tls else { throw MissingCertificate(service: service.name) }
+            // Past ssl_max_handshakes_per_second: closed before any stage is added
+            // (the service never hears of it).
+            guard let tlsStages = try tls.addServerStages(
+                to: pipeline, position: position, serviceName: service.name, addresses: addresses
+            ) else {
+                pipeline.close(promise: nil)
+                return
+            }
+            position = .after(tlsStages)
+        }
         let handler = ConnectionHandler(
             serviceName: service.name,
             listener: listener,
@@ -142,14 +158,7 @@ public final class PipelineContext: Sendable {
             tls: tls,
             startsWithTLS: service.usesDirectTLS
         )
-        if service.usesDirectTLS {
-            guard let tls else { throw MissingCertificate(service: service.name) }
-            let tlsHandler = tls.makeHandler()
-            try pipeline.addHandler(tlsHandler, position: position)
-            try pipeline.addHandler(handler, position: .after(tlsHandler))
-        } else {
-            try pipeline.addHandler(handler, position: position)
-        }
+        try pipeline.addHandler(handler, position: position)
     }
 
     /// A service asks for TLS but no certificate is configured for it.

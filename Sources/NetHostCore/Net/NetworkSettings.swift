@@ -44,6 +44,11 @@ public struct NetworkSettings: Sendable, Equatable {
     /// and net_proxy has budgets of its own): one address cannot take every slot.
     public var maxConnectionsPerIP: Int = 1000
 
+    /// `ssl_handshake_timeout` as Prosody's server_epoll reads it, from here (or its
+    /// alias `handshake_timeout`); nil when not set. `TLSContexts` applies it, unless
+    /// the global option `ssl_handshake_timeout` is set.
+    public var tlsHandshakeTimeout: Double?
+
     public static let defaultReadTimeout: Double = 840
     public static let defaultSendTimeout: Double = 180
 
@@ -126,6 +131,18 @@ public struct NetworkSettings: Sendable, Equatable {
         }
         seconds("read_timeout", &readTimeout)
         seconds("send_timeout", &sendTimeout)
+        func secondsIfSet(_ key: String) -> Double? {
+            guard table[key] != nil else { return nil }
+            var value = Double.nan
+            seconds(key, &value)  // reported and left NaN when it cannot be a timeout
+            return value.isNaN ? nil : value
+        }
+        let tlsHandshake = secondsIfSet("ssl_handshake_timeout"), alias = secondsIfSet("handshake_timeout")
+        if let tlsHandshake, let alias, tlsHandshake != alias {
+            problems.append(Problem(option: "handshake_timeout", reason: "an alias of ssl_handshake_timeout, which is set too "
+                + "(\(tlsHandshake)); ssl_handshake_timeout is used"))
+        }
+        tlsHandshakeTimeout = tlsHandshake ?? alias
         count("max_send_buffer_size", minimum: 1, &maxSendBufferSize)
         count("max_send_buffer_total", minimum: 1, &maxSendBufferTotal)
         count("tcp_backlog", minimum: 1, &tcpBacklog)
@@ -137,10 +154,11 @@ public struct NetworkSettings: Sendable, Equatable {
         let known: Set<String> = [
             "read_timeout", "send_timeout", "max_send_buffer_size", "max_send_buffer_total", "tcp_backlog", "read_size",
             "tcp_nodelay", "tcp_keepalive", "max_connections", "max_connections_per_ip",
+            "ssl_handshake_timeout", "handshake_timeout",
             // net_proxy's, read by ProxyModule.
             "max_pending_headers_per_ip",
             // Prosody's server_epoll settings that NetHost's event loop has no use for.
-            "connect_timeout", "handshake_timeout", "max_wait", "min_wait", "fatal_errors",
+            "connect_timeout", "max_wait", "min_wait", "fatal_errors",
             "opportunistic_writes", "keepalive", "nodelay", "edge_triggered", "ssl_timeout",
         ]
         for case .string(let key) in table.map.keys where !known.contains(key) {

@@ -1,6 +1,7 @@
 import NetHostConfig
 
-/// The options `TLSContexts` reads: Prosody's TLS settings and certificates.
+/// The options `TLSContexts` reads: Prosody's TLS settings and certificates, and the
+/// bounds on handshakes (`TLSHandshakeLimits`).
 public enum TLSConfigOptions {
     public static let ssl = OptionDeclaration(
         "ssl", .shaped("table { certificate, key, protocol, ciphers, curve, cafile, verify, options, ... }"),
@@ -18,6 +19,16 @@ public enum TLSConfigOptions {
         "tls_profile", .string, default: #""intermediate""#, scope: .global,
         help: "Mozilla's profile the defaults come from: modern, intermediate, old or legacy"
     )
+    public static let handshakeTimeout = OptionDeclaration(
+        "ssl_handshake_timeout", .seconds, default: "\(Int(TLSHandshakeLimits.defaultTimeout))", scope: .global,
+        help: "seconds a TLS handshake may take before the connection is closed (direct TLS, after a PROXY header, "
+            + "STARTTLS); Prosody's network_settings.ssl_handshake_timeout is read too"
+    )
+    public static let maxHandshakesPerSecond = OptionDeclaration(
+        "ssl_max_handshakes_per_second", .integer, default: "\(TLSHandshakeLimits.defaultMaximumPerSecond)", scope: .global,
+        help: "TLS handshakes that may start a second across the process (0: no limit); past it a new TLS connection "
+            + "is closed before its handshake"
+    )
     public static let serviceSSL = ServiceOptionDeclaration(
         suffix: "_ssl", .shaped("table, as ssl"),
         help: "TLS settings of one service, on top of ssl (global section)"
@@ -28,6 +39,7 @@ public enum TLSConfigOptions {
     )
 
     public static let group = OptionRegistry.Group(
-        "TLS", options: [ssl, certificates, certificate, tlsProfile], serviceOptions: [serviceSSL, serviceCertificate]
+        "TLS", options: [ssl, certificates, certificate, tlsProfile, handshakeTimeout, maxHandshakesPerSecond],
+        serviceOptions: [serviceSSL, serviceCertificate]
     )
 }

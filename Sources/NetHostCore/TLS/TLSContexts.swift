@@ -2,6 +2,7 @@ import Logging
 import NetHostConfig
 import NetHostLogging
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// The TLS contexts in force: one shared by every service (from the global `ssl`),
 /// and one for each service that has settings of its own (`NAME_ssl`, or for a
@@ -19,9 +20,13 @@ public final class TLSContexts: Sendable {
     /// Failed handshakes of every context, logged at info once per peer and reason,
     /// then summarised.
     let handshakeFailures: RepeatedEventLog
+    /// `ssl_handshake_timeout` and `ssl_max_handshakes_per_second`, for every
+    /// context: one rate across the process, and a reload changes both for all.
+    public let handshakeLimits: TLSHandshakeLimits
 
     public init(logger: Logger) {
         self.handshakeFailures = RepeatedEventLog(logger: logger)
+        self.handshakeLimits = TLSHandshakeLimits(failures: handshakeFailures, logger: logger)
     }
 
     /// The context for connections of `service`; nil when no certificate is configured for it.
@@ -32,8 +37,11 @@ public final class TLSContexts: Sendable {
     /// The context shared by services without settings of their own.
     public var shared: TLSSettings? { current.withLockedValue { $0.shared } }
 
-    /// Logs the summaries of handshake failures that repeated.
-    public func flushSummaries() { handshakeFailures.flush() }
+    /// Logs the summaries of handshake failures (timeouts included) and refusals that repeated.
+    public func flushSummaries() {
+        handshakeFailures.flush()
+        handshakeLimits.flush()
+    }
 
     /// Something loading found, for the log (and, from warning up, for `nethost check`).
     public struct Message: Sendable, CustomStringConvertible, Equatable {
@@ -56,12 +64,15 @@ public final class TLSContexts: Sendable {
     ) throws(LoadError) -> [Message] {
         var builder = Builder(
             options: options, baseDirectory: baseDirectory, previous: current.withLockedValue { $0 },
-            reloading: reloading, failures: handshakeFailures, now: now
+            reloading: reloading, failures: handshakeFailures, limits: handshakeLimits, now: now
         )
         let snapshot = builder.build(services: services)
+        let (timeout, perSecond) = builder.readHandshakeLimits()
         if !builder.fatal.isEmpty {
             throw LoadError(description: builder.fatal.joined(separator: "; "))
         }
+        handshakeLimits.timeout = timeout
+        handshakeLimits.maximumPerSecond = perSecond
         current.withLockedValue { $0 = snapshot }
         return builder.messages
     }
@@ -75,6 +86,7 @@ extension TLSContexts {
         let previous: Snapshot
         let reloading: Bool
         let failures: RepeatedEventLog
+        let limits: TLSHandshakeLimits
         let now: Int
         let locator = CertificateLocator()
         var messages: [Message] = []
@@ -89,12 +101,13 @@ extension TLSContexts {
         private var hostOrder: [String] = []
 
         init(options: any OptionSource, baseDirectory: String, previous: Snapshot, reloading: Bool,
-             failures: RepeatedEventLog, now: Int) {
+             failures: RepeatedEventLog, limits: TLSHandshakeLimits, now: Int) {
             self.options = options
             self.baseDirectory = baseDirectory
             self.previous = previous
             self.reloading = reloading
             self.failures = failures
+            self.limits = limits
             self.now = now
         }
 
@@ -145,6 +158,45 @@ extension TLSContexts {
                 say(.info, "TLS for service '\(name)': \(settings.summary)")
             }
             return snapshot
+        }
+
+        /// `ssl_handshake_timeout`: the global option, else Prosody's
+        /// `network_settings.ssl_handshake_timeout` (or its alias `handshake_timeout`,
+        /// whose problems `NetworkSettings` reports), else 60 s; and
+        /// `ssl_max_handshakes_per_second`. A value that cannot be used is warned
+        /// about and the default used.
+        mutating func readHandshakeLimits() -> (timeout: TimeAmount, perSecond: Int) {
+            let option = TLSConfigOptions.handshakeTimeout.name
+            var ignored: [NetworkSettings.Problem] = []
+            let fromNetworkSettings = NetworkSettings(
+                from: options.value(NetworkOptions.networkSettings)?.tableValue, problems: &ignored
+            ).tlsHandshakeTimeout
+            var seconds = fromNetworkSettings ?? TLSHandshakeLimits.defaultTimeout
+            if let value = options.value(TLSConfigOptions.handshakeTimeout) {
+                if let number = value.numberValue, number > 0, number.isFinite {
+                    if let fromNetworkSettings, fromNetworkSettings != number {
+                        let (global, network) = (TLSHandshakeLimits.seconds(number), TLSHandshakeLimits.seconds(fromNetworkSettings))
+                        say(.warning, "\(option) = \(global) and network_settings.\(option) = \(network) disagree; \(global) is used")
+                    }
+                    seconds = number
+                } else {
+                    say(.warning, "\(option): expected a number of seconds above 0, got \(value.numberValue.map(TLSHandshakeLimits.seconds) ?? value.typeName); "
+                        + "\(TLSHandshakeLimits.seconds(seconds)) is used")
+                }
+            }
+            let timeout = (try? TimeoutSeconds.timeAmount(seconds)) ?? .seconds(Int64(TLSHandshakeLimits.defaultTimeout))
+
+            let rateOption = TLSConfigOptions.maxHandshakesPerSecond.name
+            var perSecond = TLSHandshakeLimits.defaultMaximumPerSecond
+            if let value = options.value(TLSConfigOptions.maxHandshakesPerSecond) {
+                if let number = value.integerValue, (0...TLSHandshakeLimits.maximumPerSecondCeiling).contains(number) {
+                    perSecond = number
+                } else {
+                    say(.warning, "\(rateOption): expected a whole number from 0 (no limit) to \(TLSHandshakeLimits.maximumPerSecondCeiling), "
+                        + "got \(value.numberValue.map(TLSHandshakeLimits.seconds) ?? value.typeName); \(perSecond) is used")
+                }
+            }
+            return (timeout, perSecond)
         }
 
         private mutating func readProfile() {
@@ -318,7 +370,7 @@ extension TLSContexts {
             }
             do {
                 return try TLSSettings(options: tlsOptions, certificate: certificate, hostCertificates: hostCertificates,
-                                       handshakeFailures: failures)
+                                       handshakeFailures: failures, handshakeLimits: limits)
             } catch {
                 fail("\(option): \(error)", previous: previous)
                 return previous

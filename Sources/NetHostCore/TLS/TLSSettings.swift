@@ -18,6 +18,9 @@ public final class TLSSettings: Sendable {
     public let context: NIOSSLContext
     /// Failed handshakes, logged once per peer and then summarised.
     let handshakeFailures: RepeatedEventLog?
+    /// The process's handshake timeout and rate limit; nil: neither (a context made
+    /// alone, as in a test; `TLSContexts` always gives one).
+    let handshakeLimits: TLSHandshakeLimits?
 
     public var certificatePath: String { certificate.certificatePath }
     public var keyPath: String { certificate.keyPath }
@@ -30,12 +33,14 @@ public final class TLSSettings: Sendable {
         options: TLSOptions,
         certificate: LoadedCertificate,
         hostCertificates: [String: LoadedCertificate] = [:],
-        handshakeFailures: RepeatedEventLog? = nil
+        handshakeFailures: RepeatedEventLog? = nil,
+        handshakeLimits: TLSHandshakeLimits? = nil
     ) throws(Problem) {
         self.options = options
         self.certificate = certificate
         self.hostCertificates = hostCertificates
         self.handshakeFailures = handshakeFailures
+        self.handshakeLimits = handshakeLimits
         let configuration = try Self.configuration(options, certificate: certificate, hosts: hostCertificates)
         do {
             self.context = try NIOSSLContext(configuration: configuration)
@@ -47,6 +52,39 @@ public final class TLSSettings: Sendable {
     /// A new server-side TLS stage for one connection.
     public func makeHandler() -> NIOSSLServerHandler {
         NIOSSLServerHandler(context: context)
+    }
+
+    /// Adds the server side of TLS for one connection at `position`: the TLS stage,
+    /// then the stage that closes the connection if its handshake outlasts
+    /// `ssl_handshake_timeout`. Returns the last stage added, after which the
+    /// service's own goes; or nil, having added nothing, when
+    /// `ssl_max_handshakes_per_second` is reached (counted and logged): the caller
+    /// then closes the connection, before any crypto is spent on it. Call on the
+    /// channel's loop. `addresses`: the client as a proxy named it, if one did.
+    public func addServerStages(
+        to pipeline: ChannelPipeline.SynchronousOperations,
+        position: ChannelPipeline.SynchronousOperations.Position,
+        serviceName: String,
+        addresses: ConnectionAddresses?
+    ) throws -> (any ChannelHandler)? {
+        guard let limits = handshakeLimits else {
+            let tlsHandler = makeHandler()
+            try pipeline.addHandler(tlsHandler, position: position)
+            return tlsHandler
+        }
+        guard limits.admit(now: pipeline.eventLoop.now, client: addresses) else { return nil }
+        let tlsHandler = makeHandler()
+        let timeoutHandler = TLSHandshakeTimeoutHandler(
+            limits: limits, timeout: limits.timeout, serviceName: serviceName, addresses: addresses
+        )
+        try pipeline.addHandler(tlsHandler, position: position)
+        try pipeline.addHandler(timeoutHandler, position: .after(tlsHandler))
+        return timeoutHandler
+    }
+
+    /// What `ondisconnect` is told when `addServerStages` refused a STARTTLS.
+    public var refusalReason: String {
+        handshakeLimits?.refusalReason ?? "TLS refused"
     }
 
     /// swift-nio-ssl's configuration for these settings. `makeServerConfiguration`
