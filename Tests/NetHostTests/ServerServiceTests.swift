@@ -35,7 +35,9 @@ struct ServerServiceTests {
         let group = ServiceGroup(services: [server], logger: Logger(label: "group", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            #expect(await fixture.waitUntil { !server.ports.boundAddresses(of: "echo").isEmpty })
+            // Generous: the group runs on Swift's concurrency pool, one thread per core,
+            // which other suites' blocking socket reads may hold for seconds at a time.
+            #expect(await fixture.waitUntil(timeout: .seconds(60)) { !server.ports.boundAddresses(of: "echo").isEmpty })
             let port = try #require(server.ports.boundAddresses(of: "echo").first?.port)
             let client = try TestClient(connectingTo: "127.0.0.1", port: port)
             try client.send("ping\n")
