@@ -16,13 +16,7 @@ Two phases against an echo service, each reporting the server's RSS growth:
 Prints one summary line (key=value).
 """
 import argparse, os, select, socket, sys, time
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from procstat import rss_kib
 
 def noread(host, port, clients, per_client, stall):
     socks = []

@@ -18,16 +18,7 @@ was closed by the server, and that the server's memory and file descriptors
 return to their starting level. Prints one summary line (key=value).
 """
 import argparse, asyncio, multiprocessing, os, random, socket, struct, sys, time
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-def fd_count(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
+from procstat import rss_kib, fd_count
 
 HOSTILE_FROM = None
 
