@@ -78,7 +78,8 @@ sanitize-address:
 # check its exit status would notice TSan's exit code 66). So every
 # instrumented process, the test runner and each nethost it starts, writes its
 # reports to $(TSAN_REPORTS)/report.PID, and any such file fails the target,
-# printed, even if every test passed.
+# printed, even if every test passed. scripts/tsan-suppressions.txt says which
+# reports are the Swift runtime's, not ours, and why.
 TSAN_REPORTS ?= .build-tsan/reports
 
 sanitize-thread:
@@ -86,7 +87,7 @@ sanitize-thread:
 	swift build --sanitize=thread --scratch-path .build-tsan
 	rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
 	status=0; \
-	TSAN_OPTIONS="log_path=$(abspath $(TSAN_REPORTS))/report$${TSAN_OPTIONS:+:$$TSAN_OPTIONS}" \
+	TSAN_OPTIONS="log_path=$(abspath $(TSAN_REPORTS))/report:suppressions=$(abspath scripts/tsan-suppressions.txt)$${TSAN_OPTIONS:+:$$TSAN_OPTIONS}" \
 	    swift test --sanitize=thread --scratch-path .build-tsan || status=$$?; \
 	reports=$$(find $(TSAN_REPORTS) -name 'report.*' | sort); \
 	if [[ -n "$$reports" ]]; then \
