@@ -61,10 +61,10 @@ struct ModuleAPIHostTests {
         #expect(lines == [expected, "dflt"])
     }
 
-    /// Prosody resolves a relative path against the module's own folder unless told
-    /// otherwise; NetHost resolves it against the config's folder, as it does every
-    /// other path in the config.
-    @Test("get_option_path: relative to the config's folder, or to the parent given; absolute as it is; nil when unset")
+    /// As in Prosody: a relative path is taken against the module's own folder unless
+    /// a parent is given (here the module and the config share a folder; the
+    /// differential test against Prosody tells them apart).
+    @Test("get_option_path: relative to the module's folder, or to the parent given; absolute as it is; nil when unset")
     func optionPath() throws {
         let (lines, harness) = try run("""
             report(module:get_option_path("relative"))

@@ -168,11 +168,11 @@ struct ModuleAPITests {
             "api *",
             "text dflt",
             "text 42",
-            "42 7 1",  // out of range: the default
+            "42 nil 1",  // not a number: nil, as in Prosody 0.12; out of range: the default
             "42 integer",
             "true false",
             "3 b",
-            "true false false",
+            "true nil false",  // util.set's contains: true or nil
             "b a",
             "120 30",
         ])

@@ -35,18 +35,23 @@ final class ModuleHarness {
     static let wallClockStart = 1_700_000_000.0
 
     /// `hosts`: options of host sections; `component_module` makes one a Component.
-    init(
+    convenience init(
         modules: [String: String],
         options: [String: ConfigValue],
         hosts: [String: [String: ConfigValue]] = [:],
         natives: [any NativeModule.Type] = []
     ) throws {
+        try self.init(modules: modules, optionSource: FixedOptions(global: options, hosts: hosts), natives: natives)
+    }
+
+    /// With the options of a loaded config (`Configuration`), or any other source.
+    init(modules: [String: String], optionSource: any OptionSource, natives: [any NativeModule.Type] = []) throws {
         directory = NSTemporaryDirectory() + "nethost-harness-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, source) in modules {
             try source.write(toFile: "\(directory)/mod_\(name).lua", atomically: true, encoding: .utf8)
         }
-        self.options = LiveOptions(FixedOptions(global: options, hosts: hosts))
+        self.options = LiveOptions(optionSource)
         manager = try ModuleManager(
             group: loop, luaLoop: loop, options: self.options, services: services,
             natives: natives, finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: nil),

@@ -100,6 +100,10 @@ local function strip(err) return (tostring(err):gsub("^.-:%d+: ", "")) end
 
 local handlers = {}
 function handlers.config(host, key, value) config.set(host, key, value) end
+function handlers.config_file(path)
+	local ok, kind, err = config.load(path)
+	if not ok then trace("driver: config " .. tostring(kind) .. " error " .. tostring(err)) end
+end
 -- A host as core/hostmanager.lua's activate() makes it, without loading its modules.
 function handlers.host(name)
 	hosts[name] = { host = name, type = "local", events = require "util.events".new(), modules = {} }
