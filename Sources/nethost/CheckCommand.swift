@@ -49,12 +49,14 @@ struct CheckCommand: AsyncParsableCommand {
         var plan = ListenPlan(services: [], options: recording)
         var modules: [String] = []
         var hostModules: [(String, [String])] = []
+        var notes: [String] = []
         var stoppedEarly = false
         do {
             let server = try await NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
             services = server.services.all
             plan = ListenPlan(services: services, options: recording)
             problems += server.problems.all
+            notes += server.notes.all
             problems += server.listenProblems()
             problems += plan.clashes
             problems += plan.bypasses
@@ -98,6 +100,7 @@ struct CheckCommand: AsyncParsableCommand {
         if !usage.unknown.isEmpty {
             Console.print("unknown options (typo?): \(usage.unknown.map(\.description).joined(separator: ", "))")
         }
+        for note in notes { Console.print("note: \(note)") }
         if problems.isEmpty {
             Console.print("no problems found")
             return

@@ -7,11 +7,20 @@ import Darwin
 
 /// Finds `mod_NAME.lua` or `mod_NAME/mod_NAME.lua` in the plugin paths, then
 /// in the modules shipped with NetHost, as Prosody's module loader does.
+///
+/// The plugin paths come first, before the built-in native modules too: in
+/// Prosody a module in `plugin_paths` takes the place of the server's own of the
+/// same name, which is how people patch or replace a shipped module.
 public struct LuaModuleFinder: Sendable {
-    public let searchPaths: [String]
+    /// The config's `plugin_paths`: the user's modules.
+    public let pluginPaths: [String]
+    /// The folder of the Lua modules shipped with NetHost, if any.
+    public let shippedModules: String?
+    public var searchPaths: [String] { pluginPaths + (shippedModules.map { [$0] } ?? []) }
 
     public init(pluginPaths: [String], shippedModules: String?) {
-        self.searchPaths = pluginPaths + (shippedModules.map { [$0] } ?? [])
+        self.pluginPaths = pluginPaths
+        self.shippedModules = shippedModules
     }
 
     /// The config's `plugin_paths`, relative ones taken against `directory` (the config's folder).
@@ -34,6 +43,15 @@ public struct LuaModuleFinder: Sendable {
 
     /// The path of the module's file, or nil with the places looked in.
     public func find(_ name: String) -> (path: String?, lookedIn: [String]) {
+        Self.find(name, in: searchPaths)
+    }
+
+    /// The user's own file for the module, if a plugin path has one.
+    public func findInPluginPaths(_ name: String) -> String? {
+        Self.find(name, in: pluginPaths).path
+    }
+
+    private static func find(_ name: String, in searchPaths: [String]) -> (path: String?, lookedIn: [String]) {
         var candidates: [String] = []
         for directory in searchPaths {
             for candidate in ["\(directory)/mod_\(name).lua", "\(directory)/mod_\(name)/mod_\(name).lua"] {

@@ -51,7 +51,7 @@ extension ModuleManager {
         for host in plan.hosts {
             for name in host.modules {
                 let global = ModuleKey(name)
-                if loaded[global] != nil || natives[name] != nil || plan.global.contains(name) {
+                if loaded[global] != nil || nativeModule(named: name) != nil || plan.global.contains(name) {
                     wanted.insert(global)
                 }
                 wanted.insert(ModuleKey(name, host: host.name))

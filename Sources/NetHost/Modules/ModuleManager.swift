@@ -45,6 +45,9 @@ public final class ModuleManager {
     private let group: any EventLoopGroup
     let logger: Logger
     public let problems: ProblemLog
+    /// What `nethost check` should mention without calling it a problem: a user's
+    /// module that takes the place of a built-in one.
+    public let notes: ProblemLog
     /// Where native modules offer connections to close at `max_connections`.
     let shedding: LoadShedding
 
@@ -81,6 +84,7 @@ public final class ModuleManager {
         configDirectory: String,
         logger: Logger,
         problems: ProblemLog = ProblemLog(),
+        notes: ProblemLog = ProblemLog(),
         shedding: LoadShedding = LoadShedding()
     ) throws {
         self.runtime = try LuaRuntime(
@@ -102,6 +106,7 @@ public final class ModuleManager {
         self.group = group
         self.logger = logger
         self.problems = problems
+        self.notes = notes
         self.shedding = shedding
         self.plan = ModulePlan(options: options)
         runtime.loadDependency = { [unowned self] name, dependent in
@@ -177,6 +182,25 @@ public final class ModuleManager {
         loaded.keys.filter { $0.host == host }.map(\.name).sorted()
     }
 
+    /// The native module to load for `name`: none when a plugin path has a Lua
+    /// file of that name, which wins as it would over Prosody's own modules.
+    func nativeModule(named name: String) -> (any NativeModule.Type)? {
+        guard let native = natives[name], finder.findInPluginPaths(name) == nil else { return nil }
+        return native
+    }
+
+    /// What the user's file at `path` takes the place of, if anything: a native
+    /// module, or a Lua module shipped with NetHost.
+    private func builtIn(named name: String, besides path: String) -> String? {
+        guard finder.findInPluginPaths(name) == path else { return nil }
+        if natives[name] != nil { return "native module" }
+        if let shipped = finder.shippedModules,
+           let file = LuaModuleFinder(pluginPaths: [shipped], shippedModules: nil).findInPluginPaths(name) {
+            return "Lua module \(file)"
+        }
+        return nil
+    }
+
     public func isLoaded(_ name: String, host: String = ModuleKey.globalHost) -> Bool {
         loaded[ModuleKey(name, host: host)] != nil
     }
@@ -188,7 +212,8 @@ public final class ModuleManager {
     /// A native module is always global.
     @discardableResult
     public func load(_ name: String, host: String = ModuleKey.globalHost) throws -> ModuleKey {
-        let key = ModuleKey(name, host: natives[name] == nil ? host : ModuleKey.globalHost)
+        let native = nativeModule(named: name)
+        let key = ModuleKey(name, host: native == nil ? host : ModuleKey.globalHost)
         if loaded[key] != nil { return key }
         let global = ModuleKey(name)
         if !key.isGlobal, let entry = loaded[global] {
@@ -198,11 +223,16 @@ public final class ModuleManager {
         guard LuaModuleFinder.isValidName(name) else {
             throw LoadError(module: name, host: host, reason: "not a valid module name")
         }
-        if let native = natives[name] {
+        if let native {
             try loadNative(native, name: name)
             return key
         }
         let (found, lookedIn) = finder.find(name)
+        if let found, let shadowed = builtIn(named: name, besides: found) {
+            let note = "module '\(name)' is loaded from \(found) (plugin_paths), in place of NetHost's built-in \(shadowed)"
+            logger.notice("\(note)")
+            notes.add(note)
+        }
         guard let path = found else {
             throw LoadError(module: name, host: host, reason: "no native module of that name, and no file in: \(lookedIn.joined(separator: ", "))")
         }
@@ -221,7 +251,7 @@ public final class ModuleManager {
         let actual = ModuleKey(name, host: whereItIs)
         dependencies.rename(key, to: actual)
         record(actual, .lua(path: path, version: FileVersion(path: path)))
-        logger.debug("loaded Lua module \(actual) from \(path)")
+        logger.info("loaded Lua module \(actual) from \(path)")
         var result = actual
         if actual != key {
             // It called set_global: as Prosody does, it is then loaded on the host

@@ -56,6 +56,8 @@ public final class NetHostServer: Service, Sendable {
     public let tracker = ConnectionTracker()
     public let ports: PortManager
     public let problems: ProblemLog
+    /// What `nethost check` mentions without failing: a user's module in place of a built-in one.
+    public let notes: ProblemLog
     /// The options in force; `reload` replaces them.
     public let options: LiveOptions
     let liveSettings: LiveValue<NetworkSettings>
@@ -81,6 +83,7 @@ public final class NetHostServer: Service, Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.threads))
         let luaLoop = group.next()
         let problems = ProblemLog()
+        let notes = ProblemLog()
         let services = ServiceRegistry()
         let shedding = LoadShedding()
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
@@ -91,7 +94,7 @@ public final class NetHostServer: Service, Sendable {
                 let manager = try ModuleManager(
                     group: group, luaLoop: luaLoop, options: loading.options, services: services,
                     natives: loading.nativeModules, finder: finder,
-                    configDirectory: loading.configDirectory, logger: logger, problems: problems, shedding: shedding
+                    configDirectory: loading.configDirectory, logger: logger, problems: problems, notes: notes, shedding: shedding
                 )
                 let failures = manager.loadEnabledModules()
                 if let fatal = failures.first(where: \.isConfigurationError) {
@@ -110,6 +113,7 @@ public final class NetHostServer: Service, Sendable {
         self.group = group
         self.luaLoop = luaLoop
         self.problems = problems
+        self.notes = notes
         self.services = services
         self.modules = modules
         self.ports = PortManager(group: group, logger: logger)

@@ -45,7 +45,11 @@ final class ModuleHarness {
     }
 
     /// With the options of a loaded config (`Configuration`), or any other source.
-    init(modules: [String: String], optionSource: any OptionSource, natives: [any NativeModule.Type] = []) throws {
+    /// `shippedModules`: a folder searched after the harness's own, as NetHost's shipped modules are.
+    init(
+        modules: [String: String], optionSource: any OptionSource, natives: [any NativeModule.Type] = [],
+        shippedModules: String? = nil
+    ) throws {
         directory = NSTemporaryDirectory() + "nethost-harness-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for (name, source) in modules {
@@ -54,7 +58,7 @@ final class ModuleHarness {
         self.options = LiveOptions(optionSource)
         manager = try ModuleManager(
             group: loop, luaLoop: loop, options: self.options, services: services,
-            natives: natives, finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: nil),
+            natives: natives, finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: shippedModules),
             configDirectory: directory, logger: Logger(label: "harness", factory: logs.handler(label:))
         )
         let loop = self.loop

@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+@testable import NetHost
+@testable import NetHostConfig
+@testable import NetHostLua
+
+/// Prosody searches `plugin_paths` before its own modules, which is how a user
+/// replaces or patches a module the server ships: a file there wins over a
+/// built-in of the same name, native or Lua, and the log and `nethost check` say so.
+@Suite("Module search order: plugin_paths first")
+struct ModuleSearchOrderTests {
+    @Test("a Lua module in plugin_paths takes the place of a native module of the same name, with a note")
+    func userModuleWinsOverNative() throws {
+        let harness = try ModuleHarness(
+            modules: ["whoami": #"trace("the user's whoami on " .. module.host)"#],
+            optionSource: FixedOptions(global: ["modules_enabled": .strings("whoami")]),
+            natives: [WhoAmIModule.self]
+        )
+        #expect(harness.traced == ["the user's whoami on *"])
+        guard case .lua(let path, _)? = harness.manager.loaded[ModuleKey("whoami")]?.module else {
+            Issue.record("whoami is not the Lua module: \(String(describing: harness.manager.loaded[ModuleKey("whoami")]?.module))")
+            return
+        }
+        #expect(path == harness.directory + "/mod_whoami.lua")
+        #expect(harness.manager.notes.all == [
+            "module 'whoami' is loaded from \(path) (plugin_paths), in place of NetHost's built-in native module",
+        ])
+        #expect(harness.count("in place of NetHost's built-in native module") == 1)
+        #expect(harness.count("loaded Lua module 'whoami' from \(path)") == 1)
+    }
+
+    @Test("without a file of that name in plugin_paths the native module loads, and nothing is noted")
+    func nativeModuleWithoutUserFile() throws {
+        let harness = try ModuleHarness(
+            modules: [:], optionSource: FixedOptions(global: ["modules_enabled": .strings("whoami")]),
+            natives: [WhoAmIModule.self]
+        )
+        guard case .native? = harness.manager.loaded[ModuleKey("whoami")]?.module else {
+            Issue.record("whoami did not load as the native module")
+            return
+        }
+        #expect(harness.manager.notes.all.isEmpty)
+    }
+
+    @Test("a Lua module in plugin_paths takes the place of a shipped Lua module of the same name, with a note")
+    func userModuleWinsOverShippedLua() throws {
+        let shipped = NSTemporaryDirectory() + "nethost-shipped-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: shipped, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: shipped) }
+        try #"trace("the shipped echo")"#.write(toFile: shipped + "/mod_echo.lua", atomically: true, encoding: .utf8)
+        try #"trace("the shipped chat")"#.write(toFile: shipped + "/mod_chat.lua", atomically: true, encoding: .utf8)
+
+        let harness = try ModuleHarness(
+            modules: ["echo": #"trace("the user's echo")"#],
+            optionSource: FixedOptions(global: ["modules_enabled": .strings("echo", "chat")]),
+            shippedModules: shipped
+        )
+        #expect(harness.traced == ["the user's echo", "the shipped chat"])
+        #expect(harness.manager.notes.all == [
+            "module 'echo' is loaded from \(harness.directory)/mod_echo.lua (plugin_paths), "
+                + "in place of NetHost's built-in Lua module \(shipped)/mod_echo.lua",
+        ])
+    }
+}
