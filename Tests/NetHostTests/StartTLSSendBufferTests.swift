@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import NIOTLS
 import NetHostTestSupport
 import Testing
 @testable import NetHostConfig
@@ -145,6 +146,56 @@ struct StartTLSSendBufferTests {
         #expect(connection.queuedSendStorage == 0)
         #expect(budget.used == 0)
         #expect(channel.isActive)
+    }
+
+    /// Stalls `socket` when the handshake completes, before the connection hears of it,
+    /// so that what was held meets a peer that reads nothing.
+    final class StallOnHandshake: ChannelInboundHandler {
+        typealias InboundIn = NIOAny
+        let socket: SendBufferTests.StalledSocket
+        init(_ socket: SendBufferTests.StalledSocket) { self.socket = socket }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case TLSUserEvent.handshakeCompleted = event { socket.stall() }
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    @Test("backpressure after a handshake: a connection that held more than its high-water mark reads during the handshake, stops after it until it drains")
+    func heldWritesPauseReadingAfterTheHandshake() throws {
+        let bench = try Bench(["ssl_handshake_timeout": .integer(5)])
+        let budget = SendBufferBudget()
+        let service = Upgrader(loop: bench.loop)
+        let channel = try bench.startTLS(listener: service, settings: Self.settings(budget))
+        let connection = try #require(service.connection.value)
+        let socket = SendBufferTests.StalledSocket(open: true)
+        try channel.pipeline.syncOperations.addHandler(socket, position: .first)
+        try channel.pipeline.syncOperations.addHandler(
+            StallOnHandshake(socket), position: .before(try channel.pipeline.syncOperations.handler(type: ConnectionHandler.self))
+        )
+        for _ in 0..<5 {
+            connection.write(SendBufferTests.chunk(16))
+        }
+        #expect(SendBufferTests.reads(channel), "reading stopped during the handshake, which needs it")
+
+        let client = try bench.completeHandshake(with: channel)
+        #expect(!SendBufferTests.reads(channel), "still reading with 80 KiB waiting for a peer that reads nothing")
+        #expect(budget.used > 0)
+
+        socket.open()
+        var received = 0
+        var moved = true
+        while moved {
+            moved = false
+            bench.loop.run()
+            while let bytes = try channel.readOutbound(as: ByteBuffer.self) {
+                try client.writeInbound(bytes)
+                moved = true
+            }
+        }
+        while let buffer = try client.readInbound(as: ByteBuffer.self) { received += buffer.readableBytes }
+        #expect(received == 80 * 1024)
+        #expect(SendBufferTests.reads(channel), "not reading again once everything was sent")
+        #expect(budget.used == 0)
     }
 
     @Test("backpressure during a handshake: a relay writing past the mark stops the writer's reads, not the handshake's; both read again once it is out")
