@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import Logging
+import Synchronization
 
 /// The one thread that writes the process's log lines, and the bounded queue it
 /// drains.
@@ -80,6 +81,14 @@ public final class LogWriter: @unchecked Sendable {
     private var flushers = 0
     private var closing = false
     private var threadEnded = false
+    /// Every line dropped since the start, whatever the sink and the reason: what the
+    /// statistics report (`droppedLines`). Kept here as well as per sink because the
+    /// writer outlives its sinks, and an atomic so that reading it takes no lock.
+    private let droppedTotal = Atomic<Int>(0)
+
+    /// Lines dropped since the start, all sinks together: the queue was full, or a
+    /// sink failed to take them.
+    public var droppedLines: Int { droppedTotal.load(ordering: .relaxed) }
 
     init(limits: Limits = .default, report: @escaping @Sendable (Report) -> Void = LogWriter.reportOnStandardError) {
         self.limits = limits
@@ -109,6 +118,7 @@ public final class LogWriter: @unchecked Sendable {
             guard !closing, waitingLines < limits.lines, waitingBytes + size <= limits.bytes else {
                 sink.queueDrops += 1
                 sink.droppedLines.add(1, ordering: .relaxed)
+                droppedTotal.add(1, ordering: .relaxed)
                 if !sink.listedForDrops {
                     sink.listedForDrops = true
                     sinksWithDrops.append(sink)
@@ -276,6 +286,7 @@ public final class LogWriter: @unchecked Sendable {
     private func dropAfterFailure(_ sink: OpenSink) {
         sink.writer.writeDrops += 1
         sink.droppedLines.add(1, ordering: .relaxed)
+        droppedTotal.add(1, ordering: .relaxed)
     }
 
     /// Tells `sink` how many of its lines were dropped and why; on success forgets

@@ -25,12 +25,15 @@ struct SendBufferTests {
     final class StalledSocket: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer
         private var context: ChannelHandlerContext?
-        private var isOpen = false
+        private var isOpen: Bool
         private var flushHeld = false
         /// Promises of writes held back, failed at close as a socket channel fails them
         /// (an EmbeddedChannel would leave them pending, keeping what their callbacks hold).
         private var heldWrites: [EventLoopPromise<Void>] = []
         private(set) var reads = 0
+
+        /// `open`: the peer reads until `stall()`.
+        init(open: Bool = false) { isOpen = open }
 
         func handlerAdded(context: ChannelHandlerContext) { self.context = context }
         func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -59,6 +62,9 @@ struct SendBufferTests {
             for write in unsent { write.fail(ChannelError.ioOnClosedChannel) }
             context.close(mode: mode, promise: promise)
         }
+
+        /// The peer stops reading: later flushes are held until `open()`.
+        func stall() { isOpen = false }
 
         /// The peer reads again, and keeps up from now on.
         func open() {

@@ -101,12 +101,15 @@ struct TLSHandshakeLimitTests {
             return channel
         }
 
-        /// A plain connection whose client sends STARTTLS: the service upgrades it.
-        func startTLS(from ip: String = "198.51.100.8") throws -> EmbeddedChannel {
+        /// A plain connection whose client sends STARTTLS: the service (`recorder`
+        /// unless another is given) upgrades it.
+        func startTLS(
+            from ip: String = "198.51.100.8", listener: (any ConnectionListener)? = nil, settings: NetworkSettings = NetworkSettings()
+        ) throws -> EmbeddedChannel {
             let channel = EmbeddedChannel(loop: loop)
             track(channel)
             try channel.pipeline.syncOperations.addHandler(ConnectionHandler(
-                serviceName: "plain", listener: recorder, settings: NetworkSettings(),
+                serviceName: "plain", listener: listener ?? recorder, settings: settings,
                 logger: Logger(label: "tls", factory: logs.handler(label:)), tls: tls.shared
             ))
             try channel.connect(to: SocketAddress(ipAddress: ip, port: 40001)).wait()

@@ -208,10 +208,23 @@ public final class NetHostServer: Service, Sendable {
         return failures
     }
 
-    /// Has every module log its counters (SIGUSR1); net_proxy writes one line
-    /// per port with its connections by outcome. Does nothing once stopped.
+    /// The host's own counters since the start (TLS handshakes timed out or refused,
+    /// connections shed at `max_send_buffer_total`, log lines dropped), read now; the
+    /// place a metrics exporter reads them.
+    public var counters: ServerCounters {
+        ServerCounters(handshakeLimits: tls.handshakeLimits, sendBuffers: settings.sendBufferBudget, log: .shared)
+    }
+
+    /// Logs the host's own counters (`counters`), then has every module log its
+    /// (SIGUSR1); net_proxy writes one line per port with its connections by
+    /// outcome. Does nothing once stopped.
     public func logStatistics() {
         guard !stopped.load(ordering: .acquiring) else { return }
+        var metadata: Logger.Metadata = [:]
+        for (key, count) in counters.summary {
+            metadata[key] = "\(count)"
+        }
+        logger.info("NetHost counters since start", metadata: metadata)
         let modules = self.modules
         luaLoop.execute { modules.value.logStatistics() }
     }

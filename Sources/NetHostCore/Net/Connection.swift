@@ -68,8 +68,13 @@ public final class Connection: LoopTimerTarget {
     private let timers: LoopTimers
     public var loopTimerSlot = LoopTimerSlot()
     private var timerDeadline: NIODeadline?
-    /// What waits to be sent while the peer is slower than the writers; nil while it keeps up.
+    /// What waits to be sent while the peer is slower than the writers, or while a
+    /// STARTTLS handshake runs; nil while neither.
     private var backlog: SendBacklog?
+    /// A STARTTLS handshake is running: writes wait in `backlog`, counted against
+    /// `max_send_buffer_size` and `max_send_buffer_total`, until it completes. Handed to
+    /// the TLS stage instead, they would wait in its own buffer, which nothing bounds.
+    private var holdingForHandshake = false
     /// Why reading is stopped, if it is (see `updateReading`).
     private var pausedByService = false
     /// This connection's own send buffer is above its high-water mark.
@@ -154,7 +159,7 @@ public final class Connection: LoopTimerTarget {
     @discardableResult
     public func write(_ buffer: ByteBuffer) -> Bool {
         guard state == .open else { return false }
-        if let backlog {
+        if let backlog = backlog ?? handshakeBacklog() {
             return grew(by: backlog.stage(buffer, allocator: channel.allocator))
         }
         context.writeAndFlush(NIOAny(buffer), promise: nil)
@@ -164,7 +169,7 @@ public final class Connection: LoopTimerTarget {
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard state == .open else { return false }
-        if let backlog {
+        if let backlog = backlog ?? handshakeBacklog() {
             return grew(by: backlog.stage(bytes: bytes, allocator: channel.allocator))
         }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
@@ -176,7 +181,7 @@ public final class Connection: LoopTimerTarget {
     @discardableResult
     public func write(_ string: String) -> Bool {
         guard state == .open else { return false }
-        if backlog != nil {
+        if backlog != nil || holdingForHandshake {
             var string = string
             return string.withUTF8 { write(UnsafeRawBufferPointer($0)) }
         }
@@ -223,10 +228,13 @@ public final class Connection: LoopTimerTarget {
     }
 
     /// Reads while neither the service nor a full send buffer (this connection's, or
-    /// one this connection's input was written to) says to wait.
+    /// one this connection's input was written to) says to wait. Its own full buffer
+    /// does not stop a connection during a STARTTLS handshake: the handshake needs the
+    /// client's next messages before anything held can go out, and no input reaches the
+    /// service meanwhile; it stops once the handshake is done, if still above the mark.
     private func updateReading() {
         guard state != .closed else { return }
-        let stop = pausedByService || outputAboveMark || blockingTargets > 0
+        let stop = pausedByService || (outputAboveMark && !holdingForHandshake) || blockingTargets > 0
         guard stop != readingStopped else { return }
         readingStopped = stop
         if let options = channel.syncOptions {
@@ -257,7 +265,9 @@ public final class Connection: LoopTimerTarget {
     /// out in plain text, everything after is encrypted. `onstatus` gets
     /// "ssl-handshake-complete" once the handshake is done. Bounded by
     /// `ssl_handshake_timeout`; past `ssl_max_handshakes_per_second` the
-    /// connection is closed instead.
+    /// connection is closed instead. Writes made while the handshake runs wait
+    /// here, counted as any waiting write, and go out, encrypted and in order, once
+    /// it is done.
     public func startTLS() throws {
         guard !isTLS else { return }
         guard let tls else {
@@ -270,6 +280,32 @@ public final class Connection: LoopTimerTarget {
             return
         }
         isTLS = true
+        holdingForHandshake = true
+    }
+
+    /// The backlog that holds writes while a STARTTLS handshake runs, started by the
+    /// first of them; nil when no handshake runs. Nothing is in flight in it: its
+    /// writes wait for the handshake, not for the peer, so no send timeout starts
+    /// (`ssl_handshake_timeout` bounds the wait).
+    private func handshakeBacklog() -> SendBacklog? {
+        guard holdingForHandshake else { return nil }
+        let backlog = SendBacklog()
+        self.backlog = backlog
+        return backlog
+    }
+
+    /// The TLS handshake completed: what waited for it goes to the TLS stage, ahead of
+    /// anything the service writes when it hears of it. Called before `status`.
+    func tlsHandshakeCompleted() {
+        guard holdingForHandshake else { return }
+        holdingForHandshake = false
+        if let backlog, !backlog.batchOut {
+            // Without a batch out, nothing else will pump it: hand over the first batch
+            // (or end an empty backlog). With one out, its completion pumps the rest.
+            pump(backlog)
+        }
+        // Above the high-water mark, reading stops now that the handshake no longer needs it.
+        updateReading()
     }
 
     /// Sets or clears (nil) the read timeout, counted from now; at most a year
@@ -530,7 +566,8 @@ public final class Connection: LoopTimerTarget {
         defer { backlog.pumping = false }
         repeat {
             backlog.pumpAgain = false
-            guard self.backlog === backlog, state != .closed, !backlog.batchOut else { return }
+            // During a STARTTLS handshake the staged writes wait for it (`tlsHandshakeCompleted`).
+            guard self.backlog === backlog, state != .closed, !backlog.batchOut, !holdingForHandshake else { return }
             let batch = backlog.takeBatch()
             guard let last = batch.last else {
                 endBacklog(backlog)

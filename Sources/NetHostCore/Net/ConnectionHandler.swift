@@ -120,6 +120,8 @@ public final class ConnectionHandler: ChannelInboundHandler {
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
             connection?.log(.debug, "TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
+            // What the service wrote during a STARTTLS handshake goes first, encrypted.
+            connection?.tlsHandshakeCompleted()
             // Prosody's order: the status first, then, for direct TLS, onconnect, so
             // the service meets the connection once it is encrypted.
             connection?.status("ssl-handshake-complete")
