@@ -42,6 +42,27 @@ struct CommandLineCheckTests {
         #expect(result.listenedOn.isEmpty, "check opened \(result.listenedOn)")
     }
 
+    @Test("a module in plugin_paths named like a built-in is loaded in its place: a note, not a problem")
+    func aUserModuleInPlaceOfABuiltInIsNoted() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-shadow")
+        let plugin = try workspace.write(#"module:log("info", "the user's whoami")"#, to: "my_plugins/mod_whoami.lua")
+        let config = try workspace.write(
+            """
+            plugin_paths = { "my_plugins" }
+            modules_enabled = { "whoami" }
+            """,
+            to: "prosody.cfg.lua"
+        )
+        let result = try await workspace.run(["check", "--config", config], watching: [])
+
+        #expect(result.termination == .exited(0), "\(result.output)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains(
+            "note: module 'whoami' is loaded from \(plugin) (plugin_paths), in place of NetHost's built-in native module"
+        ), "\(result.output)")
+        #expect(lines.contains("no problems found"), "\(result.output)")
+    }
+
     @Test("a certificate that does not load is a problem in the list; the options are still reported")
     func aBrokenCertificateIsReportedWithTheOptions() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-cert")
