@@ -28,6 +28,7 @@ extension NetHostServer {
         liveSettings.value = settings
         limiter.maximum = settings.maxConnections
         limiter.maximumPerAddress = settings.maxConnectionsPerIP
+        limiter.shedIdleAfter = settings.shedIdleAfterAmount
         // Certificates are read again (a renewed one is served to new connections);
         // one that fails to load leaves the one loaded before in place.
         do {

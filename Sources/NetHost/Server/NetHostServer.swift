@@ -53,7 +53,7 @@ public final class NetHostServer: Service, Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let luaLoop: any EventLoop
     public let services: ServiceRegistry
-    public let tracker = ConnectionTracker()
+    public let tracker: ConnectionTracker
     public let ports: PortManager
     public let problems: ProblemLog
     /// What `nethost check` mentions without failing: a user's module in place of a built-in one.
@@ -119,8 +119,11 @@ public final class NetHostServer: Service, Sendable {
         self.ports = PortManager(group: group, logger: logger)
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
+        let tracker = ConnectionTracker()
+        self.tracker = tracker
         self.limiter = ConnectionLimiter(
-            maximum: settings.maxConnections, maximumPerAddress: settings.maxConnectionsPerIP, shedding: shedding, logger: logger
+            maximum: settings.maxConnections, maximumPerAddress: settings.maxConnectionsPerIP, shedding: shedding,
+            idleConnections: tracker, shedIdleAfter: settings.shedIdleAfterAmount, logger: logger
         )
         self.tls = TLSContexts(logger: logger)
         // After the modules: the services they provide may have settings of their own (NAME_ssl).

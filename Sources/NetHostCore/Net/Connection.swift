@@ -93,8 +93,16 @@ public final class Connection: LoopTimerTarget {
     /// The Lua runtime keeps its userdata's registry reference here, so every callback
     /// sees the same `conn` value (modules key their session tables by it). 0: empty.
     package var listenerSlot: Int32 = 0
-    /// This connection's place in its loop's list of open connections (`ConnectionTracker`).
-    var trackerIndex = -1
+    /// The list of open connections of this connection's loop, ordered by last read
+    /// (`ConnectionTracker`), while it is in one; this connection's neighbours there.
+    /// The earlier one is not retained: it holds this one (`readLater`) while linked.
+    var trackedIn: ConnectionTracker.LoopConnections?
+    unowned(unsafe) var readEarlier: Connection?
+    var readLater: Connection?
+    /// When bytes last came from the peer (or the connection started), on the loop's
+    /// clock: how long it has been idle, when one must make room at `max_connections`.
+    /// Apart from `lastReadTime`, which a service resets (`setReadTimeout`) without input.
+    private(set) var lastReceived: NIODeadline
     /// Releases what `listenerSlot` holds once the connection has ended (the Lua runtime;
     /// not a closure, so a Lua-served connection carries no extra allocation). Strong, and
     /// cleared when the connection finishes: a weak reference would give the runtime
@@ -139,6 +147,7 @@ public final class Connection: LoopTimerTarget {
         let timers = LoopTimers.current(on: context.eventLoop)
         self.timers = timers
         self.lastReadTime = timers.now
+        self.lastReceived = lastReadTime
     }
 
     public var channel: Channel { context.channel }
@@ -362,6 +371,8 @@ public final class Connection: LoopTimerTarget {
     func deliver(_ buffer: ByteBuffer) {
         guard state == .open else { return }
         lastReadTime = timers.now
+        lastReceived = lastReadTime
+        trackedIn?.touch(self)
         let outer = timers.reading
         timers.reading = self
         defer { timers.reading = outer }

@@ -8,8 +8,10 @@ import Synchronization
 /// on the ports services listen on themselves, from one address
 /// (`max_connections_per_ip`). A connection past a cap is closed as soon as it
 /// is accepted, before any handler sees it; the refusals are logged in summary,
-/// not one line each. Before refusing at `max_connections` it asks `shedding` to
-/// make room.
+/// not one line each. Before refusing at `max_connections` it makes room, in this
+/// order: a connection still waiting for its PROXY header (`shedding`), else the
+/// connection idle longest on the accepting loop if it has read nothing for
+/// `shed_idle_after` (`idleConnections`); only when neither exists is the new one refused.
 public final class ConnectionLimiter: Sendable {
     private let open = Atomic<Int>(0)
     private let limit: Atomic<Int>
@@ -20,6 +22,24 @@ public final class ConnectionLimiter: Sendable {
     private let refusals: RepeatedEventLog
     /// Asked for a connection to close before a new one is refused at `max_connections`.
     public let shedding: LoadShedding
+    /// The established connections, by loop and last read: at `max_connections`, after
+    /// `shedding`, the one idle longest makes room if idle `shedIdleAfter` or more.
+    private let idleConnections: ConnectionTracker?
+    private let shedIdleAfterNanoseconds: Atomic<Int64>
+    private let idleShed = Atomic<Int>(0)
+
+    /// `shed_idle_after`: how long a connection must have read nothing before it may
+    /// be closed to admit a new one at `max_connections`; zero: never. A reload may change it.
+    public var shedIdleAfter: TimeAmount {
+        get { .nanoseconds(shedIdleAfterNanoseconds.load(ordering: .relaxed)) }
+        set { shedIdleAfterNanoseconds.store(newValue.nanoseconds, ordering: .relaxed) }
+    }
+
+    /// Established connections closed, idle, to admit a new one.
+    public var shedIdleConnections: Int { idleShed.load(ordering: .relaxed) }
+
+    /// What a connection shed for being idle longest is told (`onDisconnect`'s reason).
+    public static let idleShedReason = "shed: server at max_connections"
 
     /// The cap; a reload may change it (connections past a lowered cap stay open).
     public var maximum: Int {
@@ -35,9 +55,13 @@ public final class ConnectionLimiter: Sendable {
 
     public init(
         maximum: Int, maximumPerAddress: Int = NetworkSettings().maxConnectionsPerIP,
-        shedding: LoadShedding = LoadShedding(), logger: Logger
+        shedding: LoadShedding = LoadShedding(),
+        idleConnections: ConnectionTracker? = nil, shedIdleAfter: TimeAmount = NetworkSettings().shedIdleAfterAmount,
+        logger: Logger
     ) {
         self.shedding = shedding
+        self.idleConnections = idleConnections
+        self.shedIdleAfterNanoseconds = Atomic(shedIdleAfter.nanoseconds)
         self.limit = Atomic(maximum)
         self.limitPerAddress = Atomic(maximumPerAddress)
         self.refusals = RepeatedEventLog(logger: logger)
@@ -59,7 +83,8 @@ public final class ConnectionLimiter: Sendable {
         // At the cap, a connection that is not doing useful work yet (one still
         // waiting for its PROXY header) makes room, if a module has one: it closes on
         // its own loop shortly, and the count is briefly one over until it does.
-        guard before < maximum || shedding.shedOne(maxConnections: maximum) else {
+        // Failing that, an established connection long idle makes room.
+        guard before < maximum || shedding.shedOne(maxConnections: maximum) || shedIdle(toAdmit: channel, maximum: maximum) else {
             open.wrappingSubtract(1, ordering: .relaxed)
             refuse(channel, "max_connections (\(maximum)) reached: refused a connection")
             return false
@@ -88,6 +113,31 @@ public final class ConnectionLimiter: Sendable {
                 }
             }
         }
+        return true
+    }
+
+    /// Closes the connection idle longest on `channel`'s loop (the one running this),
+    /// if it has read nothing for `shedIdleAfter`; true if one was. Logged as a
+    /// warning with its peer, then summarised with the other sheds every ten seconds
+    /// (under a flood of new connections they come from every address).
+    private func shedIdle(toAdmit channel: any Channel, maximum: Int) -> Bool {
+        guard let idleConnections else { return false }
+        let minimum = shedIdleAfter
+        guard let shed = idleConnections.shedIdlest(on: channel.eventLoop, idleFor: minimum, reason: Self.idleShedReason) else {
+            return false
+        }
+        idleShed.add(1, ordering: .relaxed)
+        let idle = channel.eventLoop.now - shed.lastReceived
+        var metadata: Logger.Metadata = [
+            "peer": "\(shed.addresses.clientIP):\(shed.addresses.clientPort)", "conn": "\(shed.id)",
+            "service": "\(shed.serviceName)", "idle_seconds": "\(idle.nanoseconds / 1_000_000_000)",
+        ]
+        if let proxyIP = shed.addresses.proxyIP { metadata["proxy"] = "\(proxyIP)" }
+        refusals.record(
+            "shed the connection idle longest, to admit a new one (max_connections is \(maximum), shed_idle_after is "
+                + "\(Double(minimum.nanoseconds) / 1e9) s)",
+            from: "any address", level: .warning, metadata: metadata
+        )
         return true
     }
 

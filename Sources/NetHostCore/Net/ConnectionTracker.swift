@@ -1,15 +1,73 @@
 import NIOConcurrencyHelpers
 import NIOCore
 
-/// Every open connection, so a graceful stop can close them all.
+/// Every open connection, so a graceful stop can close them all and, at
+/// `max_connections`, the one idle longest can make room (`shedIdlest`).
 ///
-/// Each event loop keeps its own connections in an array that only that loop
-/// touches; a connection knows its index, so leaving is a swap-remove. An open
-/// connection costs one array slot, and no lock is held while it comes or goes
-/// beyond finding its loop's array.
+/// Each event loop keeps its own connections in a list that only that loop
+/// touches, ordered by when each last read bytes from its peer: the head has been
+/// idle longest. The list is intrusive (the links are fields of `Connection`), so
+/// a read moves its connection to the tail, and a connection leaves, in O(1) with
+/// no allocation and no lock: a connection holds its loop's list. The lock is
+/// taken only to find a loop's list, when a connection arrives and when the
+/// limiter looks for one to shed.
 public final class ConnectionTracker: Sendable {
-    private final class LoopConnections {
-        var connections: [Connection] = []
+    /// One loop's connections, least recently read first; used on that loop only.
+    final class LoopConnections {
+        /// Idle longest. Holds the chain: each connection holds the next (`readLater`).
+        fileprivate(set) var first: Connection?
+        /// Read most recently. Not retained: the connection before it (or `first`)
+        /// holds it for as long as it is linked.
+        fileprivate(set) unowned(unsafe) var last: Connection?
+
+        fileprivate func append(_ connection: Connection) {
+            connection.readEarlier = last
+            connection.readLater = nil
+            if let last {
+                last.readLater = connection
+            } else {
+                first = connection
+            }
+            last = connection
+        }
+
+        fileprivate func unlink(_ connection: Connection) {
+            let earlier = connection.readEarlier, later = connection.readLater
+            if let later {
+                later.readEarlier = earlier
+            } else {
+                last = earlier
+            }
+            connection.readEarlier = nil
+            connection.readLater = nil
+            // Last: this store may release `connection`, which the one before held.
+            if let earlier {
+                earlier.readLater = later
+            } else {
+                first = later
+            }
+        }
+
+        /// `connection` read from its peer: it goes to the tail (O(1), and nothing
+        /// at all when it is already there, as on a busy connection's every read).
+        func touch(_ connection: Connection) {
+            guard last !== connection else { return }
+            withExtendedLifetime(connection) {
+                unlink(connection)
+                append(connection)
+            }
+        }
+
+        /// Every connection, idle longest first.
+        var all: [Connection] {
+            var result: [Connection] = []
+            var next = first
+            while let connection = next {
+                result.append(connection)
+                next = connection.readLater
+            }
+            return result
+        }
     }
 
     private let loops = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<LoopConnections>]>([:])
@@ -28,21 +86,34 @@ public final class ConnectionTracker: Sendable {
 
     func add(_ connection: Connection) {
         let list = connections(on: connection.eventLoop)
-        connection.trackerIndex = list.connections.count
-        list.connections.append(connection)
+        connection.trackedIn = list
+        list.append(connection)
     }
 
     func remove(_ connection: Connection) {
-        let index = connection.trackerIndex
-        guard index >= 0 else { return }
-        let list = connections(on: connection.eventLoop)
-        let last = list.connections.count - 1
-        if index != last {
-            list.connections[index] = list.connections[last]
-            list.connections[index].trackerIndex = index
-        }
-        list.connections.removeLast()
-        connection.trackerIndex = -1
+        guard let list = connection.trackedIn else { return }
+        connection.trackedIn = nil
+        list.unlink(connection)
+    }
+
+    /// At `max_connections`: on `eventLoop`, which must be the caller's (the loop
+    /// that accepted the new connection), closes the connection that has read
+    /// nothing from its peer for longest, if that is at least `minimum`, and returns
+    /// it; nil if none has been idle that long. Only this loop's connections are
+    /// considered: looking at another loop's would mean waiting for it, or closing a
+    /// connection that has read meanwhile. NIO hands accepted connections to the
+    /// loops in turn, so each loop holds a similar mix.
+    /// Its listener's `onDisconnect` is told `reason`.
+    func shedIdlest(on eventLoop: any EventLoop, idleFor minimum: TimeAmount, reason: String) -> Connection? {
+        guard minimum > .zero, eventLoop.inEventLoop else { return nil }
+        let key = ObjectIdentifier(eventLoop)
+        guard let bound = loops.withLockedValue({ $0[key] }), let idlest = bound.value.first else { return nil }
+        guard eventLoop.now - idlest.lastReceived >= minimum else { return nil }
+        // Out of the list first: a second admission before its channel has gone
+        // must find the next one, not this one again.
+        remove(idlest)
+        idlest.abort(reason: reason)
+        return idlest
     }
 
     /// Closes every tracked connection; each listener gets its `onDisconnect`.
@@ -51,7 +122,7 @@ public final class ConnectionTracker: Sendable {
         guard let first = loops.first else { return nil }
         let closing = loops.map { bound in
             bound.eventLoop.flatSubmit {
-                let channels = bound.value.connections.map(\.channel)
+                let channels = bound.value.all.map(\.channel)
                 return EventLoopFuture.andAllComplete(channels.map { $0.close().recover { _ in } }, on: bound.eventLoop)
             }
         }
@@ -65,7 +136,7 @@ public final class ConnectionTracker: Sendable {
         var result: [Int] = []
         for bound in loops {
             let counts = try? await bound.eventLoop.submit {
-                bound.value.connections.filter { $0.serviceName == service }.map(\.queuedSendStorage)
+                bound.value.all.filter { $0.serviceName == service }.map(\.queuedSendStorage)
             }.get()
             result += counts ?? []
         }

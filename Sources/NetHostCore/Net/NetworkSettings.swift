@@ -44,6 +44,14 @@ public struct NetworkSettings: Sendable, Equatable {
     /// and net_proxy has budgets of its own): one address cannot take every slot.
     public var maxConnectionsPerIP: Int = 1000
 
+    /// Seconds a connection must have read nothing from its peer before, at
+    /// `max_connections` with no connection waiting for a PROXY header, it may be
+    /// closed to admit a new one (the idle longest goes first); 0: never, refuse the
+    /// new one instead. A minute: an XMPP client is idle most of the time, but its
+    /// keepalives come every few minutes at most, and one that has said nothing for a
+    /// minute loses least by reconnecting; a busy client is never cut.
+    public var shedIdleAfter: Double = 60
+
     /// `ssl_handshake_timeout` as Prosody's server_epoll reads it, from here (or its
     /// alias `handshake_timeout`); nil when not set. `TLSContexts` applies it, unless
     /// the global option `ssl_handshake_timeout` is set.
@@ -71,6 +79,13 @@ public struct NetworkSettings: Sendable, Equatable {
     /// as the default here and infinity as the maximum, rather than trapping.
     var readTimeoutAmount: TimeAmount {
         (try? TimeoutSeconds.timeAmount(readTimeout, infinity: .clampsToMaximum)) ?? .seconds(Int64(Self.defaultReadTimeout))
+    }
+
+    /// `shedIdleAfter` on the loop's clock; zero (never) for 0 and for what is not a
+    /// finite number of seconds (the config refuses those; a value set from Swift is not checked).
+    public var shedIdleAfterAmount: TimeAmount {
+        guard shedIdleAfter > 0, let amount = try? TimeoutSeconds.timeAmount(shedIdleAfter) else { return .zero }
+        return amount
     }
 
     /// `sendTimeout` on the loop's clock, read as `readTimeoutAmount` is.
@@ -143,6 +158,17 @@ public struct NetworkSettings: Sendable, Equatable {
                 + "(\(tlsHandshake)); ssl_handshake_timeout is used"))
         }
         tlsHandshakeTimeout = tlsHandshake ?? alias
+        // 0 turns idle shedding off, so unlike the timeouts 0 is allowed.
+        if let value = table["shed_idle_after"] {
+            if let number = value.numberValue, number >= 0, number.isFinite {
+                shedIdleAfter = min(number, TimeoutSeconds.maximum)
+            } else {
+                let got = value.numberValue.map { "\($0)" } ?? value.typeName
+                problems.append(Problem(
+                    option: "shed_idle_after", reason: "expected 0 (never shed) or a positive, finite number of seconds, got \(got)"
+                ))
+            }
+        }
         count("max_send_buffer_size", minimum: 1, &maxSendBufferSize)
         count("max_send_buffer_total", minimum: 1, &maxSendBufferTotal)
         count("tcp_backlog", minimum: 1, &tcpBacklog)
@@ -153,7 +179,7 @@ public struct NetworkSettings: Sendable, Equatable {
         flag("tcp_keepalive", &tcpKeepalive)
         let known: Set<String> = [
             "read_timeout", "send_timeout", "max_send_buffer_size", "max_send_buffer_total", "tcp_backlog", "read_size",
-            "tcp_nodelay", "tcp_keepalive", "max_connections", "max_connections_per_ip",
+            "tcp_nodelay", "tcp_keepalive", "max_connections", "max_connections_per_ip", "shed_idle_after",
             "ssl_handshake_timeout", "handshake_timeout",
             // net_proxy's, read by ProxyModule.
             "max_pending_headers_per_ip",
