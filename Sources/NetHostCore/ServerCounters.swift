@@ -17,8 +17,15 @@ public struct ServerCounters: Sendable, Hashable {
     public var sendBufferTotalShed: Int
     /// Log lines dropped by the log writer: its queue was full, or a sink failed to take them.
     public var logLinesDropped: Int
+    /// Established connections closed at `max_connections` to make room, having been
+    /// idle `shed_idle_after` or longer.
+    public var idleShed: Int
 
-    public init(tlsHandshakeTimeouts: Int = 0, tlsHandshakesRefused: Int = 0, sendBufferTotalShed: Int = 0, logLinesDropped: Int = 0) {
+    public init(
+        tlsHandshakeTimeouts: Int = 0, tlsHandshakesRefused: Int = 0, sendBufferTotalShed: Int = 0, logLinesDropped: Int = 0,
+        idleShed: Int = 0
+    ) {
+        self.idleShed = idleShed
         self.tlsHandshakeTimeouts = tlsHandshakeTimeouts
         self.tlsHandshakesRefused = tlsHandshakesRefused
         self.sendBufferTotalShed = sendBufferTotalShed
@@ -26,12 +33,13 @@ public struct ServerCounters: Sendable, Hashable {
     }
 
     /// The counts now, read from where they are kept.
-    public init(handshakeLimits: TLSHandshakeLimits, sendBuffers: SendBufferBudget, log: LogWriter) {
+    public init(handshakeLimits: TLSHandshakeLimits, sendBuffers: SendBufferBudget, log: LogWriter, limiter: ConnectionLimiter) {
         self.init(
             tlsHandshakeTimeouts: handshakeLimits.timedOut,
             tlsHandshakesRefused: handshakeLimits.refused,
             sendBufferTotalShed: sendBuffers.shedConnections,
-            logLinesDropped: log.droppedLines
+            logLinesDropped: log.droppedLines,
+            idleShed: limiter.shedIdleConnections
         )
     }
 
@@ -41,6 +49,7 @@ public struct ServerCounters: Sendable, Hashable {
     public var summary: [(key: String, count: Int)] {
         [
             (key: "log.dropped", count: logLinesDropped),
+            (key: "shed.idle", count: idleShed),
             (key: "shed.sendBufferTotal", count: sendBufferTotalShed),
             (key: "tls.handshakeRefused", count: tlsHandshakesRefused),
             (key: "tls.handshakeTimeout", count: tlsHandshakeTimeouts),

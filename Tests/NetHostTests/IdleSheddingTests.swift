@@ -5,6 +5,7 @@ import NIOEmbedded
 import NetHostTestSupport
 import Testing
 @testable import NetHostConfig
+@testable import NetHostLogging
 @testable import NetHostCore
 
 /// At `max_connections`, when no connection waits for a PROXY header, the
@@ -83,6 +84,11 @@ struct IdleSheddingTests {
         #expect(oldest.isActive && third.isActive && newcomer.isActive)
         #expect(bench.recorder.disconnects == ["1002: \(Self.reason)"])
         #expect(bench.limiter.shedIdleConnections == 1)
+        let counters = ServerCounters(
+            handshakeLimits: TLSHandshakeLimits(failures: RepeatedEventLog(logger: Logger(label: "test")), logger: Logger(label: "test")),
+            sendBuffers: SendBufferBudget(), log: .shared, limiter: bench.limiter
+        )
+        #expect(counters.summary.first { $0.key == "shed.idle" }?.count == 1, "SIGUSR1's line and metrics read it there")
         #expect(bench.logs.contains(
             "warning shed the connection idle longest, to admit a new one (max_connections is 3, shed_idle_after is 60.0 s) "
                 + "conn="

@@ -15,6 +15,9 @@ import Testing
 /// (`NetHostServer.logStatistics`, SIGUSR1).
 @Suite("The host's own counters")
 struct ServerCountersTests {
+    /// A limiter of its own, for counters read outside a server.
+    static func limiter() -> ConnectionLimiter { ConnectionLimiter(maximum: 1, logger: Logger(label: "test")) }
+
     /// The pair `key` of `counters`' statistics line.
     static func reported(_ key: String, in counters: ServerCounters) -> Int? {
         counters.summary.first { $0.key == key }?.count
@@ -26,7 +29,7 @@ struct ServerCountersTests {
         let silent = try bench.accept()
         bench.advance(by: .seconds(5))
         #expect(bench.isClosed(silent))
-        let counters = ServerCounters(handshakeLimits: bench.tls.handshakeLimits, sendBuffers: SendBufferBudget(), log: .shared)
+        let counters = ServerCounters(handshakeLimits: bench.tls.handshakeLimits, sendBuffers: SendBufferBudget(), log: .shared, limiter: Self.limiter())
         #expect(counters.tlsHandshakeTimeouts == 1)
         #expect(Self.reported("tls.handshakeTimeout", in: counters) == 1)
         #expect(Self.reported("tls.handshakeRefused", in: counters) == 0)
@@ -38,7 +41,7 @@ struct ServerCountersTests {
         #expect(!bench.isClosed(try bench.accept()))
         #expect(bench.isClosed(try bench.accept()))
         #expect(bench.isClosed(try bench.startTLS()))
-        let counters = ServerCounters(handshakeLimits: bench.tls.handshakeLimits, sendBuffers: SendBufferBudget(), log: .shared)
+        let counters = ServerCounters(handshakeLimits: bench.tls.handshakeLimits, sendBuffers: SendBufferBudget(), log: .shared, limiter: Self.limiter())
         #expect(counters.tlsHandshakesRefused == 2)
         #expect(Self.reported("tls.handshakeRefused", in: counters) == 2)
         #expect(Self.reported("tls.handshakeTimeout", in: counters) == 0)
@@ -54,7 +57,7 @@ struct ServerCountersTests {
         }
         #expect(!channel.isActive)
         let limits = TLSHandshakeLimits(failures: RepeatedEventLog(logger: Logger(label: "test")), logger: Logger(label: "test"))
-        let counters = ServerCounters(handshakeLimits: limits, sendBuffers: fixture.budget, log: .shared)
+        let counters = ServerCounters(handshakeLimits: limits, sendBuffers: fixture.budget, log: .shared, limiter: Self.limiter())
         #expect(counters.sendBufferTotalShed == 1)
         #expect(Self.reported("shed.sendBufferTotal", in: counters) == 1)
     }
@@ -81,7 +84,7 @@ struct ServerCountersTests {
         #expect(writer.flush(timeout: .seconds(30)))
         let counters = ServerCounters(
             handshakeLimits: TLSHandshakeLimits(failures: RepeatedEventLog(logger: Logger(label: "test")), logger: Logger(label: "test")),
-            sendBuffers: SendBufferBudget(), log: writer
+            sendBuffers: SendBufferBudget(), log: writer, limiter: Self.limiter()
         )
         // The long line is dropped for the file (the queue's bytes); the error line is
         // queued for both and fails on /dev/full.
@@ -98,7 +101,7 @@ struct ServerCountersTests {
             let line = try #require(host.logs.all.first { $0.contains("NetHost counters since start") }, "\(host.logs.all)")
             // The budget and the log writer are the process's, which other tests share:
             // their counts are not pinned. The server's TLS limits are its own.
-            let expected = /info NetHost counters since start log\.dropped=\d+ shed\.sendBufferTotal=\d+ tls\.handshakeRefused=0 tls\.handshakeTimeout=0/
+            let expected = /info NetHost counters since start log\.dropped=\d+ shed\.idle=0 shed\.sendBufferTotal=\d+ tls\.handshakeRefused=0 tls\.handshakeTimeout=0/
             #expect(line.wholeMatch(of: expected) != nil, "\(line)")
         }
     }

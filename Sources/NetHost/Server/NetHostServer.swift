@@ -212,10 +212,11 @@ public final class NetHostServer: Service, Sendable {
     }
 
     /// The host's own counters since the start (TLS handshakes timed out or refused,
-    /// connections shed at `max_send_buffer_total`, log lines dropped), read now; the
+    /// connections shed at `max_send_buffer_total` or for being idle at `max_connections`,
+    /// log lines dropped), read now; the
     /// place a metrics exporter reads them.
     public var counters: ServerCounters {
-        ServerCounters(handshakeLimits: tls.handshakeLimits, sendBuffers: settings.sendBufferBudget, log: .shared)
+        ServerCounters(handshakeLimits: tls.handshakeLimits, sendBuffers: settings.sendBufferBudget, log: .shared, limiter: limiter)
     }
 
     /// Logs the host's own counters (`counters`), then has every module log its
