@@ -39,21 +39,37 @@ extension InteropTests {
                 haproxy.process.checkTermination().map { "haproxy \($0):\n\(tail(haproxy.log))" }
             }
 
-            let clientPort = try FreePort.allocate()
-            var arguments = [
-                "s_client", "-connect", "127.0.0.1:\(frontendPort)", "-bind", "127.0.0.5:\(clientPort)",
-                "-servername", "example.com", "-alpn", "h2", "-CAfile", certificates.caPEM, "-verify_return_error",
-                // -quiet implies -ign_eof; -no_ign_eof makes s_client end the session
-                // (close_notify) and exit when its stdin is closed.
-                "-quiet", "-no_ign_eof", "-nocommands",
-            ]
-            if clientCertificate {
-                arguments += ["-cert", certificates.clientCertificate, "-key", certificates.clientKey]
+            func arguments(clientPort: Int) -> [String] {
+                var arguments = [
+                    "s_client", "-connect", "127.0.0.1:\(frontendPort)", "-bind", "127.0.0.5:\(clientPort)",
+                    "-servername", "example.com", "-alpn", "h2", "-CAfile", certificates.caPEM, "-verify_return_error",
+                    // -quiet implies -ign_eof; -no_ign_eof makes s_client end the session
+                    // (close_notify) and exit when its stdin is closed.
+                    "-quiet", "-no_ign_eof", "-nocommands",
+                ]
+                if clientCertificate {
+                    arguments += ["-cert", certificates.clientCertificate, "-key", certificates.clientKey]
+                }
+                return arguments
             }
-            let client = try InteropPipedProcess(program: "openssl", arguments: arguments, directory: directory)
+            // The client's port is picked free, but may be taken before openssl binds
+            // it (seen under ThreadSanitizer with the suite running): then another.
+            var attempts = 0
+            var clientPort: Int
+            var client: InteropPipedProcess
+            var line: [UInt8]
+            while true {
+                clientPort = try FreePort.allocate()
+                client = try InteropPipedProcess(program: "openssl", arguments: arguments(clientPort: clientPort), directory: directory)
+                do {
+                    line = try await client.waitForOutput(containing: Array("\n".utf8))
+                    break
+                } catch is InteropPipedProcess.AddressInUse where attempts < 4 {
+                    attempts += 1
+                    client.stop()
+                }
+            }
             defer { client.stop() }
-
-            let line = try await client.waitForOutput(containing: Array("\n".utf8))
             let report = InteropReport.parse(String(decoding: line.dropLast(), as: UTF8.self))
 
             // Bytes after the TLS handshake make it through HAProxy and the echo.
@@ -173,6 +189,13 @@ final class InteropPipedProcess {
         String(decoding: FileManager.default.contents(atPath: self.stderrPath) ?? Data(), as: UTF8.self)
     }
 
+    /// The program could not bind the source address it was given: the port picked
+    /// as free was taken by another socket before it started (the kernel also hands
+    /// such ports out as ephemeral ports to the other tests' connections).
+    struct AddressInUse: Error, CustomStringConvertible {
+        let description: String
+    }
+
     func send(_ bytes: [UInt8]) throws {
         try self.input.fileHandleForWriting.write(contentsOf: Data(bytes))
     }
@@ -184,14 +207,20 @@ final class InteropPipedProcess {
     func waitForOutput(containing marker: [UInt8], after start: Int = 0, timeout: Duration = .seconds(30)) async throws
         -> [UInt8]
     {
+        var exited = false
         let found = try await poll(timeout: timeout) { () -> [UInt8]? in
+            let running = self.process.isRunning
             let output = self.standardOutput
-            guard output.count > start else { return nil }
-            let tail = Array(output[start...])
-            guard let end = tail.endOfFirst(marker) else { return nil }
-            return Array(tail[..<end])
+            let tail = output.count > start ? Array(output[start...]) : []
+            if let end = tail.endOfFirst(marker) { return Array(tail[..<end]) }
+            // Gone without it: waiting longer cannot help.
+            if !running { exited = true; return [] }
+            return nil
         }
-        guard let found else {
+        if exited, self.standardError.contains("Address already in use") {
+            throw AddressInUse(description: "\(self.name) could not bind its source address: \(tail(self.standardError))")
+        }
+        guard let found, !exited else {
             throw FixtureError(
                 "\(self.name) (pid \(self.process.processIdentifier)) printed no \(printable(marker)) in \(timeout)"
                     + "; stdout: \(printable(Array(self.standardOutput.prefix(2000))))\n  stderr:\n\(tail(self.standardError))")
