@@ -37,7 +37,8 @@ extension ConfigRun {
                 let what = kind == .virtualHost ? "VirtualHost" : "Component"
                 diagnostics.append(ConfigDiagnostic(
                     location: here,
-                    message: "\(what) \"\(name)\" is defined twice (first at \(existing.location)); the two sections are merged"
+                    message: "\(what) \"\(name)\" is opened again (first at \(existing.location)); its options are added to it, as in Prosody",
+                    severity: .note
                 ))
             }
         } else {

@@ -25,7 +25,8 @@ struct CheckCommand: AsyncParsableCommand {
             Console.error("nethost check: \(error)")
             throw ExitCode(1)
         }
-        var problems: [String] = startup.loaded.diagnostics.map { "\($0)" } + startup.compatibilityWarnings
+        let diagnostics = startup.loaded.diagnostics
+        var problems: [String] = diagnostics.filter { $0.severity == .warning }.map { "\($0)" } + startup.compatibilityWarnings
         do {
             let logging = try startup.logging(levelOverride: common.logLevel)
             problems += logging.warnings.map { "log: \($0)" }
@@ -49,7 +50,7 @@ struct CheckCommand: AsyncParsableCommand {
         var plan = ListenPlan(services: [], options: recording)
         var modules: [String] = []
         var hostModules: [(String, [String])] = []
-        var notes: [String] = []
+        var notes: [String] = diagnostics.filter { $0.severity == .note }.map { "\($0)" }
         var stoppedEarly = false
         do {
             let server = try await NetHostServer(startup.serverOptions(reading: recording), logger: quiet)

@@ -32,7 +32,9 @@ struct RunCommand: AsyncParsableCommand {
         defer { LogWriter.shared.flush(timeout: .seconds(2)) }  // lines are written by a thread of their own
         let logger = Logger(label: "nethost")
         for warning in logging.warnings { logger.warning("log: \(warning)") }
-        for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
+        for diagnostic in startup.loaded.diagnostics {
+            logger.log(level: diagnostic.severity == .note ? .info : .warning, "\(diagnostic)")
+        }
         for warning in startup.compatibilityWarnings { logger.warning("\(warning)") }
 
         logger.info("NetHost \(NetHostCommand.version) starting with \(startup.configPath)")
@@ -114,7 +116,9 @@ struct HostService: Service {
         logger.info("SIGHUP: reloading \(common.config)")
         do {
             let startup = try Startup(options: common)
-            for diagnostic in startup.loaded.diagnostics { logger.warning("\(diagnostic)") }
+            for diagnostic in startup.loaded.diagnostics {
+                logger.log(level: diagnostic.severity == .note ? .info : .warning, "\(diagnostic)")
+            }
             try await server.reload(startup.configuration)
         } catch {
             logger.error("reload refused, nothing changed: \(error)")

@@ -63,6 +63,25 @@ struct CommandLineCheckTests {
         #expect(lines.contains("no problems found"), "\(result.output)")
     }
 
+    @Test(
+        "Debian's default prosody.cfg.lua: no problems; its XMPP modules and its reopened VirtualHost are notes",
+        .enabled(if: FileManager.default.isReadableFile(atPath: "/etc/prosody/prosody.cfg.lua"), "needs Debian's prosody package")
+    )
+    func debiansDefaultProsodyConfig() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-debian")
+        let result = try await workspace.run(["check", "--config", "/etc/prosody/prosody.cfg.lua"], watching: [])
+
+        #expect(result.termination == .exited(0), "\(result.output)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.contains("no problems found"), "\(result.output)")
+        let xmpp = lines.first { $0.hasPrefix("note: Prosody's XMPP modules, which NetHost does not host, are not loaded: ") }
+        for module in ["roster", "saslauth", "tls", "disco", "posix"] {
+            #expect(xmpp?.contains(module) == true, "\(result.output)")
+        }
+        #expect(lines.contains { $0.hasPrefix("note: ") && $0.contains("VirtualHost \"localhost\" is opened again") }, "\(result.output)")
+        #expect(result.errorLines.isEmpty, "\(result.output)")
+    }
+
     @Test("a certificate that does not load is a problem in the list; the options are still reported")
     func aBrokenCertificateIsReportedWithTheOptions() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-cert")

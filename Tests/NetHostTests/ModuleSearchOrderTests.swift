@@ -62,3 +62,39 @@ struct ModuleSearchOrderTests {
         ])
     }
 }
+
+/// A config shared with Prosody, or moved from it, enables Prosody's own XMPP
+/// modules; NetHost does not host them, and says so once, as a note.
+@Suite("Prosody's XMPP modules in modules_enabled")
+struct ProsodyXMPPModuleTests {
+    @Test("Prosody's XMPP modules are noted once, not failures; an unknown module still fails")
+    func xmppModulesAreNoted() throws {
+        let harness = try ModuleHarness(
+            modules: ["mine": #"trace("mine")"#],
+            optionSource: FixedOptions(
+                global: ["modules_enabled": .strings("roster", "saslauth", "mine", "no_such_module")],
+                hosts: ["localhost": ["modules_enabled": .strings("disco", "roster")]]
+            )
+        )
+        #expect(harness.traced == ["mine"])
+        #expect(harness.manager.notes.all == [
+            "Prosody's XMPP modules, which NetHost does not host, are not loaded: roster, saslauth, disco",
+        ])
+        let problems = harness.manager.problems.all
+        #expect(problems.count == 1 && problems.first?.hasPrefix("module 'no_such_module' failed to load") == true, "\(problems)")
+        #expect(harness.count("Prosody's XMPP modules, which NetHost does not host") == 1)
+    }
+
+    @Test("a name is Prosody's when Prosody 0.12 ships it or Prosody's module folder has it")
+    func recognition() throws {
+        let folder = NSTemporaryDirectory() + "nethost-prosody-modules-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "".write(toFile: folder + "/mod_newer_feature.lua", atomically: true, encoding: .utf8)
+        let modules = ProsodyXMPPModules(folders: [folder])
+        #expect(modules.contains("roster"))
+        #expect(modules.contains("newer_feature"))
+        #expect(!modules.contains("echo"))
+        #expect(!modules.contains("my_service"))
+    }
+}

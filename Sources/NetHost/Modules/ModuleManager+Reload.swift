@@ -38,7 +38,7 @@ extension ModuleManager {
         for key in inLoadOrder(Set(loaded.keys).subtracting(before)) {
             logger.info("loaded module \(key) on reload")
         }
-        for failure in failures {
+        for failure in failures where !failure.isProsodyXMPPModule {
             logger.error("\(failure)")
             problems.add(failure.description)
         }

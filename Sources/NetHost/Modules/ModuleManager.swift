@@ -22,6 +22,8 @@ public final class ModuleManager {
         public let reason: String
         /// The module's options are wrong: start-up must stop, as for a config error.
         public var isConfigurationError = false
+        /// One of Prosody's own XMPP modules, which NetHost does not host: a note, not a failure.
+        public var isProsodyXMPPModule = false
 
         public init(module: String, host: String = ModuleKey.globalHost, reason: String, isConfigurationError: Bool = false) {
             self.module = module
@@ -40,6 +42,8 @@ public final class ModuleManager {
     let runtime: LuaRuntime
     let natives: [String: any NativeModule.Type]
     private let finder: LuaModuleFinder
+    /// Recognises the Prosody modules a shared config enables, which are not NetHost's to load.
+    let prosodyModules = ProsodyXMPPModules()
     let options: any OptionSource
     let services: ServiceRegistry
     private let group: any EventLoopGroup
@@ -130,15 +134,28 @@ public final class ModuleManager {
     public func loadEnabledModules() -> [LoadError] {
         plan = ModulePlan(options: options)
         reportPlanProblems()
-        let failures = loadPlannedModules()
+        let attempts = loadPlannedModules()
         for case .native(let module) in loaded.values.map(\.module) {
             module.allModulesLoaded()
         }
+        reportNotHosted(attempts.filter(\.isProsodyXMPPModule))
+        let failures = attempts.filter { !$0.isProsodyXMPPModule }
         for failure in failures {
             logger.error("\(failure)")
             problems.add(failure.description)
         }
         return failures
+    }
+
+    /// Prosody's XMPP modules that the config enables: one line for all of them,
+    /// logged at info and noted for `nethost check`, as a shared config is not wrong.
+    func reportNotHosted(_ skipped: [LoadError]) {
+        var names: [String] = []
+        for error in skipped where !names.contains(error.module) { names.append(error.module) }
+        guard !names.isEmpty else { return }
+        let note = "Prosody's XMPP modules, which NetHost does not host, are not loaded: \(names.joined(separator: ", "))"
+        logger.info("\(note)")
+        notes.add(note)
     }
 
     /// Module lists in the config that are not lists of names: logged, and reported by `nethost check`.
@@ -228,6 +245,11 @@ public final class ModuleManager {
             return key
         }
         let (found, lookedIn) = finder.find(name)
+        if found == nil, prosodyModules.contains(name) {
+            var error = LoadError(module: name, host: host, reason: "one of Prosody's XMPP modules, which NetHost does not host")
+            error.isProsodyXMPPModule = true
+            throw error
+        }
         if let found, let shadowed = builtIn(named: name, besides: found) {
             let note = "module '\(name)' is loaded from \(found) (plugin_paths), in place of NetHost's built-in \(shadowed)"
             logger.notice("\(note)")
