@@ -81,6 +81,7 @@ let package = Package(
                 .embedInCode("ModuleAPI/events.lua"),
                 .embedInCode("ModuleAPI/moduleapi.lua"),
                 .embedInCode("ModuleAPI/options.lua"),
+                .embedInCode("ModuleAPI/prosody.lua"),
                 .embedInCode("ModuleAPI/modulemanager.lua"),
             ]
         ),

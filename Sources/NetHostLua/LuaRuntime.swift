@@ -66,6 +66,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// The wall-clock time in seconds since 1970, which a timer's callback is
     /// given as `now` (as Prosody's timers give it). Tests substitute their own.
     var wallClock: () -> Double = LuaRuntime.systemWallClock
+    /// When the runtime started, as the wall clock tells it (`prosody.start_time`).
+    private let startTime = LuaRuntime.systemWallClock()
 
     static func systemWallClock() -> Double {
         var now = timespec()
@@ -330,6 +332,39 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 return 1
             },
             "depends": { [unowned self] stack in try depends(stack) },
+            "prosody_library": { [unowned self] stack in
+                if let path = ProsodyLibrary.installed(in: options, relativeTo: configDirectory) { stack.push(path) } else { stack.pushNil() }
+                return 1
+            },
+            "prosody_library_missing_prefix": { stack in
+                stack.push(ProsodyLibrary.missingMessagePrefix)
+                return 1
+            },
+            "prosody_library_wanted": { [unowned self] stack in
+                stack.push(ProsodyLibrary.wanted(in: options, relativeTo: configDirectory))
+                return 1
+            },
+            "defined_hosts": { [unowned self] stack in
+                let hosts = options.definedHosts.filter(\.isEnabled)
+                stack.newTable()
+                for (index, host) in hosts.enumerated() {
+                    stack.newTable()
+                    stack.push(host.name)
+                    stack.rawSetField("name", in: -2)
+                    stack.push(host.isComponent ? "component" : "local")
+                    stack.rawSetField("type", in: -2)
+                    stack.rawSetIndex(index + 1, in: -2)
+                }
+                return 1
+            },
+            "version": { stack in
+                stack.push("\(NetHostVersion.prosodyModuleAPI) (NetHost \(NetHostVersion.current))")
+                return 1
+            },
+            "start_time": { [unowned self] stack in
+                stack.push(startTime)
+                return 1
+            },
             "add_timer": { [unowned self] stack in try addTimer(stack) },
             "stop_timer": { [unowned self] stack in
                 stopTimer(try stack.checkInteger(1, function: "stop_timer"))

@@ -18,6 +18,7 @@ enum ModuleAPIChunks {
         Chunk(source: PackageResources.events_lua, name: "=nethost.events"),
         Chunk(source: PackageResources.moduleapi_lua, name: "=nethost.moduleapi"),
         Chunk(source: PackageResources.options_lua, name: "=nethost.moduleapi.options"),
+        Chunk(source: PackageResources.prosody_lua, name: "=nethost.prosody"),
         Chunk(source: PackageResources.modulemanager_lua, name: "=nethost.modulemanager"),
     ]
 }

@@ -1,10 +1,11 @@
 // nethost: the executable. The command line (run, check, drain), signals, the PID
 // file, and the server's lifecycle as a Service.
 import ArgumentParser
+import NetHostCore
 
 @main
 struct NetHostCommand: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = NetHostVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "nethost",

@@ -351,6 +351,7 @@ public final class ModuleManager {
 
     /// A Lua load error as the log shows it; running out of instruction budget is said in words.
     static func describe(_ error: LuaError, budget: Int32) -> String {
+        if error.message.hasPrefix(ProsodyLibrary.missingMessagePrefix) { return error.message }
         guard LuaRuntime.isBudgetExceeded(error) else { return error.fullDescription }
         return "it ran past its budget of \(budget) Lua instructions while loading (lua_instruction_budget): \(error.fullDescription)"
     }

@@ -32,5 +32,6 @@ public enum ModuleOptions {
 
     public static let group = OptionRegistry.Group("modules", options: [
         modulesEnabled, modulesDisabled, pluginPaths, enabled, forceModuleReload, luaInstructionBudget, luaMemoryLimit,
+        ProsodyLibrary.option,
     ])
 }
