@@ -82,7 +82,7 @@ struct TLSHandshakeLimitTests {
             try? FileManager.default.removeItem(atPath: directory)
         }
 
-        private func track(_ channel: EmbeddedChannel) {
+        func track(_ channel: EmbeddedChannel) {
             channels.append(channel)
             let id = ObjectIdentifier(channel)
             channel.closeFuture.whenComplete { [closed] _ in closed.withLockedValue { _ = $0.insert(id) } }

@@ -69,12 +69,19 @@ public final class Connection: LoopTimerTarget {
     public var loopTimerSlot = LoopTimerSlot()
     private var timerDeadline: NIODeadline?
     /// What waits to be sent while the peer is slower than the writers, or while a
-    /// STARTTLS handshake runs; nil while neither.
+    /// STARTTLS waits or its handshake runs; nil while neither.
     private var backlog: SendBacklog?
-    /// A STARTTLS handshake is running: writes wait in `backlog`, counted against
-    /// `max_send_buffer_size` and `max_send_buffer_total`, until it completes. Handed to
-    /// the TLS stage instead, they would wait in its own buffer, which nothing bounds.
-    private var holdingForHandshake = false
+    /// Where a STARTTLS stands. From `startTLS` until the handshake completes, writes
+    /// wait in `backlog`, counted against `max_send_buffer_size` and
+    /// `max_send_buffer_total`. Handed to the TLS stage instead, they would wait in its
+    /// own buffer, which nothing bounds.
+    private var startTLSPhase = StartTLSPhase.none
+    /// What was read while `startTLSPhase` was `.draining`: for the TLS stage, once it is in.
+    private var inputBeforeTLS: ByteBuffer?
+    /// More than this read before the TLS stage is in closes the connection: a client
+    /// that waits for the go-ahead, as STARTTLS clients must, sends nothing then, and
+    /// an eager one only its hello (a few KiB).
+    static let maxInputBeforeTLS = 64 * 1024
     /// Why reading is stopped, if it is (see `updateReading`).
     private var pausedByService = false
     /// This connection's own send buffer is above its high-water mark.
@@ -109,6 +116,20 @@ public final class Connection: LoopTimerTarget {
     /// a side table, and every retain and release of it, several per Lua callback,
     /// would take the runtime's slow path.
     package var finishObserver: (any ConnectionFinishObserver)?
+
+    private enum StartTLSPhase {
+        case none
+        /// What the service wrote before `startTLS` is still going out, in plain text
+        /// (the "go ahead" the client waits for before its hello): the TLS stage is added
+        /// once it is all on the socket, as Prosody starts TLS once its write buffer is
+        /// empty. Reading is stopped meanwhile.
+        case draining
+        /// The TLS stage is in; writes wait for the handshake.
+        case handshaking
+    }
+
+    /// Writes wait in the backlog for a STARTTLS, whatever the peer's pace.
+    private var holdsWrites: Bool { startTLSPhase != .none }
 
     private enum State {
         case open
@@ -190,7 +211,7 @@ public final class Connection: LoopTimerTarget {
     @discardableResult
     public func write(_ string: String) -> Bool {
         guard state == .open else { return false }
-        if backlog != nil || holdingForHandshake {
+        if backlog != nil || holdsWrites {
             var string = string
             return string.withUTF8 { write(UnsafeRawBufferPointer($0)) }
         }
@@ -241,9 +262,12 @@ public final class Connection: LoopTimerTarget {
     /// does not stop a connection during a STARTTLS handshake: the handshake needs the
     /// client's next messages before anything held can go out, and no input reaches the
     /// service meanwhile; it stops once the handshake is done, if still above the mark.
+    /// While a STARTTLS waits for its plain text to go out, reading stops: what the
+    /// client sends next is for the TLS stage, which is not in yet.
     private func updateReading() {
         guard state != .closed else { return }
-        let stop = pausedByService || (outputAboveMark && !holdingForHandshake) || blockingTargets > 0
+        let stop = pausedByService || startTLSPhase == .draining
+            || (outputAboveMark && startTLSPhase != .handshaking) || blockingTargets > 0
         guard stop != readingStopped else { return }
         readingStopped = stop
         if let options = channel.syncOptions {
@@ -274,22 +298,113 @@ public final class Connection: LoopTimerTarget {
     /// out in plain text, everything after is encrypted. `onstatus` gets
     /// "ssl-handshake-complete" once the handshake is done. Bounded by
     /// `ssl_handshake_timeout`; past `ssl_max_handshakes_per_second` the
-    /// connection is closed instead. Writes made while the handshake runs wait
-    /// here, counted as any waiting write, and go out, encrypted and in order, once
-    /// it is done.
+    /// connection is closed instead.
+    ///
+    /// If what was written before still waits to be sent (a slow peer), the TLS stage
+    /// is added only once it is all on the socket, so the client gets the "go ahead"
+    /// (SMTP's 220, XMPP's `<proceed/>`) in plain text before the handshake starts.
+    /// That wait is bounded by `send_timeout`, as any wait for the peer to read; the
+    /// handshake, by `ssl_handshake_timeout`, from when the stage is added. Writes made
+    /// from the call on wait here, counted as any waiting write, and go out, encrypted
+    /// and in order, once the handshake is done.
     public func startTLS() throws {
-        guard !isTLS else { return }
+        guard !isTLS, state == .open else { return }
         guard let tls else {
             throw TLSUnavailable(description: "STARTTLS needs a certificate: set ssl = { certificate = ..., key = ... }")
         }
+        isTLS = true
+        if backlog == nil {
+            // Unchecked direct writes may still be in the channel (`afterDirectWrite`
+            // asks only every few writes): wait for them as for the rest. Below the TLS
+            // stage they would go out in plain text all the same, but the handshake is
+            // simpler to reason about once nothing of ours is left there.
+            let held = bufferedBytes
+            if held > 0 {
+                startBacklog(holding: held + SendBacklog.overheadPerBuffer)
+                guard state == .open else { return }  // over a limit: closed
+            }
+        }
+        guard let backlog else {
+            try addTLSStage(tls)
+            return
+        }
+        log(.debug, "STARTTLS waits for what was written before it to be sent", metadata: ["buffered": "\(backlog.storage)"])
+        backlog.markStartTLS()
+        startTLSPhase = .draining
+        updateReading()
+        if !backlog.batchOut {
+            pump(backlog)  // nothing out whose completion would move it on
+        }
+    }
+
+    /// Adds the TLS stage (and its handshake timeout) in front of the service's stage;
+    /// past `ssl_max_handshakes_per_second` closes the connection instead. What was
+    /// read while the stage was not in yet goes to it first.
+    private func addTLSStage(_ tls: TLSSettings) throws {
+        let pipeline = channel.pipeline.syncOperations
         guard try tls.addServerStages(
-            to: channel.pipeline.syncOperations, position: .before(context.handler), serviceName: serviceName, addresses: addresses
+            to: pipeline, position: .before(context.handler), serviceName: serviceName, addresses: addresses
         ) != nil else {
             abort(reason: tls.refusalReason)  // ssl_max_handshakes_per_second reached
             return
         }
-        isTLS = true
-        holdingForHandshake = true
+        startTLSPhase = .handshaking
+        updateReading()  // the handshake needs the client's messages
+        if let input = inputBeforeTLS {
+            inputBeforeTLS = nil
+            // Into the TLS stage itself: firing from the pipeline's head would run the
+            // stages below it (a PROXY decoder's leftovers, a logger) on it a second time.
+            let tlsContext = try pipeline.context(handlerType: NIOSSLServerHandler.self)
+            if let handler = tlsContext.handler as? any ChannelInboundHandler {
+                handler.channelRead(context: tlsContext, data: NIOAny(input))
+                handler.channelReadComplete(context: tlsContext)
+            }
+        }
+    }
+
+    /// STARTTLS: everything written before it is on the socket, in plain text. The TLS
+    /// stage goes in now, so its handshake follows those bytes; what was written since
+    /// keeps waiting, for the handshake.
+    private func plaintextSent(_ backlog: SendBacklog) {
+        backlog.clearStartTLSMark()
+        // Nothing of ours is in the channel: the send timeout has nothing to time
+        // (`ssl_handshake_timeout` bounds what comes next).
+        sendBlockedSince = nil
+        if !backlog.hasStaged {
+            // No ondrain: the service asked for TLS; it hears "ssl-handshake-complete".
+            dropBacklog()
+            if state == .closingAfterFlush {
+                closeNow(reason: nil)  // closed with nothing to encrypt: no handshake for it
+                return
+            }
+        }
+        guard let tls else { return }  // `startTLS` checked
+        do {
+            try addTLSStage(tls)
+        } catch {
+            logger.error("STARTTLS: adding the TLS stage failed: \(error)")
+            closeNow(reason: "TLS failed: \(error)")
+        }
+    }
+
+    /// Read while a STARTTLS waits for its plain text to go out (reading was stopped,
+    /// but the read under way may go on): the client's hello, if it did not wait for
+    /// the go-ahead, or bytes injected after the command. Not the service's input,
+    /// which would take them for encrypted: they go to the TLS stage once it is in.
+    private func holdForTLS(_ buffer: ByteBuffer) {
+        var buffer = buffer
+        guard var held = inputBeforeTLS else {
+            inputBeforeTLS = buffer
+            return
+        }
+        guard held.readableBytes + buffer.readableBytes <= Self.maxInputBeforeTLS else {
+            log(.debug, "more than \(Self.maxInputBeforeTLS) bytes read before the TLS stage, closing")
+            abort(reason: "too much input before the TLS handshake")
+            return
+        }
+        inputBeforeTLS = nil  // not shared while appended to
+        held.writeBuffer(&buffer)
+        inputBeforeTLS = held
     }
 
     /// The backlog that holds writes while a STARTTLS handshake runs, started by the
@@ -297,7 +412,7 @@ public final class Connection: LoopTimerTarget {
     /// writes wait for the handshake, not for the peer, so no send timeout starts
     /// (`ssl_handshake_timeout` bounds the wait).
     private func handshakeBacklog() -> SendBacklog? {
-        guard holdingForHandshake else { return nil }
+        guard startTLSPhase == .handshaking else { return nil }
         let backlog = SendBacklog()
         self.backlog = backlog
         return backlog
@@ -306,8 +421,8 @@ public final class Connection: LoopTimerTarget {
     /// The TLS handshake completed: what waited for it goes to the TLS stage, ahead of
     /// anything the service writes when it hears of it. Called before `status`.
     func tlsHandshakeCompleted() {
-        guard holdingForHandshake else { return }
-        holdingForHandshake = false
+        guard startTLSPhase == .handshaking else { return }
+        startTLSPhase = .none
         if let backlog, !backlog.batchOut {
             // Without a batch out, nothing else will pump it: hand over the first batch
             // (or end an empty backlog). With one out, its completion pumps the rest.
@@ -370,6 +485,10 @@ public final class Connection: LoopTimerTarget {
 
     func deliver(_ buffer: ByteBuffer) {
         guard state == .open else { return }
+        guard startTLSPhase != .draining else {
+            holdForTLS(buffer)
+            return
+        }
         lastReadTime = timers.now
         lastReceived = lastReadTime
         trackedIn?.touch(self)
@@ -455,6 +574,7 @@ public final class Connection: LoopTimerTarget {
             closeReason = reason
         }
         dropBacklog()
+        inputBeforeTLS = nil
         context.close(promise: nil)
     }
 
@@ -578,10 +698,15 @@ public final class Connection: LoopTimerTarget {
         repeat {
             backlog.pumpAgain = false
             // During a STARTTLS handshake the staged writes wait for it (`tlsHandshakeCompleted`).
-            guard self.backlog === backlog, state != .closed, !backlog.batchOut, !holdingForHandshake else { return }
+            guard self.backlog === backlog, state != .closed, !backlog.batchOut, startTLSPhase != .handshaking else { return }
             let batch = backlog.takeBatch()
             guard let last = batch.last else {
-                endBacklog(backlog)
+                // Before a STARTTLS mark, nothing more to take means the plain text is out.
+                if startTLSPhase == .draining {
+                    plaintextSent(backlog)
+                } else {
+                    endBacklog(backlog)
+                }
                 return
             }
             armSendTimeout()

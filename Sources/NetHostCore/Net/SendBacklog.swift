@@ -48,8 +48,28 @@ final class SendBacklog {
     var pumping = false
     var pumpAgain = false
 
+    /// STARTTLS: how many of the `staged` buffers were written before it, and so go out
+    /// in plain text before the TLS stage is added; nil when no STARTTLS waits. Later
+    /// writes stay queued behind them (`takeBatch` stops at the mark).
+    private(set) var plainBuffers: Int?
+
     var storage: Int { inFlight + stagedStorage }
     var hasStaged: Bool { !staged.isEmpty || openChunk != nil }
+    /// Something written before the STARTTLS mark is still queued or out.
+    var plainPending: Bool { batchOut || (plainBuffers ?? 0) > 0 }
+
+    /// Marks where STARTTLS was asked for: what is queued so far goes out in plain text,
+    /// what is staged from now on waits for the TLS stage. The open chunk is closed so
+    /// that no later write is copied into a buffer that goes out before the mark.
+    func markStartTLS() {
+        closeChunk()
+        plainBuffers = staged.count
+    }
+
+    /// Everything before the mark is out: later batches may take what followed it.
+    func clearStartTLSMark() {
+        plainBuffers = nil
+    }
 
     /// What a buffer kept as it is costs.
     static func cost(of buffer: ByteBuffer) -> Int {
@@ -116,12 +136,15 @@ final class SendBacklog {
         batchOut = true
     }
 
-    /// Takes the next batch off the queue and counts it as out; empty if nothing is staged.
+    /// Takes the next batch off the queue and counts it as out; empty if nothing is staged,
+    /// or if everything before a STARTTLS mark is already out.
     func takeBatch() -> [ByteBuffer] {
         var batch: [ByteBuffer] = []
         var bytes = 0
         var cost = 0
         while true {
+            // At the mark: what follows waits for the TLS stage.
+            if let plainBuffers, batch.count >= plainBuffers { break }
             if staged.isEmpty { closeChunk() }  // the open chunk is the last thing queued
             guard let next = staged.first, batch.isEmpty || bytes + next.readableBytes <= Self.batchBytes else { break }
             staged.removeFirst()
@@ -130,6 +153,7 @@ final class SendBacklog {
             batch.append(next)
         }
         stagedStorage -= cost
+        if let plainBuffers { self.plainBuffers = plainBuffers - batch.count }
         inFlight = cost
         batchOut = !batch.isEmpty
         return batch
@@ -151,6 +175,7 @@ final class SendBacklog {
         stagedStorage = 0
         inFlight = 0
         batchOut = false
+        plainBuffers = nil
         return all
     }
 }
