@@ -57,24 +57,26 @@ for name, value in pairs(provided) do
 	package.preload[name] = function () return value end
 end
 
--- Without Prosody's library, a module that needs it fails with one line that
--- says what is missing and how to get it, instead of Lua's list of every file
--- tried. Asked first, so that no other searcher's list is built.
-local internal_prefixes = { "util.", "net.", "core." }
-if not library then
-	table.insert(package.searchers, 2, function (name)
-		for _, prefix in ipairs(internal_prefixes) do
-			if name:sub(1, #prefix) == prefix then
-				return function ()
-					local message = s_format(host.prosody_library_missing_prefix() .. "'%s' from Prosody's library, which is not installed at %s: "
-						.. "install it (apt-get install prosody) or set prosody_library_path", name, host.prosody_library_wanted())
-					error(message, 0)
-				end
-			end
-		end
-		return nil
-	end)
+-- Prosody's core/ and net/ are the server itself (sessions, ports, its event
+-- loop): NetHost's own versions above stand in for the parts it has, and loading
+-- Prosody's files for the others would run a second server's internals beside
+-- NetHost's. Without Prosody's library, a module that needs util/ likewise fails
+-- with one line that says what is missing and how to get it, instead of Lua's
+-- list of every file tried. Asked right after package.preload.
+local function failing(message)
+	return function () error(message, 0) end
 end
+table.insert(package.searchers, 2, function (name)
+	if name:sub(1, 5) == "core." or name:sub(1, 4) == "net." then
+		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s', a part of Prosody's server that NetHost "
+			.. "does not provide (it provides util.timer, util.logger, net.server's timers and core.configmanager)", name))
+	end
+	if not library and name:sub(1, 5) == "util." then
+		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s' from Prosody's library, which is not installed at %s: "
+			.. "install it (apt-get install prosody) or set prosody_library_path", name, host.prosody_library_wanted()))
+	end
+	return nil
+end)
 
 -- The globals Prosody gives its modules, with Prosody's shape. NetHost hosts no
 -- XMPP sessions: the session tables are there, and empty. A host's `events` is
