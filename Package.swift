@@ -75,6 +75,7 @@ let package = Package(
                 "NetHostCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             // The module API's Lua sources, compiled into the binary.
             resources: [
@@ -82,6 +83,7 @@ let package = Package(
                 .embedInCode("ModuleAPI/moduleapi.lua"),
                 .embedInCode("ModuleAPI/options.lua"),
                 .embedInCode("ModuleAPI/prosody.lua"),
+                .embedInCode("ModuleAPI/metrics.lua"),
                 .embedInCode("ModuleAPI/modulemanager.lua"),
             ]
         ),
@@ -99,6 +101,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // The native `net_proxy` module.
@@ -173,6 +176,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

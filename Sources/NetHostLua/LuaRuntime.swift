@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import LuaBridge
 import NetHostConfig
@@ -66,6 +67,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// The wall-clock time in seconds since 1970, which a timer's callback is
     /// given as `now` (as Prosody's timers give it). Tests substitute their own.
     var wallClock: () -> Double = LuaRuntime.systemWallClock
+    /// The modules' metrics (`module:metric`, `module:measure`).
+    let metrics: LuaMetrics
     /// When the runtime started, as the wall clock tells it (`prosody.start_time`).
     private let startTime = LuaRuntime.systemWallClock()
 
@@ -78,8 +81,10 @@ public final class LuaRuntime: ConnectionFinishObserver {
     /// `connectionMethods`: what native modules add to Lua's `conn` (the built-in ones win).
     package init(
         loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String,
-        connectionMethods: [String: LuaFunction] = [:]
+        connectionMethods: [String: LuaFunction] = [:],
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
+        self.metrics = LuaMetrics(factory: metricsFactory)
         self.state = try LuaState(libraries: .all)
         // Services make short-lived strings and tables per event (each `data` received,
         // each reply built); the generational collector frees them in cheap minor
@@ -365,6 +370,18 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 stack.push(startTime)
                 return 1
             },
+            "metric_handle": { [unowned self] stack in try metricHandle(stack) },
+            "metric_update": { [unowned self] stack in
+                let id = try stack.checkInteger(1, function: "metric_update")
+                let operation = try stack.checkString(2, function: "metric_update")
+                // Prosody's metrics take any number; anything else is not counted.
+                if let value = stack.toNumber(at: 3) { metrics.update(id, operation: operation, value: value) }
+                return 0
+            },
+            "monotonic": { [unowned self] stack in
+                stack.push(Double(loop.now.uptimeNanoseconds) / 1e9)
+                return 1
+            },
             "add_timer": { [unowned self] stack in try addTimer(stack) },
             "stop_timer": { [unowned self] stack in
                 stopTimer(try stack.checkInteger(1, function: "stop_timer"))
@@ -388,6 +405,26 @@ public final class LuaRuntime: ConnectionFinishObserver {
             try stack.call(arguments: 2, results: isLast ? 1 : 0)
         }
         loader = stack.makeReference()
+    }
+
+    /// `host.metric_handle(type, name, label_keys, label_values)`: the id of a module's metric.
+    private func metricHandle(_ stack: LuaStack) throws -> Int32 {
+        let typeName = try stack.checkString(1, function: "metric")
+        guard let kind = LuaMetrics.Kind(rawValue: typeName) else {
+            throw LuaArgumentError("unknown metric type \(typeName)")
+        }
+        let name = try stack.checkString(2, function: "metric")
+        try stack.checkType(3, .table, function: "metric")
+        try stack.checkType(4, .table, function: "metric")
+        var labels: [(String, String)] = []
+        for index in 0..<min(stack.rawLength(at: 3), 64) {
+            stack.rawGetIndex(index + 1, from: 3)
+            stack.rawGetIndex(index + 1, from: 4)
+            labels.append((stack.toString(at: -2) ?? "", stack.toString(at: -1) ?? ""))
+            stack.pop(2)
+        }
+        stack.push(metrics.handle(kind: kind, name: name, labels: labels))
+        return 1
     }
 
     private func log(_ stack: LuaStack) throws -> Int32 {

@@ -19,6 +19,7 @@ enum ModuleAPIChunks {
         Chunk(source: PackageResources.moduleapi_lua, name: "=nethost.moduleapi"),
         Chunk(source: PackageResources.options_lua, name: "=nethost.moduleapi.options"),
         Chunk(source: PackageResources.prosody_lua, name: "=nethost.prosody"),
+        Chunk(source: PackageResources.metrics_lua, name: "=nethost.moduleapi.metrics"),
         Chunk(source: PackageResources.modulemanager_lua, name: "=nethost.modulemanager"),
     ]
 }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import LuaBridge
 import NetHostConfig
@@ -89,13 +90,15 @@ public final class ModuleManager {
         logger: Logger,
         problems: ProblemLog = ProblemLog(),
         notes: ProblemLog = ProblemLog(),
-        shedding: LoadShedding = LoadShedding()
+        shedding: LoadShedding = LoadShedding(),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         self.runtime = try LuaRuntime(
             loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory,
             connectionMethods: natives.reduce(into: [:]) { methods, native in
                 methods.merge(native.luaConnectionMethods) { first, _ in first }
-            }
+            },
+            metricsFactory: metricsFactory
         )
         if let budget = options.value(ModuleOptions.luaInstructionBudget)?.integerValue, budget >= 0 {
             runtime.instructionBudget = Int32(clamping: budget)

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -48,7 +49,7 @@ final class ModuleHarness {
     /// `shippedModules`: a folder searched after the harness's own, as NetHost's shipped modules are.
     init(
         modules: [String: String], optionSource: any OptionSource, natives: [any NativeModule.Type] = [],
-        shippedModules: String? = nil
+        shippedModules: String? = nil, metrics: any MetricsFactory = MetricsSystem.factory
     ) throws {
         directory = NSTemporaryDirectory() + "nethost-harness-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -59,7 +60,8 @@ final class ModuleHarness {
         manager = try ModuleManager(
             group: loop, luaLoop: loop, options: self.options, services: services,
             natives: natives, finder: LuaModuleFinder(pluginPaths: [directory], shippedModules: shippedModules),
-            configDirectory: directory, logger: Logger(label: "harness", factory: logs.handler(label:))
+            configDirectory: directory, logger: Logger(label: "harness", factory: logs.handler(label:)),
+            metricsFactory: metrics
         )
         let loop = self.loop
         manager.runtime.wallClock = { Self.wallClockStart + Double(loop.now.uptimeNanoseconds) / 1e9 }
