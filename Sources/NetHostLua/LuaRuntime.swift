@@ -378,6 +378,10 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 if let value = stack.toNumber(at: 3) { metrics.update(id, operation: operation, value: value) }
                 return 0
             },
+            "wall_clock": { [unowned self] stack in
+                stack.push(wallClock())
+                return 1
+            },
             "monotonic": { [unowned self] stack in
                 stack.push(Double(loop.now.uptimeNanoseconds) / 1e9)
                 return 1

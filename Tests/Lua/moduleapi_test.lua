@@ -26,12 +26,24 @@ local host = {
 	end,
 	stop_timer = function (id) timers[id] = nil end,
 	reschedule_timer = function (id, delay) timers[id].delay = delay end,
+	wall_clock = function () return os.time() end,
+	monotonic = function () return os.clock() end,
+	-- Prosody's library and the globals (prosody.lua): no library here.
+	prosody_library = function () return nil end,
+	prosody_library_wanted = function () return "/nonexistent" end,
+	prosody_library_missing_prefix = function () return "module needs " end,
+	defined_hosts = function () return {} end,
+	version = function () return "0.12 (NetHost test)" end,
+	start_time = function () return os.time() end,
+	-- Metrics (metrics.lua): recorded by handle.
+	metric_handle = function () return 1 end,
+	metric_update = function () end,
 }
 local loader
 host.depends = function (name, host_name, dependency) return loader.environment(dependency, host_name) end
 
 local shared = {}
-for _, file in ipairs({ "events.lua", "moduleapi.lua", "options.lua", "modulemanager.lua" }) do
+for _, file in ipairs({ "events.lua", "moduleapi.lua", "options.lua", "prosody.lua", "metrics.lua", "modulemanager.lua" }) do
 	local chunk = assert(loadfile(dir .. "/" .. file, "t"))
 	loader = chunk(host, shared)
 end

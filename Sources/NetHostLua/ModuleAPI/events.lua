@@ -45,7 +45,52 @@ local function new_events()
 		if #list == 0 then handlers[event] = nil end
 	end
 
+	-- Wrappers, as util.events has them: each is called as wrapper(next, event, data)
+	-- around the handlers, the last added outermost; an event's own wrappers run
+	-- before those of every event (added for the event `false`).
+	local event_wrappers, all_wrappers = {}, nil
+	local function add_wrapper(event, wrapper)
+		local list
+		if event == false then
+			all_wrappers = all_wrappers or {}
+			list = all_wrappers
+		else
+			list = event_wrappers[event] or {}
+			event_wrappers[event] = list
+		end
+		list[#list + 1] = wrapper
+	end
+	local function remove_wrapper(event, wrapper)
+		local list = event == false and all_wrappers or event_wrappers[event]
+		if not list then return end
+		for i = #list, 1, -1 do
+			if list[i] == wrapper then t_remove(list, i) end
+		end
+		if #list == 0 then
+			if event == false then all_wrappers = nil else event_wrappers[event] = nil end
+		end
+	end
+	object.add_wrapper, object.remove_wrapper = add_wrapper, remove_wrapper
+	-- What module:wrap_object_event hooks into.
+	object.wrappers = { add_handler = add_wrapper, remove_handler = remove_wrapper }
+
+	local dispatch
 	function object.fire_event(event, ...)
+		local list = event_wrappers[event] or all_wrappers
+		if not list then return dispatch(event, ...) end
+		local position = #list
+		local function continue(name, data)
+			position = position - 1
+			if position == 0 then
+				if all_wrappers == nil or list == all_wrappers then return dispatch(name, data) end
+				list, position = all_wrappers, #all_wrappers
+			end
+			return list[position](continue, name, data)
+		end
+		return list[position](continue, event, (...))
+	end
+
+	function dispatch(event, ...)
 		local list = handlers[event]
 		if not list then return nil end
 		-- The handlers as they were when the event started: one added or removed

@@ -7,7 +7,7 @@
 local host, nethost = ...
 local host_events = nethost.host_events
 local type, pairs, ipairs, select, tostring = type, pairs, ipairs, select, tostring
-local setmetatable, error, loadfile, pcall = setmetatable, error, loadfile, pcall
+local setmetatable, error, loadfile, pcall, rawset = setmetatable, error, loadfile, pcall, rawset
 local t_insert, t_remove, t_concat = table.insert, table.remove, table.concat
 local t_pack, t_unpack = table.pack, table.unpack
 
@@ -26,6 +26,9 @@ function api:get_directory() return self.path and self.path:match("^(.*)/[^/]*$"
 function api:set_global()
 	self.host = "*"
 	self.global = true
+	-- As Prosody, which gives the module a new logger here: a `log` the module set
+	-- on itself is replaced by the module API's.
+	rawset(self, "log", nil)
 end
 
 local levels = { debug = true, info = true, warn = true, error = true }
@@ -227,3 +230,97 @@ end
 function api:context(host_name)
 	return setmetatable({ host = host_name or "*", global = "*" == host_name }, { __index = self, __newindex = self })
 end
+
+-- XMPP service discovery's items, kept as Prosody keeps them (NetHost answers no
+-- disco queries, but modules add them while loading and read them back).
+function api:add_feature(xmlns) self:add_item("feature", xmlns) end
+function api:add_identity(category, identity_type, name)
+	self:add_item("identity", { category = category, type = identity_type, name = name })
+end
+function api:add_extension(data) self:add_item("extension", data) end
+
+-- A stanza handler, hooked as Prosody hooks it ("stanza/XMLNS:NAME"). NetHost routes
+-- no stanzas, so it runs only when a module fires that event itself.
+function api:hook_tag(xmlns, name, handler, priority)
+	if not handler and type(name) == "function" then
+		xmlns, name, handler, priority = nil, xmlns, name, handler
+	elseif not (handler and name) then
+		self:log("warn", "Error: Insufficient parameters to module:hook_tag()")
+		return
+	end
+	return self:hook("stanza/" .. (xmlns and (xmlns .. ":") or "") .. name,
+		function (data) return handler(data.origin, data.stanza, data) end, priority)
+end
+
+-- Wrappers around an events object's handlers (util.events' add_wrapper).
+function api:wrap_object_event(events_object, event, handler)
+	return self:hook_object_event(assert(events_object.wrappers, "no wrappers"), event, handler)
+end
+function api:wrap_event(event, handler)
+	return self:wrap_object_event(host_events(self.host), event, handler)
+end
+-- As Prosody 0.12 has it: a handler of the global events, not a wrapper.
+function api:wrap_global(event, handler)
+	return self:hook_object_event(host_events("*"), event, handler)
+end
+
+-- A module's status, as Prosody's admin shell shows it.
+local status_priorities = { error = 3, warn = 2, info = 1, core = 0 }
+function api:set_status(status_type, status_message, override)
+	local priority = status_priorities[status_type]
+	if not priority then
+		self:log("error", "set_status: Invalid status type '%s', assuming 'info'", tostring(status_type))
+		status_type, priority = "info", status_priorities.info
+	end
+	local current = status_priorities[self.status_type] or 0
+	-- An error stays until another error replaces it, unless told otherwise.
+	if (current >= status_priorities.error and priority < current and override ~= true)
+		or (override == false and current > priority) then
+		self:log("debug", "moduleapi: ignoring status [prio %d override %s]: %s", priority, tostring(override), status_message)
+		return
+	end
+	self.status_type, self.status_message, self.status_time = status_type, status_message, host.wall_clock()
+	self:fire_event("module-status/updated", { name = self.name })
+end
+function api:get_status() return self.status_type, self.status_message, self.status_time end
+function api:log_status(level, message, ...)
+	local ok, text = pcall(string.format, message, ...)
+	self:set_status(level, ok and text or tostring(message))
+	return self:log(level, message, ...)
+end
+
+-- A file beside the module (or at an absolute path), opened with io.open.
+function api:load_resource(path, mode)
+	if path:sub(1, 1) ~= "/" then path = self:get_directory() .. "/" .. path:gsub("^%./+", "") end
+	return io.open(path, mode)
+end
+
+-- Periodic tasks (Prosody's mod_cron, which NetHost does not need): a task runs
+-- every period, first one period after it is added, as task:run(now).
+local periods = { hourly = 3600, daily = 86400, weekly = 604800 }
+function api:cron(task)
+	local period = periods[task.when]
+	if not period then error("module:cron: 'when' must be hourly, daily or weekly, got " .. tostring(task.when), 2) end
+	self:add_item("task", task)
+	self:add_timer(period, function (now)
+		local ok, err = pcall(task.run, task, now)
+		if not ok then self:log("error", "task %s failed: %s", tostring(task.name or "?"), tostring(err)) end
+		return period
+	end)
+end
+for when in pairs(periods) do
+	api[when] = function (self, name, fn)
+		if type(name) == "function" then fn, name = name, nil end
+		return self:cron({ name = name, when = when, run = fn })
+	end
+end
+
+-- XMPP routing and storage are Prosody's, not NetHost's: a module that needs them
+-- fails with a line that says so, not with a call to nil.
+local function not_hosted(what)
+	return function () error("module:" .. what .. ": NetHost hosts network services, not XMPP sessions or storage", 2) end
+end
+api.send = not_hosted("send")
+api.send_iq = not_hosted("send_iq")
+api.broadcast = not_hosted("broadcast")
+api.open_store = not_hosted("open_store")

@@ -94,6 +94,8 @@ function loader.load(name, host_name, path, state)
 	end
 	module.reloading, module.saved_state = nil, nil
 	if not ok then error(run_err, 0) end
+	-- Loaded on the global host, a module is global, as Prosody makes it.
+	if host_name == "*" and module.host == "*" and not module.global then module:set_global() end
 	if module.host == "*" and host_name ~= "*" then
 		if not module.global then
 			host.log(name, host_name, "warn", "Setting module.host = '*' is deprecated, call module:set_global() instead")
@@ -102,6 +104,8 @@ function loader.load(name, host_name, path, state)
 		map[name] = nil
 		modules_on("*")[name] = module
 	end
+	-- As Prosody: "Loaded", unless the module set a status of its own while loading.
+	module:set_status("core", "Loaded", false)
 	return module.host
 end
 
