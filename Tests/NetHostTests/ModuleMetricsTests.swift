@@ -91,4 +91,16 @@ struct ModuleMetricsTests {
         #expect(try metrics.expectRecorder("prosody_mod_probe_delay").values == [0.25])
         #expect(try metrics.expectRecorder("prosody_mod_probe_handling").values == [1.5])
     }
+
+    @Test("core.statsmanager, required directly: measure and metric make the same swift-metrics metrics")
+    func statsmanager() throws {
+        let metrics = TestMetrics()
+        _ = try Self.harness("""
+            local stats = require "core.statsmanager"
+            stats.measure("rate", "probe_events", nil, "kind", "a")()
+            stats.metric("gauge", "probe_level", "", "level", { "zone" }):with_labels("z1"):set(9)
+            """, metrics: metrics)
+        #expect(try metrics.expectCounter("prosody_probe_events", [("kind", "a")]).totalValue == 1)
+        #expect(try metrics.expectGauge("probe_level", [("zone", "z1")]).lastValue == 9)
+    }
 }

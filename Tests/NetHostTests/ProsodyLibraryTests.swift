@@ -121,7 +121,7 @@ struct ProsodyLibraryTests {
             #expect(harness.traced.isEmpty)
             #expect(harness.manager.problems.all == [
                 "module 'probe' failed to load: module needs '\(name)', a part of Prosody's server that NetHost does not provide "
-                    + "(it provides util.timer, util.logger, net.server's timers and core.configmanager)",
+                    + "(it provides util.timer, util.logger, net.server's timers, core.configmanager and core.statsmanager)",
             ])
         }
     }

@@ -68,11 +68,17 @@ function api:metric(type_, name, unit, description, label_keys, conf)
 end
 
 -- module:measure's kinds, as Prosody's statsmanager maps them onto metric families.
+-- `self` is what names the metric: a module (prosody_mod_NAME/name, with its host as
+-- a label on a host), or the statsmanager (prosody_name, with the label it is given).
 local function legacy(self, type_, name, unit)
 	local keys, values = {}, {}
-	if self.host ~= "*" then keys[1], values[1] = "host", self.host end
-	local mf = family(type_, "prosody_mod_" .. self.name .. "/" .. name, unit, nil, keys)
+	if self.label_key then keys[1], values[1] = self.label_key, self.label_value end
+	local mf = family(type_, self.prefix .. name, unit, nil, keys)
 	return mf:with_labels(t_unpack(values))
+end
+local function module_namer(module)
+	local scoped = module.host ~= "*"
+	return { prefix = "prosody_mod_" .. module.name .. "/", label_key = scoped and "host" or nil, label_value = module.host }
 end
 local measures = {
 	amount = function (self, name, conf)
@@ -110,5 +116,19 @@ function api:measure(name, stat_type, conf)
 	local make = measures[stat_type]
 	if not make then error("unknown legacy metric type " .. tostring(stat_type), 2) end
 	self:add_item("measure", { name = name, type = stat_type, conf = conf })
-	return make(self, name, conf)
+	return make(module_namer(self), name, conf)
 end
+
+-- `require "core.statsmanager"`, for modules that use it directly: the same metrics.
+nethost.statsmanager = {
+	measure = function (stat_type, name, conf, label_key, label_value)
+		local make = measures[stat_type]
+		if not make then error("unknown legacy metric type " .. tostring(stat_type), 2) end
+		return make({ prefix = "prosody_", label_key = label_key, label_value = label_value }, name, conf)
+	end,
+	metric = function (type_, name, unit, description, label_keys)
+		return family(type_, name, unit, description, label_keys or {})
+	end,
+	cork = function () end,
+	uncork = function () end,
+}
