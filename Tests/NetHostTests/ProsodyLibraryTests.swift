@@ -91,6 +91,28 @@ struct ProsodyLibraryTests {
         #expect(harness.traced == ["hello bonjour hello nil"])
     }
 
+    @Test("core.portmanager's get_service gives the item a module provided; gone when the module unloads")
+    func portmanager() throws {
+        let harness = try ModuleHarness(
+            modules: [
+                "svc": #"module:provides("net", { name = "svc_net", listener = {}, default_port = 7 })"#,
+                "probe": """
+                    local portmanager = require "core.portmanager"
+                    module:hook("look", function ()
+                        local service = portmanager.get_service("svc_net")
+                        trace(tostring(service and service.name) .. " " .. tostring(service and service.default_port)
+                            .. " " .. tostring(portmanager.get_registered_services().svc_net ~= nil))
+                    end)
+                    """,
+            ],
+            optionSource: FixedOptions(global: ["modules_enabled": .strings("svc", "probe")])
+        )
+        harness.manager.runtime.fireEvent("look", host: "*")
+        harness.manager.unload("svc")
+        harness.manager.runtime.fireEvent("look", host: "*")
+        #expect(harness.traced == ["svc_net 7 true", "nil nil false"])
+    }
+
     @Test("the prosody and hosts globals have Prosody's shape; prosody.events is the global events")
     func globals() throws {
         let harness = try Self.harness("""
@@ -114,14 +136,14 @@ struct ProsodyLibraryTests {
         ], "\(harness.logs.all)")
     }
 
-    @Test("a part of Prosody's server NetHost does not provide (core.portmanager, net.connect) fails to load, naming it")
+    @Test("a part of Prosody's server NetHost does not provide (core.sessionmanager, net.http) fails to load, naming it")
     func serverPartsNotProvided() throws {
-        for name in ["core.portmanager", "net.connect"] {
+        for name in ["core.sessionmanager", "net.http"] {
             let harness = try Self.harness(#"local x = require "\#(name)"; trace("loaded")"#)
             #expect(harness.traced.isEmpty)
             #expect(harness.manager.problems.all == [
                 "module 'probe' failed to load: module needs '\(name)', a part of Prosody's server that NetHost does not provide "
-                    + "(it provides util.timer, util.logger, net.server's timers, core.configmanager and core.statsmanager)",
+                    + "(it provides util.timer, util.logger, net.server's timers, core.configmanager, core.statsmanager and core.portmanager's get_service)",
             ])
         }
     }

@@ -53,19 +53,30 @@ end
 -- services are process-wide and named, so a module on any host can provide one
 -- and a second provider of a name is an error for the module that tries.
 local service_owner = setmetatable({}, { __mode = "k" })  -- item -> the host it was registered for
+-- The services by name, each with the items that provide it (one here), as
+-- Prosody's portmanager lists them.
+local registered = {}
 t_insert(nethost.on_new_events, function (_, events)
 	events.add_handler("item-added/net-provider", function (event)
 		local source = event.source
 		host.provide_net(source.name, source.host, event.item)
 		service_owner[event.item] = source.host
+		registered[event.item.name] = { event.item }
 	end)
 	events.add_handler("item-removed/net-provider", function (event)
 		local owner = service_owner[event.item]
 		if owner == nil then return end
 		service_owner[event.item] = nil
+		if registered[event.item.name] and registered[event.item.name][1] == event.item then registered[event.item.name] = nil end
 		host.remove_service(event.item.name, event.source.name, owner)
 	end)
 end)
+
+-- `require "core.portmanager"`: what modules ask of Prosody's port manager.
+nethost.portmanager = {
+	get_service = function (name) return (registered[name] or {})[1] end,
+	get_registered_services = function () return registered end,
+}
 
 local loader = {}
 

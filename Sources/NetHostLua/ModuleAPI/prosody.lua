@@ -58,6 +58,7 @@ for name, value in pairs(provided) do
 end
 -- Made by a later chunk (metrics.lua), so looked up when required.
 package.preload["core.statsmanager"] = function () return nethost.statsmanager end
+package.preload["core.portmanager"] = function () return nethost.portmanager end
 
 -- Prosody's core/ and net/ are the server itself (sessions, ports, its event
 -- loop): NetHost's own versions above stand in for the parts it has, and loading
@@ -71,7 +72,7 @@ end
 table.insert(package.searchers, 2, function (name)
 	if name:sub(1, 5) == "core." or name:sub(1, 4) == "net." then
 		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s', a part of Prosody's server that NetHost "
-			.. "does not provide (it provides util.timer, util.logger, net.server's timers, core.configmanager and core.statsmanager)", name))
+			.. "does not provide (it provides util.timer, util.logger, net.server's timers, core.configmanager, core.statsmanager and core.portmanager's get_service)", name))
 	end
 	if not library and name:sub(1, 5) == "util." then
 		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s' from Prosody's library, which is not installed at %s: "
