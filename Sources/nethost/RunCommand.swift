@@ -75,6 +75,8 @@ struct HostService: Service {
     let signals: UnixSignalsSequence
     let logger: Logger
     let common: CommonOptions
+    /// systemd's `Type=notify`, when it started NetHost.
+    let notifier = SystemdNotifier()
 
     /// Why NetHost did not start; `run` exits 1 after logging it.
     struct StartFailure: Error, CustomStringConvertible {
@@ -96,12 +98,17 @@ struct HostService: Service {
                     if signal == .sigusr1 {
                         server.logStatistics()
                     } else {
+                        notifier?.reloading()
                         await reload(server)
+                        notifier?.ready(status: "serving (reloaded)")
                     }
                 }
             }
             do {
-                try await server.run()
+                try await server.run(
+                    whenServing: { notifier?.ready(status: "serving") },
+                    whenStopping: { notifier?.stopping() }
+                )
             } catch let failure as NetHostServer.StartFailure {
                 tasks.cancelAll()
                 throw StartFailure(description: failure.description)

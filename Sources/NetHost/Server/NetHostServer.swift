@@ -183,6 +183,13 @@ public final class NetHostServer: Service, Sendable {
     /// stops as `shutdown` does. Throws `StartFailure`, after stopping, when no
     /// port could be opened: a server that listens nowhere serves nobody.
     public func run() async throws {
+        try await run(whenServing: {}, whenStopping: {})
+    }
+
+    /// `run()`, telling a supervisor: `whenServing` runs once the ports are open
+    /// (systemd counts the server started then), `whenStopping` once a graceful
+    /// shutdown begins.
+    public func run(whenServing: @Sendable () -> Void, whenStopping: @Sendable () -> Void) async throws {
         let failures = await start()
         if !failures.isEmpty, ports.openListeners.isEmpty {
             await shutdown()
@@ -194,7 +201,9 @@ public final class NetHostServer: Service, Sendable {
             let names = await loadedModules(on: host.name)
             if !names.isEmpty { logger.info("modules loaded on \(host.name): \(names.joined(separator: ", "))") }
         }
+        whenServing()
         try? await gracefulShutdown()
+        whenStopping()
         logger.info("stopping: closing listeners, then open connections")
         await shutdown()
     }
