@@ -8,6 +8,9 @@
 #   make fuzz-corpus        regenerate Fuzz/corpus from the test samples
 #   make sanitize-address   the whole test suite under AddressSanitizer (.build-asan); ASAN_FILTER=... for some
 #   make sanitize-thread    the whole test suite under ThreadSanitizer (.build-tsan); CI runs it
+#   make install            the release binary, the shipped modules, an example config, a systemd unit
+#                           and a logrotate snippet under PREFIX (/usr/local); DESTDIR for packagers
+#   make uninstall          removes what make install put there (not a config you changed)
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
@@ -19,10 +22,55 @@ FUZZ_FLAGS ?=
 FUZZER := $(FUZZ_BUILD)/proxy-parser-fuzzer
 export FUZZ_BUILD
 
-.PHONY: help test run fuzz fuzz-ci fuzz-build fuzz-corpus sanitize-address sanitize-thread
+.PHONY: help test run fuzz fuzz-ci fuzz-build fuzz-corpus sanitize-address sanitize-thread install uninstall
 
 help:
-	@sed -n '3,10p' Makefile | sed 's/^# *//'
+	@sed -n '3,13p' Makefile | sed 's/^# *//'
+
+# Where `make install` puts things. The binary looks for the shipped modules in
+# ../share/nethost/modules beside its own folder, so any PREFIX works. The config
+# goes under SYSCONFDIR: /etc for PREFIX=/usr, PREFIX/etc otherwise (as autoconf's
+# sysconfdir), so a trial install in a temporary PREFIX touches nothing outside it.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/nethost
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The binary to install; built in release mode unless given (the install test
+# gives the one it has just tested).
+INSTALL_BINARY ?=
+INSTALLED_MODULES := $(notdir $(wildcard modules/mod_*.lua))
+
+install:
+	binary="$(INSTALL_BINARY)"; \
+	if [[ -z "$$binary" ]]; then \
+	    scripts/install-deps; \
+	    swift build -c release --product nethost; \
+	    binary="$$(swift build -c release --show-bin-path)/nethost"; \
+	fi; \
+	install -D -m 0755 "$$binary" "$(DESTDIR)$(BINDIR)/nethost"
+	install -d "$(DESTDIR)$(DATADIR)/modules"
+	install -m 0644 $(addprefix modules/,$(INSTALLED_MODULES)) "$(DESTDIR)$(DATADIR)/modules/"
+	install -D -m 0644 prosody.cfg.lua.example "$(DESTDIR)$(DATADIR)/prosody.cfg.lua.example"
+	@# A config that exists is the operator's: never overwritten.
+	if [[ ! -e "$(DESTDIR)$(SYSCONFDIR)/nethost/prosody.cfg.lua" ]]; then \
+	    install -D -m 0644 prosody.cfg.lua.example "$(DESTDIR)$(SYSCONFDIR)/nethost/prosody.cfg.lua"; \
+	fi
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/nethost.service.in \
+	    | install -D -m 0644 /dev/stdin "$(DESTDIR)$(UNITDIR)/nethost.service"
+	install -D -m 0644 packaging/nethost.logrotate.in "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/nethost"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/nethost" "$(DESTDIR)$(UNITDIR)/nethost.service" \
+	    "$(DESTDIR)$(SYSCONFDIR)/logrotate.d/nethost" "$(DESTDIR)$(DATADIR)/prosody.cfg.lua.example"
+	rm -f $(addprefix "$(DESTDIR)$(DATADIR)/modules/",$(INSTALLED_MODULES))
+	rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(DATADIR)/modules" "$(DESTDIR)$(DATADIR)" 2>/dev/null || true
+	@# The config stays unless it is still the example, unchanged.
+	if cmp -s prosody.cfg.lua.example "$(DESTDIR)$(SYSCONFDIR)/nethost/prosody.cfg.lua"; then \
+	    rm -f "$(DESTDIR)$(SYSCONFDIR)/nethost/prosody.cfg.lua"; \
+	    rmdir --ignore-fail-on-non-empty "$(DESTDIR)$(SYSCONFDIR)/nethost" 2>/dev/null || true; \
+	fi
 
 test:
 	scripts/test

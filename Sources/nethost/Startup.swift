@@ -97,6 +97,8 @@ enum ShippedModules {
         if let executable = Bundle.main.executablePath {
             folder = ((executable as NSString).resolvingSymlinksInPath as NSString).deletingLastPathComponent
         }
+        // Installed (make install): PREFIX/bin/nethost finds PREFIX/share/nethost/modules.
+        candidates.append((folder as NSString).deletingLastPathComponent + "/share/nethost/modules")
         // .build/<triple>/debug/nethost -> up to four levels to the package root.
         for _ in 0 ..< 5 {
             candidates.append(folder + "/modules")
