@@ -14,17 +14,25 @@ public struct SinkLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
 
-    /// Starts at the lowest level any sink accepts, so that a record no sink wants
-    /// is not even built; each sink filters again by its own levels.
-    public var logLevel: Logger.Level
+    /// The lowest level any sink accepts now (so that a record no sink wants is not
+    /// even built; each sink filters again by its own levels), unless set.
+    public var logLevel: Logger.Level {
+        get { levelSet ?? sinkSet.minimumLevel }
+        set { levelSet = newValue }
+    }
+    private var levelSet: Logger.Level?
 
-    private let sinks: OpenSinks
+    /// Shared by every handler of a factory; a reload can replace the sinks in it.
+    private let sinkSet: LogSinkSet
 
     init(label: String, sinks: OpenSinks, metadataProvider: Logger.MetadataProvider?) {
+        self.init(label: label, sinkSet: LogSinkSet(sinks), metadataProvider: metadataProvider)
+    }
+
+    init(label: String, sinkSet: LogSinkSet, metadataProvider: Logger.MetadataProvider?) {
         self.label = label
-        self.sinks = sinks
+        self.sinkSet = sinkSet
         self.metadataProvider = metadataProvider
-        self.logLevel = sinks.accepted.minimum ?? .critical
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -33,6 +41,7 @@ public struct SinkLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        let sinks = sinkSet.sinks
         guard sinks.accepted.contains(event.level) else { return }
         let line = LogLine(
             time: .now(),
@@ -139,6 +148,62 @@ struct OpenSinks: Sendable {
             throw LoggingError(.cannotOpenFiles(failures))
         }
         self.init(opened, writer: writer)
+    }
+}
+
+/// The sinks a factory's handlers write to. Loggers are values kept all over the
+/// process (one per connection), so reopening the log files cannot hand them new
+/// handlers: they all read the sinks from here, and a reload replaces them here.
+final class LogSinkSet: Sendable {
+    private let current: Mutex<OpenSinks>
+    /// `minimumLevel`, as its index in `Logger.Level.allCases`: read on every log
+    /// call, without a lock.
+    private let minimumIndex: Atomic<Int>
+
+    init(_ sinks: OpenSinks) {
+        current = Mutex(sinks)
+        minimumIndex = Atomic(Self.index(of: sinks))
+    }
+
+    var sinks: OpenSinks { current.withLock { $0 } }
+
+    var minimumLevel: Logger.Level { Logger.Level.allCases[minimumIndex.load(ordering: .relaxed)] }
+
+    /// Lines queued before this go to the old sinks (an old file is closed once
+    /// the writer is done with them); lines logged after it to the new ones.
+    func replace(with sinks: OpenSinks) {
+        current.withLock { $0 = sinks }
+        minimumIndex.store(Self.index(of: sinks), ordering: .relaxed)
+    }
+
+    private static func index(of sinks: OpenSinks) -> Int {
+        let level = sinks.accepted.minimum ?? .critical
+        return Logger.Level.allCases.firstIndex(of: level) ?? Logger.Level.allCases.count - 1
+    }
+}
+
+/// Log handlers whose files can be opened again while the process runs: after a
+/// log rotation (logrotate renames the file, then `systemctl reload` sends SIGHUP),
+/// or with a `log` option the reloaded config changed. `factory` is what
+/// `LoggingSystem.bootstrap` takes.
+public final class ReopenableLogging: Sendable {
+    private let sinkSet: LogSinkSet
+
+    /// Opens the sinks of `configuration`.
+    /// - Throws: ``LoggingError`` naming every log file that cannot be opened.
+    public init(_ configuration: LoggingConfiguration) throws(LoggingError) {
+        sinkSet = LogSinkSet(try OpenSinks(opening: configuration))
+    }
+
+    public var factory: @Sendable (String) -> any LogHandler {
+        { [sinkSet] label in SinkLogHandler(label: label, sinkSet: sinkSet, metadataProvider: LoggingSystem.metadataProvider) }
+    }
+
+    /// Opens every sink of `configuration` again, by name (a rotated file's
+    /// successor, or new files), and switches every handler to them. If one cannot
+    /// be opened, nothing changes and the error says which.
+    public func reopen(_ configuration: LoggingConfiguration) throws(LoggingError) {
+        sinkSet.replace(with: try OpenSinks(opening: configuration))
     }
 }
 

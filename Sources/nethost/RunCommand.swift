@@ -27,8 +27,8 @@ struct RunCommand: AsyncParsableCommand {
             Console.error("nethost: \(error)")
             throw ExitCode(1)
         }
-        let factory = try LoggingSystem.makeLogHandlerFactory(logging)
-        LoggingSystem.bootstrap(factory)
+        let logs = try ReopenableLogging(logging)
+        LoggingSystem.bootstrap(logs.factory)
         defer { LogWriter.shared.flush(timeout: .seconds(2)) }  // lines are written by a thread of their own
         let logger = Logger(label: "nethost")
         for warning in logging.warnings { logger.warning("log: \(warning)") }
@@ -47,7 +47,7 @@ struct RunCommand: AsyncParsableCommand {
         let host = HostService(
             options: startup.serverOptions(),
             pidFilePath: startup.pidFilePath,
-            signals: signals, logger: logger, common: common
+            signals: signals, logger: logger, common: common, logs: logs
         )
         let group = ServiceGroup(
             configuration: .init(
@@ -75,6 +75,8 @@ struct HostService: Service {
     let signals: UnixSignalsSequence
     let logger: Logger
     let common: CommonOptions
+    /// The log files, opened again at each SIGHUP.
+    let logs: ReopenableLogging
     /// systemd's `Type=notify`, when it started NetHost.
     let notifier = SystemdNotifier()
 
@@ -117,12 +119,21 @@ struct HostService: Service {
         }
     }
 
-    /// SIGHUP: read the config again and apply it; a config with an error
-    /// changes nothing and is logged with its file and line.
+    /// SIGHUP: open the log files again (after a rotation, the new ones; with the
+    /// reloaded config's `log`), then read the config again and apply it; a config
+    /// with an error changes nothing and is logged with its file and line.
     private func reload(_ server: NetHostServer) async {
         logger.info("SIGHUP: reloading \(common.config)")
         do {
             let startup = try Startup(options: common)
+            do {
+                let logging = try startup.logging(levelOverride: common.logLevel)
+                try logs.reopen(logging)
+                for warning in logging.warnings { logger.warning("log: \(warning)") }
+                logger.info("log files opened again")
+            } catch {
+                logger.error("log files not opened again, the old ones are kept: \(error)")
+            }
             for diagnostic in startup.loaded.diagnostics {
                 logger.log(level: diagnostic.severity == .note ? .info : .warning, "\(diagnostic)")
             }
