@@ -167,7 +167,10 @@ final class LogSinkSet: Sendable {
 
     var sinks: OpenSinks { current.withLock { $0 } }
 
-    var minimumLevel: Logger.Level { Logger.Level.allCases[minimumIndex.load(ordering: .relaxed)] }
+    var minimumLevel: Logger.Level { Self.levels[minimumIndex.load(ordering: .relaxed)] }
+
+    /// Made once: `allCases` builds a new array at each call, and this is read at every log call.
+    private static let levels = Logger.Level.allCases
 
     /// Lines queued before this go to the old sinks (an old file is closed once
     /// the writer is done with them); lines logged after it to the new ones.
@@ -178,7 +181,7 @@ final class LogSinkSet: Sendable {
 
     private static func index(of sinks: OpenSinks) -> Int {
         let level = sinks.accepted.minimum ?? .critical
-        return Logger.Level.allCases.firstIndex(of: level) ?? Logger.Level.allCases.count - 1
+        return levels.firstIndex(of: level) ?? levels.count - 1
     }
 }
 
