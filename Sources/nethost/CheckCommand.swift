@@ -13,6 +13,13 @@ struct CheckCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "List every option NetHost knows (type, default, where it may be set, what it does) and exit; no config is read.")
     var options = false
 
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    @Option(name: .long, help: "text for people, json for tools (the same facts; exit status as for text).")
+    var format: Format = .text
+
     func run() async throws {
         if options {
             Console.print(OptionListing(registry: Startup.registry).text)
@@ -22,7 +29,11 @@ struct CheckCommand: AsyncParsableCommand {
         do {
             startup = try Startup(options: common)
         } catch {
-            Console.error("nethost check: \(error)")
+            if format == .json {
+                Console.print(CheckReport(config: common.config, modules: nil, problems: ["\(error)"]).json)
+            } else {
+                Console.error("nethost check: \(error)")
+            }
             throw ExitCode(1)
         }
         let diagnostics = startup.loaded.diagnostics
@@ -51,6 +62,7 @@ struct CheckCommand: AsyncParsableCommand {
         var modules: [String] = []
         var hostModules: [(String, [String])] = []
         var notes: [String] = diagnostics.filter { $0.severity == .note }.map { "\($0)" }
+        var warnings: [String] = []
         var stoppedEarly = false
         do {
             let server = try await NetHostServer(startup.serverOptions(reading: recording), logger: quiet)
@@ -61,6 +73,9 @@ struct CheckCommand: AsyncParsableCommand {
             problems += server.listenProblems()
             problems += plan.clashes
             problems += plan.bypasses
+            let findings = server.audit(plan)
+            problems += findings.filter { $0.severity == .error }.map(\.message)
+            warnings += findings.filter { $0.severity == .warning }.map(\.message)
             modules = await server.loadedModules
             for host in startup.configuration.definedHosts {
                 hostModules.append((host.name, await server.loadedModules(on: host.name)))
@@ -73,41 +88,22 @@ struct CheckCommand: AsyncParsableCommand {
             stoppedEarly = true
         }
 
-        Console.print("config: \(startup.configPath)")
-        if stoppedEarly {
-            Console.print("modules loaded: none (loading stopped at the first problem below)")
-        } else {
-            Console.print("modules loaded: \(modules.isEmpty ? "none" : modules.joined(separator: ", "))")
-        }
-        for (host, names) in hostModules where !names.isEmpty {
-            Console.print("modules loaded on \(host): \(names.joined(separator: ", "))")
-        }
-        for service in services {
-            let ports = plan.entries.filter { $0.service == service.name }
+        var report = CheckReport(config: startup.configPath, modules: stoppedEarly ? nil : modules)
+        report.hostModules = Dictionary(hostModules.filter { !$0.1.isEmpty }, uniquingKeysWith: { first, _ in first })
+        report.services = services.map { service in
+            let listens = plan.entries.filter { $0.service == service.name }
                 .map { $0.interface.contains(":") ? "[\($0.interface)]:\($0.port)" : "\($0.interface == "*" ? "0.0.0.0" : $0.interface):\($0.port)" }
-            let provider = service.host == "*" ? service.module : "\(service.module) on \(service.host)"
-            Console.print("service \(service.name) (module \(provider)): \(ports.isEmpty ? "no ports" : ports.joined(separator: ", "))")
+            return CheckReport.Service(name: service.name, module: service.module, host: service.host, listens: listens)
         }
         let usage = OptionUsageReport(
             configuration: startup.configuration, registry: Startup.registry,
             services: Set(services.map(\.name)), namesRead: recording.namesAsked
         )
-        if !usage.used.isEmpty {
-            Console.print("options used: \(usage.used.joined(separator: ", "))")
-        }
-        if !usage.accepted.isEmpty {
-            Console.print("accepted, not used by NetHost: \(usage.accepted.joined(separator: ", "))")
-        }
-        if !usage.unknown.isEmpty {
-            Console.print("unknown options (typo?): \(usage.unknown.map(\.description).joined(separator: ", "))")
-        }
-        for note in notes { Console.print("note: \(note)") }
-        if problems.isEmpty {
-            Console.print("no problems found")
-            return
-        }
-        Console.print("\(problems.count) problem\(problems.count == 1 ? "" : "s"):")
-        for problem in problems { Console.print("  - \(problem)") }
-        throw ExitCode(1)
+        report.options = .init(used: usage.used, accepted: usage.accepted, unknown: usage.unknown.map(\.description))
+        report.notes = notes
+        report.warnings = warnings
+        report.problems = problems
+        Console.print(format == .json ? report.json : report.text)
+        if !report.ok { throw ExitCode(1) }
     }
 }

@@ -82,6 +82,47 @@ struct CommandLineCheckTests {
         #expect(result.errorLines.isEmpty, "\(result.output)")
     }
 
+    @Test("safety audit: a PROXY port on every interface trusting everyone is an error; public trusted networks and unreachable services are warnings; --format json says the same")
+    func safetyAudit() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "check-audit")
+        let proxyPort = try FreePort.allocate()
+        let exposed = try workspace.write(
+            """
+            modules_enabled = { "net_proxy", "whoami", "echo" }
+            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            proxy_trusted_proxies = {}
+            echo_ports = {}
+            """,
+            to: "exposed.cfg.lua"
+        )
+        let result = try await workspace.run(["check", "--config", exposed], watching: CommandLineWorkspace.onLoopbacks(proxyPort))
+        #expect(result.termination == .exited(1), "\(result.output)")
+        #expect(result.standardOutput.contains(
+            "  - proxy_trusted_proxies = {} trusts every sender, and PROXY ports listen beyond loopback (every interface port \(proxyPort), :: port \(proxyPort))"
+        ), "\(result.output)")
+        #expect(result.standardOutput.contains("warning: service 'echo' (module echo) listens on no port"), "\(result.output)")
+
+        let json = try await workspace.run(["check", "--config", exposed, "--format", "json"], watching: [])
+        #expect(json.termination == .exited(1))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any], "\(json.output)")
+        #expect(object["ok"] as? Bool == false)
+        #expect((object["problems"] as? [String])?.contains { $0.hasPrefix("proxy_trusted_proxies = {} trusts every sender") } == true)
+        #expect((object["warnings"] as? [String])?.count == 1)
+
+        let publicTrust = try workspace.write(
+            """
+            modules_enabled = { "net_proxy", "whoami" }
+            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            proxy_trusted_proxies = { "127.0.0.1", "198.51.100.0/24" }
+            interfaces = { "127.0.0.1" }
+            """,
+            to: "public.cfg.lua"
+        )
+        let warned = try await workspace.run(["check", "--config", publicTrust], watching: CommandLineWorkspace.onLoopbacks(proxyPort))
+        #expect(warned.termination == .exited(0), "\(warned.output)")
+        #expect(warned.standardOutput.contains("warning: proxy_trusted_proxies includes public addresses (198.51.100.0/24)"), "\(warned.output)")
+    }
+
     @Test("a certificate that does not load is a problem in the list; the options are still reported")
     func aBrokenCertificateIsReportedWithTheOptions() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-cert")

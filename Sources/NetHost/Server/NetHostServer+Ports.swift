@@ -112,3 +112,30 @@ extension NetHostServer {
         Set(loops.map { ObjectIdentifier($0) })
     }
 }
+
+extension NetHostServer {
+    /// What `nethost check` finds unsafe or useless in where the services listen:
+    /// each pipeline service's own audit (net_proxy: whom it trusts, where its ports
+    /// listen), and services that nothing can reach (no port of their own, and no
+    /// PROXY port handing connections to them).
+    public func audit(_ plan: ListenPlan) -> [AuditFinding] {
+        var findings: [AuditFinding] = []
+        var reachable = Set(plan.entries.map(\.service))
+        for service in services.all {
+            guard case .pipeline(let pipeline) = service.handling else { continue }
+            let own = plan.entries.filter { $0.service == service.name }
+            findings += pipeline.audit(listeningOn: own.map { ListeningAddress(interface: $0.interface, port: $0.port) })
+            for entry in own {
+                if let target = pipeline.handOverTarget(forPort: entry.port) { reachable.insert(target) }
+            }
+        }
+        for service in services.all where !reachable.contains(service.name) {
+            findings.append(AuditFinding(
+                .warning,
+                "service '\(service.name)' (module \(service.module)) listens on no port and no PROXY port hands connections to it: "
+                    + "no one can reach it (set \(service.name)_ports, or map a port to it in proxy_port_mappings)"
+            ))
+        }
+        return findings
+    }
+}

@@ -182,8 +182,12 @@ public protocol ServicePipeline: Sendable {
     /// The service a port's connections are handed to once the pipeline is done
     /// with them (net_proxy: the port's mapping), so that the host can check it.
     func handOverTarget(forPort port: Int) -> String?
+    /// What is unsafe in how the service is set up, given where it will listen
+    /// (net_proxy: trusting everyone on a port others can reach), for `nethost check`.
+    func audit(listeningOn addresses: [ListeningAddress]) -> [AuditFinding]
 }
 
 extension ServicePipeline {
     public func handOverTarget(forPort port: Int) -> String? { nil }
+    public func audit(listeningOn addresses: [ListeningAddress]) -> [AuditFinding] { [] }
 }
