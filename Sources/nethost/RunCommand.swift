@@ -17,7 +17,9 @@ struct RunCommand: AsyncParsableCommand {
         // Trapped before anything else: a SIGHUP or SIGUSR1 sent while the config is
         // read or modules load must not meet the default action, which ends the
         // process. A reload asked for during start-up is applied once it is done.
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1)
+        // SIGTERM, SIGINT and SIGQUIT are the service group's (a graceful stop); they
+        // are watched here too, so that a second one ends the drain at once.
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr1, .sigterm, .sigint, .sigquit)
         let startup: Startup
         let logging: LoggingConfiguration
         do {
@@ -52,7 +54,7 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: host)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                gracefulShutdownSignals: [.sigterm, .sigint, .sigquit],
                 logger: logger
             )
         )
@@ -96,13 +98,23 @@ struct HostService: Service {
         let server = try await NetHostServer(options, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [signals] in
+                var stopSignals = 0
                 for await signal in signals {
-                    if signal == .sigusr1 {
+                    switch signal {
+                    case .sigusr1:
                         server.logStatistics()
-                    } else {
+                    case .sighup:
                         notifier?.reloading()
                         await reload(server)
                         notifier?.ready(status: "serving (reloaded)")
+                    default:
+                        // The first asks for a graceful stop (the service group starts it);
+                        // a second one while connections drain closes them now.
+                        stopSignals += 1
+                        if stopSignals >= 2 {
+                            logger.notice("\(signal) again: closing the open connections now")
+                            server.stopNow()
+                        }
                     }
                 }
             }

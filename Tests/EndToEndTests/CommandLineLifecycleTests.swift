@@ -13,8 +13,9 @@ import Darwin
 
 @Suite("CommandLine: stopping and the pidfile")
 struct CommandLineStopTests {
-    /// SIGTERM or SIGINT: listeners close, open connections are closed and their
-    /// services get `ondisconnect`, the pidfile goes, and the status is 0.
+    /// SIGTERM or SIGINT: listeners close, open connections are closed (at once,
+    /// with `shutdown_timeout = 0`) and their services get `ondisconnect`, the
+    /// pidfile goes, and the status is 0.
     @Test(arguments: [SIGTERM, SIGINT])
     func aSignalStopsGracefully(_ signal: Int32) async throws {
         let workspace = try CommandLineWorkspace(prefix: "stop")
@@ -28,6 +29,7 @@ struct CommandLineStopTests {
             marker_ports = { \(port) }
             marker_file = "\(marker)"
             pidfile = "nethost.pid"
+            shutdown_timeout = 0
 
             """,
             to: "etc/prosody.cfg.lua")

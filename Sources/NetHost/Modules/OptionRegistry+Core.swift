@@ -10,7 +10,7 @@ import NetHostLogging
 extension OptionRegistry {
     /// What the NetHost library itself reads, and the Prosody options it accepts.
     public static let core = OptionRegistry([
-        ModuleOptions.group, ListenOptions.group, NetworkOptions.group,
+        ModuleOptions.group, ListenOptions.group, NetworkOptions.group, ShutdownOptions.group,
         TLSConfigOptions.group, LoggingOptions.group, ProsodyOptions.group,
     ])
 

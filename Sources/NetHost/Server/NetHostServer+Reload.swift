@@ -26,6 +26,7 @@ extension NetHostServer {
         }
         let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
         liveSettings.value = settings
+        shutdownTimeout.value = Self.shutdownTimeout(from: newOptions, logger: logger, problems: problems)
         limiter.maximum = settings.maxConnections
         limiter.maximumPerAddress = settings.maxConnectionsPerIP
         limiter.shedIdleAfter = settings.shedIdleAfterAmount

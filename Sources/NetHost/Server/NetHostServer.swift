@@ -74,6 +74,11 @@ public final class NetHostServer: Service, Sendable {
     let warnedBypasses = NIOLockedValueBox<Set<String>>([])
     /// Set by the first shutdown; later calls return at once (the loops are gone).
     private let stopped = Atomic<Bool>(false)
+    /// A drain cut short (`stopNow()`).
+    private let hurried = Atomic<Bool>(false)
+    /// `shutdown_timeout`, read at start and at each reload (so a wrong value is
+    /// reported then, not when the server stops).
+    let shutdownTimeout: LiveValue<TimeAmount>
 
     /// Loads the modules (on the Lua loop) and the TLS settings; no port is opened yet.
     public init(_ configuration: Options, logger: Logger) async throws {
@@ -119,6 +124,7 @@ public final class NetHostServer: Service, Sendable {
         self.ports = PortManager(group: group, logger: logger)
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
+        self.shutdownTimeout = LiveValue(Self.shutdownTimeout(from: options, logger: logger, problems: problems))
         let tracker = ConnectionTracker()
         self.tracker = tracker
         self.limiter = ConnectionLimiter(
@@ -266,6 +272,7 @@ public final class NetHostServer: Service, Sendable {
         try? await ports.close().get()
         let modules = self.modules
         try? await luaLoop.submit { modules.value.fireEvent("server-stopping") }.get()
+        await drain()
         if let closing = tracker.closeAll() {
             // Bounded: a connection that does not finish closing in time is left to the group's shutdown.
             let done = luaLoop.makePromise(of: Void.self)
@@ -275,6 +282,40 @@ public final class NetHostServer: Service, Sendable {
         }
         try? await luaLoop.submit { modules.value.stop() }.get()
         try? await group.shutdownGracefully()
+    }
+
+    /// The graceful part of a stop: every open connection is told
+    /// (`onstatus(conn, "shutdown")`: a service can say goodbye and close) and gets
+    /// `shutdown_timeout` to end by itself. Ends early when the last one has, when
+    /// `stopNow()` is called (a second SIGTERM), or when the task is cancelled.
+    private func drain() async {
+        let timeout = shutdownTimeout.value
+        let open = await tracker.count()
+        guard open > 0, timeout > .zero, !hurried.load(ordering: .acquiring) else { return }
+        logger.info("draining: \(open) open connection(s) get up to \(Double(timeout.nanoseconds) / 1e9) s to end (shutdown_timeout)")
+        await tracker.announce(status: "shutdown")
+        let deadline = ContinuousClock.now.advanced(by: .nanoseconds(timeout.nanoseconds))
+        while ContinuousClock.now < deadline, !hurried.load(ordering: .acquiring), !Task.isCancelled {
+            if await tracker.count() == 0 { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let left = await tracker.count()
+        if left > 0 { logger.info("drain over: closing the \(left) connection(s) still open") }
+    }
+
+    static func shutdownTimeout(from options: any OptionSource, logger: Logger, problems: ProblemLog) -> TimeAmount {
+        var found: [String] = []
+        let timeout = ShutdownOptions.timeout(in: options, problems: &found)
+        for problem in found {
+            logger.warning("\(problem)")
+            problems.add(problem)
+        }
+        return timeout
+    }
+
+    /// Ends a drain at once (a second SIGTERM): what is still open is closed now.
+    public func stopNow() {
+        hurried.store(true, ordering: .releasing)
     }
 
     /// Stops a server whose ports were never opened (`nethost check`, a failed

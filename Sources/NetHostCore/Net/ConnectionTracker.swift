@@ -116,6 +116,27 @@ public final class ConnectionTracker: Sendable {
         return idlest
     }
 
+    /// Tells every tracked connection's listener `status` (`onstatus(conn, status)`),
+    /// each on its own loop; done once every loop has.
+    public func announce(status: String) async {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        for bound in loops {
+            try? await bound.eventLoop.submit {
+                for connection in bound.value.all { connection.status(status) }
+            }.get()
+        }
+    }
+
+    /// How many connections are open, counted on each one's loop.
+    public func count() async -> Int {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        var total = 0
+        for bound in loops {
+            total += (try? await bound.eventLoop.submit { bound.value.all.count }.get()) ?? 0
+        }
+        return total
+    }
+
     /// Closes every tracked connection; each listener gets its `onDisconnect`.
     public func closeAll() -> EventLoopFuture<Void>? {
         let loops = self.loops.withLockedValue { Array($0.values) }

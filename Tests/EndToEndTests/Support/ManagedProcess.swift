@@ -202,7 +202,10 @@ final class ManagedProcess: Sendable {
         }
     }
 
-    /// Stops the process: SIGTERM, then SIGKILL if it still runs after `timeout`;
+    /// Stops the process: SIGTERM, a second SIGTERM 200 ms later if it still runs
+    /// (nethost drains open connections for `shutdown_timeout` after the first, and
+    /// closes them at once at the second: a test that stops it wants it stopped;
+    /// the drain has tests of its own), then SIGKILL if it still runs after `timeout`;
     /// reaps it and returns how it ended. Calling it again returns the same answer.
     @discardableResult
     func stop(timeout: Duration = .seconds(5)) -> Termination {
@@ -215,10 +218,15 @@ final class ManagedProcess: Sendable {
             _ = kill(self.pid, SIGTERM)
             let clock = ContinuousClock()
             let deadline = clock.now.advanced(by: timeout)
+            var again: ContinuousClock.Instant? = clock.now.advanced(by: min(timeout / 2, .milliseconds(200)))
             while clock.now < deadline {
                 if let ended = self.reap(blocking: false) {
                     termination = ended
                     return ended
+                }
+                if let due = again, clock.now >= due {
+                    _ = kill(self.pid, SIGTERM)
+                    again = nil
                 }
                 usleep(5_000)
             }
