@@ -135,6 +135,31 @@ struct LuaTLSRelayTests {
         await fixture.stop()
     }
 
+    @Test("a client gone without close_notify (killed): ondisconnect is told so in words, as when the TLS ran on the Lua loop")
+    func raggedCloseReachesOndisconnect() async throws {
+        let fixture = try HostFixture(modules: ["relay_echo": Self.echo])
+        _ = try await Self.start(fixture, modules: ["relay_echo"])
+        let port = try fixture.port(of: "relay_echo")
+        // s_client -quiet ignores the end of its input; SIGKILL after 2 s closes the
+        // socket with no close_notify. (SIGKILL: the test process's children inherit
+        // a mask that blocks SIGTERM.)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "(printf 'ragged\\n'; sleep 4) | timeout -s KILL 2 openssl s_client -quiet -connect 127.0.0.1:\(port)"]
+        process.environment = ["PATH": "/usr/bin:/bin"]
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(output.contains("ragged"), "\(output)")
+        let reason = "TLS error: the peer closed the TLS connection without a close_notify alert"
+        #expect(await fixture.waitUntil { fixture.logs.all.contains { $0.contains("ondisconnect 127.0.0.1:") && $0.contains(reason) } },
+                "\(fixture.logs.all)")
+        await fixture.stop()
+    }
+
     @Test("conn:close() right after a large write: every byte written arrives before the close")
     func serverCloseAfterWrite() async throws {
         let fixture = try HostFixture(modules: ["relay_closer": Self.closer])
