@@ -39,6 +39,57 @@ extension NetProxyEndToEnd {
             await fixture.stop()
         }
 
+        static let proxiedService = """
+            local listener = {}
+            function listener.onconnect(conn)
+                conn:write(("client=%s:%d tls=%s proxy=%s\\n"):format(conn:ip(), conn:port(), tostring(conn:ssl()), tostring(conn:proxyip())))
+            end
+            function listener.onincoming(conn, data) conn:write(data) end
+            function listener.ondisconnect(conn, err) module:log("info", "ondisconnect %s:%d %s", conn:ip(), conn:port(), tostring(err)) end
+            module:provides("net", { name = "secure", listener = listener, encryption = "ssl" })
+            """
+
+        @Test("issue 14: TLS after the header runs off the Lua loop: the handshake completes while that loop is held; then the Lua service sees the header's client and the proxy")
+        func tlsAfterHeaderOffTheLuaLoop() async throws {
+            let port = try FreePort.allocate()
+            let fixture = try HostFixture(modules: ["secure": Self.proxiedService])
+            let certificate = try TestCertificate(in: fixture.directory)
+            let server = try await fixture.start(options: [
+                "modules_enabled": .strings("net_proxy", "secure"),
+                "proxy_port_mappings": .table(ConfigTable(map: [.integer(port): .string("secure")])),
+                "ssl": .table(ConfigTable(map: [
+                    .string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath),
+                ])),
+            ], natives: BuiltinModules.all + ProxyModules.all)
+            let gate = DispatchSemaphore(value: 0)
+            // Held until the handshake has had its chance (a continuation, not a future: a
+            // future's callback would be registered through the held loop itself).
+            await withCheckedContinuation { (held: CheckedContinuation<Void, Never>) in
+                server.luaLoop.execute {
+                    held.resume()
+                    gate.wait()
+                }
+            }
+            let client: TLSProbeClient
+            do {
+                client = try await TLSProbeClient.connect(
+                    port: port, preamble: Array("PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n".utf8)
+                )
+            } catch {
+                gate.signal()
+                throw error
+            }
+            let handshook = await client.waitForHandshake(timeout: .seconds(5))
+            gate.signal()
+            #expect(handshook, "the TLS handshake after the header needed the Lua loop")
+            try await client.send("payload\n")
+            #expect(await client.waitForText("payload\n"))
+            #expect(client.receivedText == "client=203.0.113.7:51234 tls=true proxy=127.0.0.1\npayload\n")
+            await client.shutdown()
+            #expect(await fixture.waitUntil { fixture.logs.contains("ondisconnect 203.0.113.7:51234 nil") }, "\(fixture.logs.all)")
+            await fixture.stop()
+        }
+
         @Test("a failed handshake after the header is logged at info with the client the header named and the proxy, in words")
         func failedHandshakeNamesTheClient() async throws {
             let port = try FreePort.allocate()

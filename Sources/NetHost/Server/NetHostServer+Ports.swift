@@ -39,10 +39,11 @@ extension NetHostServer {
         return failures
     }
 
-    /// Where a service's connections on `port` live: Lua services on the Lua loop,
-    /// Swift services on `swiftLoops`.
+    /// Where a service's connections on `port` are accepted: Lua services on the Lua
+    /// loop, Swift services on `swiftLoops`, and so are Lua services with direct TLS,
+    /// whose handshakes and encryption run there (`NetService.acceptExecutor`).
     private func loops(for service: NetService, port: Int, swiftLoops: [any EventLoop]) -> [any EventLoop] {
-        service.executor(forPort: port, services: services) == .luaLoop ? [luaLoop] : swiftLoops
+        service.acceptExecutor(forPort: port, services: services) == .luaLoop ? [luaLoop] : swiftLoops
     }
 
     /// The loops Swift services accept on: every loop but the Lua one while Lua

@@ -116,6 +116,9 @@ public final class Connection: LoopTimerTarget {
     /// a side table, and every retain and release of it, several per Lua callback,
     /// would take the runtime's slow path.
     package var finishObserver: (any ConnectionFinishObserver)?
+    /// For a direct-TLS connection relayed to the Lua loop (`LuaLoopTLSRelay`): the
+    /// client's own socket, on its own loop, where socket options take effect.
+    var relayedSocket: (any Channel)?
 
     private enum StartTLSPhase {
         case none
@@ -460,6 +463,15 @@ public final class Connection: LoopTimerTarget {
             option = ChannelOptions.socketOption(.so_keepalive)
         default:
             return false
+        }
+        if let relayedSocket {
+            // The client's socket lives on another loop: set there, and refusals logged.
+            let id = self.id
+            let logger = self.logger
+            relayedSocket.setOption(option, value: value ? 1 : 0).whenFailure { error in
+                logger.debug("setoption \(name) refused: \(error)", metadata: ["conn": "\(id)"])
+            }
+            return true
         }
         do {
             try channel.syncOptions?.setOption(option, value: value ? 1 : 0)

@@ -42,6 +42,10 @@ public final class ConnectionHandler: ChannelInboundHandler {
     private var setup: Setup?
     private let tracker: ConnectionTracker?
     private let startsWithTLS: Bool
+    /// Set when this is the Lua loop's end of a TLS connection whose TLS runs on
+    /// another loop (`LuaLoopTLSRelay`): the handshake is over before this stage
+    /// starts, and the errors that ended it are the other side's.
+    private let relay: TLSRelayLink?
     private var connection: Connection?
 
     /// - Parameters:
@@ -62,6 +66,26 @@ public final class ConnectionHandler: ChannelInboundHandler {
                            origin: origin, logger: logger, tls: tls)
         self.startsWithTLS = startsWithTLS
         self.tracker = tracker
+        self.relay = nil
+    }
+
+    /// The Lua loop's end of a relayed TLS connection (see `LuaLoopTLSRelay`).
+    init(
+        serviceName: String,
+        listener: any ConnectionListener,
+        settings: NetworkSettings,
+        addresses: ConnectionAddresses,
+        origin: (any Sendable)?,
+        logger: Logger,
+        tracker: ConnectionTracker?,
+        tls: TLSSettings,
+        relay: TLSRelayLink
+    ) {
+        self.setup = Setup(serviceName: serviceName, listener: listener, settings: settings, addresses: addresses,
+                           origin: origin, logger: logger, tls: tls)
+        self.startsWithTLS = true
+        self.tracker = tracker
+        self.relay = relay
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -93,6 +117,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
             tls: setup.tls,
             isTLS: startsWithTLS
         )
+        connection.relayedSocket = relay?.socket
         self.connection = connection
         if setup.settings.readSize == nil, setup.listener.defaultReadSize != NetworkSettings.defaultReadSize {
             // The port was opened with the Swift services' default; this listener's is another.
@@ -103,7 +128,26 @@ public final class ConnectionHandler: ChannelInboundHandler {
         tracker?.add(connection)
         connection.log(.debug, "connected")
         connection.start()
-        if !startsWithTLS {
+        if let relay {
+            // The handshake finished on the TLS side's loop (or never did: then only
+            // ondisconnect follows, as for a handshake that failed here).
+            let handshake = relay.handshake
+            if handshake.completed {
+                handshakeCompleted(connection, negotiatedProtocol: handshake.negotiatedProtocol)
+            }
+        } else if !startsWithTLS {
+            connection.announceConnect()
+        }
+    }
+
+    private func handshakeCompleted(_ connection: Connection, negotiatedProtocol: String?) {
+        connection.log(.debug, "TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
+        // What the service wrote during a STARTTLS handshake goes first, encrypted.
+        connection.tlsHandshakeCompleted()
+        // Prosody's order: the status first, then, for direct TLS, onconnect, so
+        // the service meets the connection once it is encrypted.
+        connection.status("ssl-handshake-complete")
+        if startsWithTLS {
             connection.announceConnect()
         }
     }
@@ -118,32 +162,35 @@ public final class ConnectionHandler: ChannelInboundHandler {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event {
-            connection?.log(.debug, "TLS handshake complete", metadata: negotiatedProtocol.map { ["alpn": "\($0)"] })
-            // What the service wrote during a STARTTLS handshake goes first, encrypted.
-            connection?.tlsHandshakeCompleted()
-            // Prosody's order: the status first, then, for direct TLS, onconnect, so
-            // the service meets the connection once it is encrypted.
-            connection?.status("ssl-handshake-complete")
-            if startsWithTLS {
-                connection?.announceConnect()
-            }
+        if case TLSUserEvent.handshakeCompleted(let negotiatedProtocol) = event, let connection {
+            handshakeCompleted(connection, negotiatedProtocol: negotiatedProtocol)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let failure = TLSFailure(error) {
-            connection?.tlsFailed(failure)
-        } else {
-            connection?.noteChannelError(Self.describe(error))
-            connection?.log(.debug, "connection error: \(error)")
-        }
+        note(TLSRelayLink.Ending(error), error: error)
         context.close(promise: nil)
+    }
+
+    /// What `ondisconnect` is told, and the log, for an error of this connection's.
+    private func note(_ ending: TLSRelayLink.Ending, error: (any Error)? = nil) {
+        switch ending {
+        case .tls(let failure):
+            connection?.tlsFailed(failure)
+        case .channel(let description):
+            connection?.noteChannelError(description)
+            connection?.log(.debug, "connection error: \(error.map { "\($0)" } ?? description)")
+        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         if let connection {
+            // A relayed connection's own errors are the TLS side's; its end of the
+            // pair only saw the end of input.
+            for ending in relay?.takeEndings() ?? [] {
+                note(ending)
+            }
             tracker?.remove(connection)
             self.connection = nil
             connection.log(.debug, "disconnected", metadata: connection.closeReason.map { ["reason": "\($0)"] })
@@ -153,7 +200,7 @@ public final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// Prosody passes the socket error's text to ondisconnect; match its words for the common ones.
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         if let ioError = error as? IOError {
             switch ioError.errnoCode {
             case ECONNRESET: return "connection reset by peer"

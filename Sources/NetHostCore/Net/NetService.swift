@@ -85,6 +85,21 @@ public struct NetService: Sendable {
         case .pipeline(let pipeline): return pipeline.executor(forPort: port, services: services)
         }
     }
+
+    /// Where `port` accepts: where its connections live, except that a Lua service
+    /// with direct TLS (on its own port, or behind a pipeline such as net_proxy's)
+    /// accepts on the Swift loops, which run the handshake and the encryption and
+    /// relay plaintext to the Lua loop (`LuaLoopTLSRelay`), so that a flood of
+    /// handshakes does not hold up the Lua loop.
+    public func acceptExecutor(forPort port: Int, services: ServiceRegistry) -> Executor {
+        let executor = self.executor(forPort: port, services: services)
+        guard executor == .luaLoop else { return executor }
+        let served: NetService? = switch handling {
+        case .listener: self
+        case .pipeline(let pipeline): pipeline.handOverTarget(forPort: port).flatMap { services.service(named: $0) }
+        }
+        return served?.usesDirectTLS == true ? .anyLoop : .luaLoop
+    }
 }
 
 /// What a custom pipeline needs from the host for each accepted connection. A class:
@@ -146,6 +161,19 @@ public final class PipelineContext: Sendable {
                 return
             }
             position = .after(tlsStages)
+            if case .listener(_, .luaLoop) = service.handling, pipeline.eventLoop !== luaLoop {
+                // A Lua service's TLS connection accepted on a Swift loop: the TLS stays
+                // here, and plaintext goes to the Lua loop through a socket pair.
+                let settings = self.settings
+                let glue = RelayGlueHandler(closeGrace: settings.sendTimeoutAmount)
+                let relay = LuaLoopTLSRelay(luaSide: LuaLoopTLSRelay.LuaSide(
+                    luaLoop: luaLoop, serviceName: service.name, listener: listener, settings: settings,
+                    addresses: addresses, origin: origin, logger: logger, tracker: tracker, tls: tls
+                ), glue: glue)
+                try pipeline.addHandler(relay, position: position)
+                try pipeline.addHandler(glue, position: .after(relay))
+                return
+            }
         }
         let handler = ConnectionHandler(
             serviceName: service.name,

@@ -275,25 +275,10 @@ public final class PortManager: Sendable {
     private static func settingOptions(
         _ settings: NetworkSettings, then initialize: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        // Unwritable only once a real backlog builds up, so a write the socket takes at
-        // once costs no writability events. `Connection` keeps its own backlog, and hands
-        // the channel one batch at a time; it enforces max_send_buffer_size.
-        let waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize)))
-        // Receive buffers: 128 bytes kept between reads, larger ones only while the
-        // traffic needs them, up to read_size (a Lua listener's 8 KiB default is set
-        // when its ConnectionHandler starts). One read per wake-up, so NIO's pool
-        // keeps one buffer, not one per read of a cycle (see CompactAdaptiveRecvAllocator).
-        let receiving = CompactAdaptiveRecvAllocator.forConnections(readSize: settings.readSize ?? NetworkSettings.defaultReadSize)
-        let keepalive = settings.tcpKeepalive
+        let options = ConnectionChannelOptions(settings)
         return { channel in
             do {
-                guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
-                try options.setOption(.writeBufferWaterMark, value: waterMark)
-                try options.setOption(.recvAllocator, value: receiving)
-                try options.setOption(.maxMessagesPerRead, value: 1)
-                if keepalive {
-                    try options.setOption(.socketOption(.so_keepalive), value: 1)
-                }
+                try options.apply(to: channel)
             } catch {
                 return channel.eventLoop.makeFailedFuture(error)
             }
@@ -315,5 +300,39 @@ public final class PortManager: Sendable {
             return "not an IP address (\(addressError))"
         }
         return "\(error)"
+    }
+}
+
+/// The options every connection's channel gets, worked out once per port. The Lua
+/// end of a relayed TLS connection (`LuaLoopTLSRelay`) gets the same, since its
+/// `Connection` relies on them as on a socket's.
+struct ConnectionChannelOptions: Sendable {
+    private let waterMark: ChannelOptions.Types.WriteBufferWaterMark
+    private let receiving: CompactAdaptiveRecvAllocator
+    private let keepalive: Bool
+
+    init(_ settings: NetworkSettings, readSize: Int? = nil) {
+        // Unwritable only once a real backlog builds up, so a write the socket takes at
+        // once costs no writability events. `Connection` keeps its own backlog, and hands
+        // the channel one batch at a time; it enforces max_send_buffer_size.
+        waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 1, high: max(1, min(64 * 1024, settings.maxSendBufferSize)))
+        // Receive buffers: 128 bytes kept between reads, larger ones only while the
+        // traffic needs them, up to read_size (a Lua listener's 8 KiB default is set
+        // when its ConnectionHandler starts). One read per wake-up, so NIO's pool
+        // keeps one buffer, not one per read of a cycle (see CompactAdaptiveRecvAllocator).
+        receiving = CompactAdaptiveRecvAllocator.forConnections(readSize: readSize ?? settings.readSize ?? NetworkSettings.defaultReadSize)
+        keepalive = settings.tcpKeepalive
+    }
+
+    /// Set through `syncOptions` rather than as a bootstrap's child options, which NIO
+    /// applies through a chain of futures: about ten allocations per option and connection.
+    func apply(to channel: any Channel, keepalive: Bool? = nil) throws {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        try options.setOption(.writeBufferWaterMark, value: waterMark)
+        try options.setOption(.recvAllocator, value: receiving)
+        try options.setOption(.maxMessagesPerRead, value: 1)
+        if keepalive ?? self.keepalive {
+            try options.setOption(.socketOption(.so_keepalive), value: 1)
+        }
     }
 }

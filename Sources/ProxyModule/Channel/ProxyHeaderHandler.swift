@@ -218,7 +218,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
                    message: "proxy_port_mappings sends port \(port) to service '\(serviceName)', which no loaded module provides")
             return
         }
-        if service.executor(forPort: port, services: self.context.services) == .luaLoop, channel.eventLoop !== self.context.luaLoop {
+        if service.acceptExecutor(forPort: port, services: self.context.services) == .luaLoop,
+           channel.eventLoop !== self.context.luaLoop {
             // Only while a reload that mapped this port to a Lua service moves the port to the
             // Lua loop (the old sockets still accept until the new one is bound beside them).
             refuse(context: context, peer: peer, outcome: .noService, level: .error,
