@@ -114,14 +114,15 @@ struct ProsodyLibraryTests {
         ], "\(harness.logs.all)")
     }
 
-    @Test("a part of Prosody's server NetHost does not provide (core.portmanager, net.connect) fails to load, naming it")
+    @Test("a part of Prosody's server NetHost does not provide (core.portmanager, net.adns) fails to load, naming it")
     func serverPartsNotProvided() throws {
-        for name in ["core.portmanager", "net.connect"] {
+        for name in ["core.portmanager", "net.adns"] {
             let harness = try Self.harness(#"local x = require "\#(name)"; trace("loaded")"#)
             #expect(harness.traced.isEmpty)
             #expect(harness.manager.problems.all == [
                 "module 'probe' failed to load: module needs '\(name)', a part of Prosody's server that NetHost does not provide "
-                    + "(it provides util.timer, util.logger, net.server's timers and core.configmanager)",
+                    + "(it provides util.timer, util.logger, net.server's timers and addclient, net.connect, "
+                    + "net.resolvers.basic and core.configmanager)",
             ])
         }
     }
