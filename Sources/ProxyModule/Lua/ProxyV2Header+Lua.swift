@@ -11,7 +11,7 @@ enum ProxyV2HeaderLua {
         [
         "proxy_v2_header": { stack in
             let connection = try stack.checkUserdata(1, as: Connection.self, function: "proxy_v2_header")
-            guard let bytes = header(for: connection.addresses) else {
+            guard let bytes = header(for: connection.addresses, received: connection.proxyHeader) else {
                 stack.pushNil()
                 return 1
             }
@@ -22,7 +22,20 @@ enum ProxyV2HeaderLua {
     }
 
     /// The header bytes; nil when the addresses are not IP addresses (nothing to announce).
-    static func header(for connection: ConnectionAddresses) -> [UInt8]? {
+    /// A connection that came with a PROXY header naming a client passes on that
+    /// header's source and destination (where the client meant to go, not this
+    /// host's socket), without its TLVs: they described the hop before this one.
+    static func header(for connection: ConnectionAddresses, received: ProxyHeader?) -> [UInt8]? {
+        if let received, received.command == .proxy {
+            switch received.addresses {
+            case .inet, .inet6:
+                return try? ProxyHeaderEncoder.encode(ProxyHeader(
+                    version: .v2, command: .proxy, transport: .stream, addresses: received.addresses
+                ))
+            case .unspecified, .unix:
+                break
+            }
+        }
         let addresses: ProxyHeader.Addresses
         let (source, destination) = (connection.clientIP, connection.serverIP)
         let (sourcePort, destinationPort) = (UInt16(clamping: connection.clientPort), UInt16(clamping: connection.serverPort))
