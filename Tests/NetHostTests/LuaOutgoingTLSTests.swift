@@ -15,14 +15,16 @@ struct LuaOutgoingTLSTests {
     static let tlsDriver = #"""
         local server = require "net.server"
         local listener = {}
+        local last
         function listener.onincoming(conn, data)
+        	if data == "close\n" then last:close(); conn:write("closed\n"); return end
         	local host, port, cafile = data:match("^(%S+) (%d+) ?(%S*)\n")
         	local l = {}
         	function l.onstatus(c, status) conn:write("status " .. status .. "\n") end
         	function l.onconnect(c) conn:write("connected ssl=" .. tostring(c:ssl()) .. "\n"); c:write("over tls\n") end
         	function l.onincoming(c, d) conn:write("got " .. d) end
         	function l.ondisconnect(c, err) conn:write("disconnected " .. tostring(err) .. "\n") end
-        	server.addclient(host, tonumber(port), l, nil, cafile ~= "" and { cafile = cafile } or true, "tcp")
+        	last = server.addclient(host, tonumber(port), l, nil, cafile ~= "" and { cafile = cafile } or true, "tcp")
         end
         module:provides("net", { name = "tls_driver", listener = listener })
         """#
@@ -54,6 +56,23 @@ struct LuaOutgoingTLSTests {
             #expect(try client.readLine() == "status ssl-handshake-complete")
             #expect(try client.readLine() == "connected ssl=true")
             #expect(try client.readLine() == "got over tls")
+        }
+    }
+
+    @Test("close while the TLS handshake waits for a silent server: given up, ondisconnect(conn, nil), no onconnect later")
+    func closeDuringHandshake() async throws {
+        let silent = try LoopbackBackend(mode: .stalledSink)
+        defer { silent.shutdown() }
+        try await withHost { fixture, _ in
+            let client = try fixture.connect(to: "tls_driver")
+            try client.send("127.0.0.1 \(silent.port)\n")
+            #expect(await fixture.waitUntil { silent.connectionCount == 1 })  // connected; the hello goes unanswered
+            try client.send("close\n")
+            #expect(try client.readLine() == "closed")
+            #expect(try client.readLine() == "disconnected nil")
+            silent.startReading()  // it reads the hello now; nothing comes of it
+            try client.send("127.0.0.1 \(try FreePort.allocate())\n")  // a marker: the next line is this one's
+            #expect(try client.readLine() == "disconnected connection refused")
         }
     }
 

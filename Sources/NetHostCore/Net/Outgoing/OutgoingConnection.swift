@@ -66,7 +66,10 @@ public final class OutgoingConnection {
     private var candidates: [SocketAddress] = []
     private var nextCandidate = 0
     private var attempt: OutgoingAttempt?
+    /// The connect timeout of the attempt under way, then the TLS handshake's.
     private var attemptTimeout: Scheduled<Void>?
+    /// The channel whose stages are in, while its TLS handshake runs (no `Connection` shown yet).
+    private var installed: (any Channel)?
     /// Bumped for each attempt: a late answer to an attempt given up finds it changed.
     private var generation = 0
     private var lastError: String?
@@ -287,6 +290,9 @@ public final class OutgoingConnection {
             do {
                 try install(on: channel)
             } catch {
+                installed = nil
+                attemptTimeout?.cancel()
+                attemptTimeout = nil
                 channel.close(promise: nil)
                 lastError = "\(error)"
                 tryNext()
@@ -294,15 +300,26 @@ public final class OutgoingConnection {
         }
     }
 
+    /// TLS handshakes are bounded as the server's are (`ssl_handshake_timeout`, 60 s).
+    static let defaultTLSHandshakeTimeout: Double = 60
+
+    private func handshakeTimedOut(_ channel: any Channel) {
+        guard case .connecting = state, installed === channel else { return }
+        end(reason: "TLS handshake timed out")
+    }
+
     /// The socket is connected: the stages a service's connection has, then reading on.
     private func install(on channel: any Channel) throws {
         let pipeline = channel.pipeline.syncOperations
+        installed = channel
         if let tlsContext {
             // SNI and the name checked: the host asked for, unless it is an address.
             let name = tlsOptions?.serverName ?? (HostResolution.literal(host, port: port) == nil ? host : nil)
             try pipeline.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: name))
+            let seconds = settings.tlsHandshakeTimeout ?? Self.defaultTLSHandshakeTimeout
+            let timeout = (try? TimeoutSeconds.timeAmount(seconds, infinity: .clampsToMaximum)) ?? .seconds(60)
+            attemptTimeout = eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in handshakeTimedOut(channel) }
         }
-        state = .connected
         // Reading on before the service's stage goes in: the stage's `onconnect` may
         // pause, and that must stay. Nothing is read before this turn of the loop ends.
         try channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
@@ -312,9 +329,24 @@ public final class OutgoingConnection {
         ))
     }
 
-    /// The `Connection` exists and a callback is about to tell of it: hand over.
-    fileprivate func bind(_ connection: Connection) {
-        guard self.connection == nil, finalAddresses == nil else { return }
+    /// The `Connection` exists and a callback is about to tell of it: hand over. The
+    /// listener to tell, or nil if this connection is not (or no longer) ours to show:
+    /// it was given up (closed by the service, its handshake timed out) meanwhile.
+    fileprivate func bound(_ connection: Connection) -> (any ConnectionListener)? {
+        if self.connection === connection { return listener }
+        guard self.connection == nil, case .connecting = state, installed === connection.channel else {
+            connection.abort(reason: "given up before it was connected")
+            return nil
+        }
+        bind(connection)
+        return listener
+    }
+
+    private func bind(_ connection: Connection) {
+        state = .connected
+        installed = nil
+        attemptTimeout?.cancel()
+        attemptTimeout = nil
         self.connection = connection
         onBind?(connection)
         onBind = nil
@@ -374,6 +406,8 @@ public final class OutgoingConnection {
         attemptTimeout = nil
         attempt?.cancel()
         attempt = nil
+        installed?.close(promise: nil)
+        installed = nil
         releaseQueue()
         onBind = nil
         let onFailed = self.onFailed
@@ -405,29 +439,29 @@ final class OutgoingBinding: ConnectionListener {
     /// The listener may change before the connection is made; ask for drains always.
     var wantsDrain: Bool { true }
 
-    private func bound(_ connection: Connection) -> any ConnectionListener {
-        let outgoing = outgoing.value
-        outgoing.bind(connection)
-        return outgoing.listener
+    /// A connection given up on meanwhile was aborted and gets no callbacks: its
+    /// listener has heard `onConnectFailed` (or Lua's `ondisconnect`) already.
+    private func bound(_ connection: Connection) -> (any ConnectionListener)? {
+        outgoing.value.bound(connection)
     }
 
-    func onConnect(_ connection: Connection) throws { try bound(connection).onConnect(connection) }
+    func onConnect(_ connection: Connection) throws { try bound(connection)?.onConnect(connection) }
     func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
-        try bound(connection).onIncoming(connection, data: data)
+        try bound(connection)?.onIncoming(connection, data: data)
     }
     func onDisconnect(_ connection: Connection, reason: String?) {
-        let listener = bound(connection)
+        guard let listener = bound(connection) else { return }
         listener.onDisconnect(connection, reason: reason)
         outgoing.value.connectionFinished(connection)
     }
     func onDrain(_ connection: Connection) throws {
-        let listener = bound(connection)
-        if listener.wantsDrain { try listener.onDrain(connection) }
+        guard let listener = bound(connection), listener.wantsDrain else { return }
+        try listener.onDrain(connection)
     }
-    func onReadTimeout(_ connection: Connection) throws -> Bool { try bound(connection).onReadTimeout(connection) }
-    func onStatus(_ connection: Connection, status: String) throws { try bound(connection).onStatus(connection, status: status) }
-    func onDetach(_ connection: Connection) throws { try bound(connection).onDetach(connection) }
+    func onReadTimeout(_ connection: Connection) throws -> Bool { try bound(connection)?.onReadTimeout(connection) ?? false }
+    func onStatus(_ connection: Connection, status: String) throws { try bound(connection)?.onStatus(connection, status: status) }
+    func onDetach(_ connection: Connection) throws { try bound(connection)?.onDetach(connection) }
     func onAttach(_ connection: Connection, data: (any Sendable)?) throws {
-        try bound(connection).onAttach(connection, data: data)
+        try bound(connection)?.onAttach(connection, data: data)
     }
 }

@@ -57,8 +57,8 @@ public struct OutgoingTLSOptions: Sendable, Hashable {
 /// DNS takes), sockets through `ClientBootstrap`.
 public struct PosixOutgoingTransport: OutgoingTransport {
     let pool: NIOThreadPool
-    /// TLS contexts by options: making one reads the CA store, so it is done once.
-    private let contexts = NIOLockedValueBox<[OutgoingTLSOptions: NIOSSLContext]>([:])
+    /// TLS contexts by options, for the process: making one reads the CA store, so it is done once.
+    private static let contexts = NIOLockedValueBox<[OutgoingTLSOptions: NIOSSLContext]>([:])
 
     public init(pool: NIOThreadPool = NIOSingletons.posixBlockingThreadPool) {
         self.pool = pool
@@ -95,10 +95,10 @@ public struct PosixOutgoingTransport: OutgoingTransport {
     }
 
     public func clientTLSContext(_ options: OutgoingTLSOptions, on loop: any EventLoop) -> EventLoopFuture<NIOSSLContext> {
+        let contexts = Self.contexts
         if let context = contexts.withLockedValue({ $0[options] }) {
             return loop.makeSucceededFuture(context)
         }
-        let contexts = self.contexts
         return pool.runIfActive(eventLoop: loop) {
             var configuration = TLSConfiguration.makeClientConfiguration()
             configuration.certificateVerification = options.verify ? .fullVerification : .none
@@ -172,7 +172,7 @@ public struct OutgoingFailure: Error, CustomStringConvertible, Sendable {
         if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
             return describe(first.error)
         }
-        if case ChannelError.connectTimeout = error as? ChannelError ?? .alreadyClosed { return "connection timed out" }
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError { return "connection timed out" }
         if let ioError = error as? IOError {
             switch ioError.errnoCode {
             case ECONNREFUSED: return "connection refused"
