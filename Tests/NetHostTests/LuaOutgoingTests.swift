@@ -85,7 +85,7 @@ struct LuaOutgoingTests {
         }
     }
 
-    @Test("a host name is resolved and its addresses tried in turn ('localhost' reaches a server on 127.0.0.1 only)")
+    @Test("a host name is resolved off the loop and connected to ('localhost')")
     func hostName() async throws {
         let backend = try LoopbackBackend(host: "127.0.0.1", mode: .echo)
         defer { backend.shutdown() }

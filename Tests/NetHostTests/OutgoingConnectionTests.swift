@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import NIOSSL
 import NetHostTestSupport
 import Testing
@@ -156,5 +157,52 @@ struct OutgoingPendingTests {
         #expect(settings.sendBufferBudget.used == 0)
         loop.advanceTime(by: .seconds(30))
         #expect(events.all == ["failed nil"])  // the timeout does not fire afterwards
+    }
+}
+
+/// Real sockets, with the name's addresses fixed by the test: the first refuses, the next serves.
+@Suite("Outgoing connections: addresses tried in order over real sockets")
+struct OutgoingFallbackTests {
+    struct FixedResolution: OutgoingTransport {
+        let addresses: [SocketAddress]
+        let real = PosixOutgoingTransport()
+        func resolve(host: String, port: Int, on loop: any EventLoop) -> EventLoopFuture<[SocketAddress]> {
+            loop.makeSucceededFuture(addresses)
+        }
+        func connect(to address: SocketAddress, on loop: any EventLoop, settings: NetworkSettings, readSize: Int) -> OutgoingAttempt {
+            real.connect(to: address, on: loop, settings: settings, readSize: readSize)
+        }
+        func clientTLSContext(_ options: OutgoingTLSOptions, on loop: any EventLoop) -> EventLoopFuture<NIOSSLContext> {
+            real.clientTLSContext(options, on: loop)
+        }
+    }
+
+    @Test("IPv6 refused, then IPv4 connects: what was written before goes out once, on the connection made")
+    func fallsBackInOrder() async throws {
+        let backend = try LoopbackBackend(host: "127.0.0.1", mode: .echo)
+        defer { backend.shutdown() }
+        let closed = try FreePort.allocate()
+        let addresses = [try SocketAddress(ipAddress: "::1", port: closed), try SocketAddress(ipAddress: "127.0.0.1", port: backend.port)]
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let events = OutgoingEvents()
+        let outgoing = try await loop.submit {
+            let outgoing = OutgoingConnection(
+                host: "two.example", port: 0, listener: events, settings: NetworkSettings(),
+                transport: FixedResolution(addresses: addresses), eventLoop: loop, logger: Logger(label: "test")
+            )
+            outgoing.start()
+            outgoing.write("sent early\n")
+            return NIOLoopBound(outgoing, eventLoop: loop)
+        }.get()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !events.all.contains(where: { $0.hasPrefix("incoming") }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(events.all == ["connect", "incoming sent early\n"])
+        let peer = try await loop.submit { outgoing.value.peerIP + " " + String(outgoing.value.peerPort) }.get()
+        #expect(peer == "127.0.0.1 \(backend.port)")
+        try await loop.submit { outgoing.value.close() }.get()
+        try await group.shutdownGracefully()
     }
 }
