@@ -7,7 +7,10 @@ enum ConnectionLuaAPI {
     static func register(on stack: LuaStack, runtime: LuaRuntime, adding extra: [String: LuaFunction]) {
         unowned let runtime = runtime
         func connection(_ stack: LuaStack, _ method: String) throws -> Connection {
-            try stack.checkUserdata(1, as: Connection.self, function: method)
+            if let connection = stack.userdata(at: 1, as: Connection.self) { return connection }
+            // An outgoing `conn` once connected (`OutgoingLuaAPI` calls these then).
+            if let connection = stack.userdata(at: 1, as: OutgoingConnection.self)?.connection { return connection }
+            return try stack.checkUserdata(1, as: Connection.self, function: method)
         }
         func pushOptional(_ stack: LuaStack, _ value: String?) -> Int32 {
             stack.push(value)
@@ -108,6 +111,7 @@ enum ConnectionLuaAPI {
                 return 0
             },
         ]
+        OutgoingLuaAPI.register(on: stack, runtime: runtime, builtIns: methods, extras: extra)
         stack.registerUserdataType(Connection.self, methods: methods.merging(extra) { builtIn, _ in builtIn }, metamethods: [
             "__tostring": { stack in
                 let conn = try connection(stack, "tostring")

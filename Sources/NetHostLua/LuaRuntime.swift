@@ -30,6 +30,10 @@ public final class LuaRuntime: ConnectionFinishObserver {
     let lifetime = LuaRuntimeLifetime()
     /// The data of the `onincoming` callback running now, if any (see `IncomingBytes`).
     var incoming: IncomingBytes?
+    /// How `net.server.addclient` reaches the network; tests substitute their own.
+    package var outgoingTransport: any OutgoingTransport = PosixOutgoingTransport()
+    /// The settings an outgoing connection gets: `network_settings` as the config says now.
+    package var outgoingSettings: () -> NetworkSettings
 
     /// How many VM instructions one callback, timer or module load may run
     /// (`lua_instruction_budget`); 0 means no limit.
@@ -95,6 +99,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         self.services = services
         self.logger = logger
         self.configDirectory = configDirectory
+        self.outgoingSettings = { [options] in Self.currentNetworkSettings(options) }
         ConnectionLuaAPI.register(on: state.stack, runtime: self, adding: connectionMethods)
         try installModuleAPI()
     }
@@ -387,6 +392,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 return 1
             },
             "add_timer": { [unowned self] stack in try addTimer(stack) },
+            "addclient": { [unowned self] stack in try addClient(stack) },
             "stop_timer": { [unowned self] stack in
                 stopTimer(try stack.checkInteger(1, function: "stop_timer"))
                 return 0

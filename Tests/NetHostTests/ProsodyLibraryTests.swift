@@ -136,14 +136,15 @@ struct ProsodyLibraryTests {
         ], "\(harness.logs.all)")
     }
 
-    @Test("a part of Prosody's server NetHost does not provide (core.sessionmanager, net.http) fails to load, naming it")
+    @Test("a part of Prosody's server NetHost does not provide (core.sessionmanager, net.adns) fails to load, naming it")
     func serverPartsNotProvided() throws {
-        for name in ["core.sessionmanager", "net.http"] {
+        for name in ["core.sessionmanager", "net.adns"] {
             let harness = try Self.harness(#"local x = require "\#(name)"; trace("loaded")"#)
             #expect(harness.traced.isEmpty)
             #expect(harness.manager.problems.all == [
                 "module 'probe' failed to load: module needs '\(name)', a part of Prosody's server that NetHost does not provide "
-                    + "(it provides util.timer, util.logger, net.server's timers, core.configmanager, core.statsmanager and core.portmanager's get_service)",
+                    + "(it provides util.timer, util.logger, net.server's timers and addclient, net.connect, "
+                    + "net.resolvers.basic, core.configmanager, core.statsmanager and core.portmanager's get_service)",
             ])
         }
     }

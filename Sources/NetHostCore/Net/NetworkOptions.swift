@@ -7,7 +7,7 @@ public enum NetworkOptions {
         default: "Prosody's timeouts and sizes, plus NetHost's limits", scope: .global,
         help: "read_timeout, send_timeout, max_send_buffer_size, max_send_buffer_total, tcp_backlog, read_size, "
             + "tcp_nodelay, tcp_keepalive, max_connections, max_connections_per_ip, shed_idle_after, ssl_handshake_timeout "
-            + "(alias handshake_timeout); and, read by net_proxy, max_pending_headers_per_ip"
+            + "(alias handshake_timeout), connect_timeout (outgoing connections, 20 s); and, read by net_proxy, max_pending_headers_per_ip"
     )
 
     public static let group = OptionRegistry.Group("network", options: [networkSettings])

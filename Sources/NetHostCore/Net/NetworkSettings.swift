@@ -57,7 +57,13 @@ public struct NetworkSettings: Sendable, Equatable {
     /// the global option `ssl_handshake_timeout` is set.
     public var tlsHandshakeTimeout: Double?
 
+    /// Seconds an outgoing connection (`net.server.addclient`, `net.connect`) may take
+    /// to connect to one address, TLS handshake not included (`ssl_handshake_timeout`
+    /// bounds that); Prosody's server_epoll name and default.
+    public var connectTimeout: Double = NetworkSettings.defaultConnectTimeout
+
     public static let defaultReadTimeout: Double = 840
+    public static let defaultConnectTimeout: Double = 20
     public static let defaultSendTimeout: Double = 180
 
     public init() {}
@@ -86,6 +92,11 @@ public struct NetworkSettings: Sendable, Equatable {
     public var shedIdleAfterAmount: TimeAmount {
         guard shedIdleAfter > 0, let amount = try? TimeoutSeconds.timeAmount(shedIdleAfter) else { return .zero }
         return amount
+    }
+
+    /// `connectTimeout` on the loop's clock, read as `readTimeoutAmount` is.
+    public var connectTimeoutAmount: TimeAmount {
+        (try? TimeoutSeconds.timeAmount(connectTimeout, infinity: .clampsToMaximum)) ?? .seconds(Int64(Self.defaultConnectTimeout))
     }
 
     /// `sendTimeout` on the loop's clock, read as `readTimeoutAmount` is.
@@ -146,6 +157,7 @@ public struct NetworkSettings: Sendable, Equatable {
         }
         seconds("read_timeout", &readTimeout)
         seconds("send_timeout", &sendTimeout)
+        seconds("connect_timeout", &connectTimeout)
         func secondsIfSet(_ key: String) -> Double? {
             guard table[key] != nil else { return nil }
             var value = Double.nan
@@ -180,11 +192,11 @@ public struct NetworkSettings: Sendable, Equatable {
         let known: Set<String> = [
             "read_timeout", "send_timeout", "max_send_buffer_size", "max_send_buffer_total", "tcp_backlog", "read_size",
             "tcp_nodelay", "tcp_keepalive", "max_connections", "max_connections_per_ip", "shed_idle_after",
-            "ssl_handshake_timeout", "handshake_timeout",
+            "ssl_handshake_timeout", "handshake_timeout", "connect_timeout",
             // net_proxy's, read by ProxyModule.
             "max_pending_headers_per_ip",
             // Prosody's server_epoll settings that NetHost's event loop has no use for.
-            "connect_timeout", "max_wait", "min_wait", "fatal_errors",
+            "max_wait", "min_wait", "fatal_errors",
             "opportunistic_writes", "keepalive", "nodelay", "edge_triggered", "ssl_timeout",
         ]
         for case .string(let key) in table.map.keys where !known.contains(key) {

@@ -47,11 +47,92 @@ function configmanager.get(host_name, key)
 	return host.get_option(host_name or "*", key)
 end
 
+-- Outgoing connections. addclient(addr, port, listeners, read_size, tls_ctx, typ, extra)
+-- as in Prosody 0.12's server_epoll: the conn comes back at once, the listener hears
+-- onconnect once connected or ondisconnect(conn, reason) if it never is. Unlike
+-- server_epoll, addr may be a host name whatever typ says: NetHost resolves it off
+-- the event loop and tries each address in turn. read_size is NetHost's (read_size
+-- in network_settings). tls_ctx: true, or a table of ssl options (cafile, verify,
+-- servername); extra.servername is the SNI name, as in Prosody.
+local function addclient(addr, port, listeners, read_size, tls_ctx, typ, extra) -- luacheck: ignore 212/read_size
+	if typ ~= nil and typ ~= "tcp" and typ ~= "tcp4" and typ ~= "tcp6" then
+		return nil, "invalid socket type"
+	end
+	local servername = type(extra) == "table" and extra.servername or nil
+	return host.addclient(addr, tonumber(port), listeners, tls_ctx, servername)
+end
+
+-- net.resolvers.basic: new(hostname, port, conn_type, extra), whose next(cb) gives
+-- the one target (conn_type, hostname, port, extra) and then nothing. The name is
+-- resolved by addclient, which tries every address it has (IPv6 and IPv4); its
+-- failure reaches net.connect as that attempt's error.
+local basic_methods = {}
+local basic_mt = { __index = basic_methods }
+function basic_methods:next(cb)
+	local target = self.target
+	self.target = nil
+	if not target then return cb(nil) end
+	return cb(target[1], target[2], target[3], target[4])
+end
+local basic = {}
+function basic.new(hostname, port, conn_type, extra)
+	conn_type = conn_type or "tcp"
+	return setmetatable({
+		hostname = hostname, port = port, conn_type = conn_type, extra = extra,
+		target = { conn_type, hostname, port, extra },
+	}, basic_mt)
+end
+
+-- net.connect's connect(target_resolver, listeners, options, data), with 0.12's
+-- contract: each target the resolver gives is tried in turn; the first connection
+-- made is handed to `listeners` (setlistener(listeners, data), then onconnect);
+-- when none is left, listeners.onfail(data, last error).
+local pending = {} -- conn -> attempt, while it connects
+local pending_listener = {}
+local function try_next(attempt)
+	attempt.resolver:next(function (conn_type, ip, port, extra)
+		if not conn_type then
+			if attempt.listeners.onfail then
+				attempt.listeners.onfail(attempt.data,
+					attempt.last_error or attempt.resolver.last_error or "unable to resolve service")
+			end
+			return
+		end
+		local sslctx = extra and extra.sslctx or attempt.options.sslctx
+		local conn, err = addclient(ip, port, pending_listener, nil, sslctx, conn_type, extra)
+		if not conn then
+			attempt.last_error = err or "unknown reason"
+			return try_next(attempt)
+		end
+		pending[conn] = attempt
+	end)
+end
+function pending_listener.onconnect(conn)
+	local attempt = pending[conn]
+	pending[conn] = nil
+	if not attempt then conn:close() return end
+	conn:setlistener(attempt.listeners, attempt.data)
+	if attempt.listeners.onconnect then return attempt.listeners.onconnect(conn) end
+end
+function pending_listener.ondisconnect(conn, reason)
+	local attempt = pending[conn]
+	pending[conn] = nil
+	if not attempt then return end
+	attempt.last_error = reason or "unknown reason"
+	try_next(attempt)
+end
+local function connect(target_resolver, listeners, options, data)
+	if listeners == nil then error("net.connect: listeners expected", 2) end
+	try_next({ resolver = target_resolver, listeners = listeners, options = options or {}, data = data })
+end
+
 local provided = {
 	["util.timer"] = timer,
 	["util.logger"] = logger,
 	["core.configmanager"] = configmanager,
-	["net.server"] = { add_task = timer.add_task, timer = timer },
+	["net.server"] = { add_task = timer.add_task, timer = timer, addclient = addclient },
+	["net.connect"] = { connect = connect },
+	["net.resolvers.basic"] = basic,
 }
 for name, value in pairs(provided) do
 	package.preload[name] = function () return value end
@@ -72,7 +153,8 @@ end
 table.insert(package.searchers, 2, function (name)
 	if name:sub(1, 5) == "core." or name:sub(1, 4) == "net." then
 		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s', a part of Prosody's server that NetHost "
-			.. "does not provide (it provides util.timer, util.logger, net.server's timers, core.configmanager, core.statsmanager and core.portmanager's get_service)", name))
+			.. "does not provide (it provides util.timer, util.logger, net.server's timers and addclient, net.connect, "
+			.. "net.resolvers.basic, core.configmanager, core.statsmanager and core.portmanager's get_service)", name))
 	end
 	if not library and name:sub(1, 5) == "util." then
 		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s' from Prosody's library, which is not installed at %s: "

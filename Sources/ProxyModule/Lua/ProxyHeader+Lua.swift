@@ -10,7 +10,7 @@ extension NetProxyModule {
         func connection(_ stack: LuaStack, _ method: String) throws -> Connection {
             try stack.checkUserdata(1, as: Connection.self, function: method)
         }
-        return [
+        let own: [String: LuaFunction] = [
             "proxyip": { stack in
                 stack.push(try connection(stack, "proxyip").addresses.proxyIP)
                 return 1
@@ -24,6 +24,7 @@ extension NetProxyModule {
                 return 1
             },
         ]
+        return own.merging(ProxyV2HeaderLua.methods) { first, _ in first }
     }
 }
 

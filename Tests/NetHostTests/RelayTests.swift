@@ -1,0 +1,141 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NetHostTestSupport
+import Testing
+@testable import NetHost
+@testable import NetHostCore
+@testable import NetHostLua
+
+/// modules/mod_tcp_relay.lua as shipped, between test clients and a NIO backend on loopback.
+@Suite("mod_tcp_relay over real sockets", .serialized)
+struct RelayTests {
+    static let relaySource: String = {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("modules/mod_tcp_relay.lua")
+        return (try? String(contentsOf: file, encoding: .utf8)) ?? "error('modules/mod_tcp_relay.lua not found')"
+    }()
+
+    static func options(backendPort: Int) -> [String: ConfigValue] {
+        [
+            "modules_enabled": .strings("tcp_relay"),
+            "tcp_relay_ports": .list(.integer(0)),
+            "tcp_relay_backend": .string("127.0.0.1:\(backendPort)"),
+        ]
+    }
+
+    /// Client `index`'s bytes: a pattern no other client sends, so a mix-up shows.
+    static func payload(_ index: Int, count: Int) -> [UInt8] {
+        var state = UInt32(truncatingIfNeeded: index &* 2_654_435_761 &+ 1)
+        return (0 ..< count).map { _ in
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return UInt8(truncatingIfNeeded: state >> 24)
+        }
+    }
+
+    @Test("20 relays at once, each moving 1 MiB each way through an echo backend, byte for byte")
+    func parallelRelays() async throws {
+        let backend = try LoopbackBackend(mode: .echo)
+        defer { backend.shutdown() }
+        try await HostFixture.running(modules: ["tcp_relay": Self.relaySource], options: Self.options(backendPort: backend.port)) { fixture in
+            let port = try fixture.port(of: "tcp_relay")
+            let size = 1 << 20, chunk = 32 * 1024, clients = 20
+            let results = NIOLockedValueBox<[Int: String]>([:])
+            let done = DispatchGroup()
+            for index in 0 ..< clients {
+                done.enter()
+                let thread = Thread {
+                    defer { done.leave() }
+                    do {
+                        let client = try TestClient(connectingTo: "127.0.0.1", port: port, timeout: .seconds(20))
+                        defer { client.close() }
+                        let bytes = Self.payload(index, count: size)
+                        var offset = 0
+                        while offset < size {
+                            let piece = Array(bytes[offset ..< offset + chunk])
+                            try client.send(piece)
+                            guard try client.read(count: chunk) == piece else {
+                                results.withLockedValue { $0[index] = "mismatch at \(offset)" }
+                                return
+                            }
+                            offset += chunk
+                        }
+                        results.withLockedValue { $0[index] = "ok" }
+                    } catch {
+                        results.withLockedValue { $0[index] = "\(error)" }
+                    }
+                }
+                thread.start()
+            }
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    done.wait()
+                    continuation.resume()
+                }
+            }
+            let outcome = results.withLockedValue { $0 }
+            #expect(outcome.count == clients)
+            #expect(outcome.values.allSatisfy { $0 == "ok" }, "\(outcome)")
+            #expect(backend.connectionCount == clients)
+            #expect(backend.receivedBytes == clients * size)
+        }
+    }
+
+    @Test("100 MiB into a relay whose backend stops reading: the relay holds under 256 KiB for it, then delivers every byte")
+    func stalledBackend() async throws {
+        let backend = try LoopbackBackend(mode: .stalledSink)
+        defer { backend.shutdown() }
+        try await HostFixture.running(modules: ["tcp_relay": Self.relaySource], options: Self.options(backendPort: backend.port)) { fixture in
+            guard let server = fixture.server else { return }
+            // The relay's backend connections count their send buffers in a budget of
+            // their own, so what they hold is measured apart from any other test's.
+            let budget = SendBufferBudget()
+            try await server.luaLoop.submit {
+                let runtime = server.modules.value.runtime
+                let current = runtime.outgoingSettings
+                runtime.outgoingSettings = {
+                    var settings = current()
+                    settings.sendBufferBudget = budget
+                    return settings
+                }
+            }.get()
+            let total = 100 << 20, chunk = 64 * 1024
+            let port = try fixture.port(of: "tcp_relay")
+            let sent = NIOLockedValueBox<String?>(nil)
+            let sender = Thread {
+                do {
+                    let client = try TestClient(connectingTo: "127.0.0.1", port: port, timeout: .seconds(30))
+                    defer { client.close() }
+                    let piece = [UInt8](repeating: 0x5A, count: chunk)
+                    for _ in 0 ..< total / chunk { try client.send(piece, timeout: .seconds(30)) }
+                    sent.withLockedValue { $0 = "ok" }
+                } catch {
+                    sent.withLockedValue { $0 = "\(error)" }
+                }
+            }
+            sender.start()
+            var peak = 0
+            // The stall: a second in which the backend reads nothing while the client keeps sending.
+            let stallEnd = ContinuousClock.now + .seconds(1)
+            while ContinuousClock.now < stallEnd {
+                peak = max(peak, budget.used)
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            let heldDuringStall = peak
+            backend.startReading()
+            let deadline = ContinuousClock.now + .seconds(120)
+            // Until every byte is there, or the sender has failed (the relay gave up on the connection).
+            while backend.receivedBytes < total, ContinuousClock.now < deadline, sent.withLockedValue({ $0 }).map({ $0 == "ok" }) ?? true {
+                peak = max(peak, budget.used)
+                try await Task.sleep(for: .milliseconds(1))
+            }
+            #expect(backend.receivedBytes == total)
+            #expect(heldDuringStall > 0, "the relay never had to hold anything: the stall did not happen")
+            print("relay backpressure: peak \(peak) bytes held for the backend, \(heldDuringStall) during the stall")
+            #expect(peak < 256 * 1024, "the relay held \(peak) bytes for its backend")
+            _ = await fixture.waitUntil { sent.withLockedValue { $0 } != nil }
+            #expect(sent.withLockedValue { $0 } == "ok")
+        }
+    }
+}
