@@ -210,20 +210,11 @@ struct ProsodyDifferentialTests {
         .enabled(if: ProsodyDriver.isAvailable, "needs lua5.4 and Prosody 0.12 under /usr/lib/prosody")
     )
     func sameObservations() throws {
-        let directory = NSTemporaryDirectory() + "nethost-prosody-diff-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let prosody = try ProsodyDriver.run(steps: Self.luaSteps(), in: directory)
+        let prosody = try ProsodyDriver.withScratchDirectory("nethost-prosody-diff") { directory in
+            try ProsodyDriver.run(steps: Self.luaSteps(), in: directory)
+        }
         let nethost = try Self.runOnNetHost()
         #expect(prosody.count > 60, "Prosody's run traced too little:\n\(prosody.joined(separator: "\n"))")
-        let firstDifference = zip(prosody, nethost).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(prosody.count, nethost.count)
-        #expect(
-            nethost == prosody,
-            """
-            first difference at line \(firstDifference + 1)
-            Prosody:\n\(prosody.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
-            NetHost:\n\(nethost.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
-            """
-        )
+        #expect(nethost == prosody, "\(ProsodyDriver.comparison(prosody: prosody, nethost: nethost))")
     }
 }

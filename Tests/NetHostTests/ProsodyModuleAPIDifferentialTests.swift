@@ -60,49 +60,16 @@ struct ProsodyModuleAPIDifferentialTests {
         trace(here .. " missing resource " .. tostring(module:load_resource("no-such-file") == nil))
         """
 
-    static func runOnProsody(in directory: String) throws -> [String] {
-        func quoted(_ text: String) -> String { "[==[" + text + "]==]" }
-        let steps = """
-            return {
-              { "host", "a.example" },
-              { "write", "probe", \(quoted(probe)) },
-              { "write", "host_probe", \(quoted(probe)) },
-              { "load", "*", "probe" },
-              { "load", "a.example", "host_probe" },
-            }
-            """
-        return try ProsodyDriver.run(steps: steps, in: directory).filter { !$0.hasPrefix("driver: load") }
-    }
-
-    static func runOnNetHost() throws -> [String] {
-        let harness = try ModuleHarness(modules: [:], options: [:], hosts: ["a.example": [:]])
-        try harness.write(module: "probe", probe)
-        try harness.write(module: "host_probe", probe)
-        try harness.manager.load("probe")
-        try harness.manager.load("host_probe", host: "a.example")
-        return harness.traced
-    }
-
     @Test(
         "disco items, hook_tag, wrappers, status and load_resource behave the same on Prosody 0.12 and on NetHost",
         .enabled(if: ProsodyDriver.isAvailable, "needs lua5.4 and Prosody 0.12 under /usr/lib/prosody")
     )
     func sameObservations() throws {
-        let directory = NSTemporaryDirectory() + "nethost-prosody-api-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let prosody = try Self.runOnProsody(in: directory)
-        let nethost = try Self.runOnNetHost()
+        let prosody = try ProsodyDriver.withScratchDirectory("nethost-prosody-api") { directory in
+            try ProsodyDriver.runTwoHostProbe(Self.probe, in: directory)
+        }
+        let nethost = try ModuleHarness(modules: [:], options: [:], hosts: ["a.example": [:]]).runTwoHostProbe(Self.probe)
         #expect(prosody.count > 30, "\(prosody.joined(separator: "\n"))")
-        let firstDifference = zip(prosody, nethost).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-            ?? min(prosody.count, nethost.count)
-        #expect(
-            nethost == prosody,
-            """
-            first difference at line \(firstDifference + 1)
-            Prosody:\n\(prosody.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
-            NetHost:\n\(nethost.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
-            """
-        )
+        #expect(nethost == prosody, "\(ProsodyDriver.comparison(prosody: prosody, nethost: nethost))")
     }
 }

@@ -89,54 +89,20 @@ struct ProsodyOptionsDifferentialTests {
         trace(module.host .. " get_option_path(relative, nil, /srv) = " .. show(module:get_option_path("relative", nil, "/srv/")))
         """
 
-    static func runOnProsody(in directory: String) throws -> [String] {
-        let configFile = directory + "/prosody.cfg.lua"
-        try config.write(toFile: configFile, atomically: true, encoding: .utf8)
-        func quoted(_ text: String) -> String { "[==[" + text + "]==]" }
-        let steps = """
-            return {
-              { "config_file", \(quoted(configFile)) },
-              { "host", "a.example" },
-              { "write", "probe", \(quoted(probe)) },
-              { "write", "host_probe", \(quoted(probe)) },
-              { "load", "*", "probe" },
-              { "load", "a.example", "host_probe" },
-            }
-            """
-        return try ProsodyDriver.run(steps: steps, in: directory).filter { !$0.hasPrefix("driver: load") }
-    }
-
-    static func runOnNetHost() throws -> [String] {
-        let loaded = try ConfigLoader.load(source: config)
-        let harness = try ModuleHarness(modules: [:], optionSource: loaded.configuration)
-        try harness.write(module: "probe", probe)
-        try harness.write(module: "host_probe", probe)
-        try harness.manager.load("probe")
-        try harness.manager.load("host_probe", host: "a.example")
-        return harness.traced
-    }
-
     @Test(
         "each getter returns and logs the same on Prosody 0.12 and on NetHost, for every shape of value",
         .enabled(if: ProsodyDriver.isAvailable, "needs lua5.4 and Prosody 0.12 under /usr/lib/prosody")
     )
     func sameValues() throws {
-        let directory = NSTemporaryDirectory() + "nethost-prosody-options-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let prosody = try Self.runOnProsody(in: directory)
-        let nethost = try Self.runOnNetHost()
+        let prosody = try ProsodyDriver.withScratchDirectory("nethost-prosody-options") { directory in
+            let configFile = directory + "/prosody.cfg.lua"
+            try Self.config.write(toFile: configFile, atomically: true, encoding: .utf8)
+            return try ProsodyDriver.runTwoHostProbe(Self.probe, configFile: configFile, in: directory)
+        }
+        let loaded = try ConfigLoader.load(source: Self.config)
+        let nethost = try ModuleHarness(modules: [:], optionSource: loaded.configuration).runTwoHostProbe(Self.probe)
         let expectedLines = 2 * (Self.names.count * 9 + 9 * 4 + 1)
         #expect(prosody.filter { !$0.hasPrefix("    log") }.count == expectedLines, "\(prosody.joined(separator: "\n"))")
-        let firstDifference = zip(prosody, nethost).enumerated().first { $0.element.0 != $0.element.1 }?.offset
-            ?? min(prosody.count, nethost.count)
-        #expect(
-            nethost == prosody,
-            """
-            first difference at line \(firstDifference + 1)
-            Prosody:\n\(prosody.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
-            NetHost:\n\(nethost.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
-            """
-        )
+        #expect(nethost == prosody, "\(ProsodyDriver.comparison(prosody: prosody, nethost: nethost))")
     }
 }

@@ -103,6 +103,16 @@ final class ModuleHarness {
     }
 
     /// Replaces a module's file (a new inode, as an editor's save does).
+    /// NetHost's side of `ProsodyDriver.runTwoHostProbe`: `probe` loaded globally
+    /// and as `host_probe` on a.example; what they traced.
+    func runTwoHostProbe(_ probe: String) throws -> [String] {
+        try write(module: "probe", probe)
+        try write(module: "host_probe", probe)
+        try manager.load("probe")
+        try manager.load("host_probe", host: "a.example")
+        return traced
+    }
+
     func write(module name: String, _ source: String) throws {
         try source.write(toFile: "\(directory)/mod_\(name).lua", atomically: true, encoding: .utf8)
     }

@@ -18,6 +18,45 @@ enum ProsodyDriver {
         let description: String
     }
 
+    /// Runs `body` with a new folder, removed afterwards.
+    static func withScratchDirectory<T>(_ prefix: String, _ body: (String) throws -> T) throws -> T {
+        let directory = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        return try body(directory)
+    }
+
+    /// Both traces, numbered, and the line where they first differ: the message of
+    /// a differential test's expectation.
+    static func comparison(prosody: [String], nethost: [String]) -> String {
+        let firstDifference = zip(prosody, nethost).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+            ?? min(prosody.count, nethost.count)
+        return """
+            first difference at line \(firstDifference + 1)
+            Prosody:\n\(prosody.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
+            NetHost:\n\(nethost.enumerated().map { "\($0 + 1) \($1)" }.joined(separator: "\n"))
+            """
+    }
+
+    /// The steps that load `probe` as two modules, `probe` on the global host and
+    /// `host_probe` on a.example (a module loaded globally would only be added to
+    /// the host), after an optional config file; the driver's own load lines are
+    /// left out of the trace.
+    static func runTwoHostProbe(_ probe: String, configFile: String? = nil, in directory: String) throws -> [String] {
+        func quoted(_ text: String) -> String { "[==[" + text + "]==]" }
+        let steps = """
+            return {
+              \(configFile.map { #"{ "config_file", \#(quoted($0)) },"# } ?? "")
+              { "host", "a.example" },
+              { "write", "probe", \(quoted(probe)) },
+              { "write", "host_probe", \(quoted(probe)) },
+              { "load", "*", "probe" },
+              { "load", "a.example", "host_probe" },
+            }
+            """
+        return try run(steps: steps, in: directory).filter { !$0.hasPrefix("driver: load") }
+    }
+
     /// `steps`: a Lua chunk returning the list of steps (see `source` for their names).
     static func run(steps: String, in directory: String) throws -> [String] {
         let driver = directory + "/prosody-driver.lua"
