@@ -19,6 +19,10 @@ public final class ConnectionTracker: Sendable {
         /// Read most recently. Not retained: the connection before it (or `first`)
         /// holds it for as long as it is linked.
         fileprivate(set) unowned(unsafe) var last: Connection?
+        /// Connections this loop has tracked since start, by service and local port, for
+        /// the metrics (`connectionCounts`): one dictionary update per connection, on its
+        /// own loop, so counting takes no lock. Those still open are counted from the list.
+        fileprivate var opened: [ServicePort: Int] = [:]
 
         fileprivate func append(_ connection: Connection) {
             connection.readEarlier = last
@@ -88,6 +92,7 @@ public final class ConnectionTracker: Sendable {
         let list = connections(on: connection.eventLoop)
         connection.trackedIn = list
         list.append(connection)
+        list.opened[ServicePort(connection), default: 0] += 1
     }
 
     func remove(_ connection: Connection) {
@@ -142,4 +147,51 @@ public final class ConnectionTracker: Sendable {
         }
         return result
     }
+
+    /// Connections by service and the local port they came in on: how many were
+    /// handed to the service since start and how many are open now (closed is the
+    /// difference), read on each connection's loop. For a metrics page.
+    public func connectionCounts() async -> [ServiceConnectionCount] {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        var opened: [ServicePort: Int] = [:]
+        var open: [ServicePort: Int] = [:]
+        for bound in loops {
+            guard let counts = try? await bound.eventLoop.submit({ () -> ([ServicePort: Int], [ServicePort: Int]) in
+                var openHere: [ServicePort: Int] = [:]
+                for connection in bound.value.all { openHere[ServicePort(connection), default: 0] += 1 }
+                return (bound.value.opened, openHere)
+            }).get() else { continue }
+            opened.merge(counts.0, uniquingKeysWith: +)
+            open.merge(counts.1, uniquingKeysWith: +)
+        }
+        return opened.map { key, count in
+            ServiceConnectionCount(service: key.service, port: key.port, opened: count, open: open[key] ?? 0)
+        }.sorted { ($0.service, $0.port) < ($1.service, $1.port) }
+    }
+}
+
+/// A service and the local port its connections came in on: for a connection behind
+/// net_proxy, the PROXY port.
+struct ServicePort: Hashable, Sendable {
+    let service: String
+    let port: Int
+
+    /// Read on the connection's loop, while its channel is open (NIO forgets the
+    /// addresses once it closes).
+    init(_ connection: Connection) {
+        service = connection.serviceName
+        port = connection.channel.localAddress?.port ?? 0
+    }
+}
+
+/// What `ConnectionTracker.connectionCounts` reports for one service and port.
+public struct ServiceConnectionCount: Sendable, Hashable {
+    public let service: String
+    public let port: Int
+    /// Handed to the service since start.
+    public let opened: Int
+    /// Open now.
+    public let open: Int
+    /// Closed since start (or being closed).
+    public var closed: Int { opened - open }
 }

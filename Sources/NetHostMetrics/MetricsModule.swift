@@ -1,0 +1,73 @@
+import Logging
+import NetHost
+import NIOCore
+import NIOHTTP1
+
+/// Native module `metrics`: serves the process's metrics in Prometheus' text format
+/// at `GET /metrics`, on a port of its own. Its service is `metrics`, so the host's
+/// usual options place it: `metrics_ports` (default 5280, the port Prosody's
+/// mod_http_openmetrics answers on) and `metrics_interfaces`; it is private, so it
+/// listens on loopback (`local_interfaces`) unless `metrics_interfaces` says otherwise.
+///
+/// It serves what the process's swift-metrics backend holds when that is a
+/// `MetricsExposition` (the `nethost` binary bootstraps one); otherwise (`nethost
+/// check`, a program that bootstrapped another backend) a page with only the build
+/// information, and a warning says why.
+public final class MetricsModule: NativeModule {
+    public static let name = "metrics"
+    public static let defaultPort = 5280
+    /// A scraper that keeps its connection open sends a request every scrape interval
+    /// (Prometheus: 1 minute by default); one silent for longer than this has gone.
+    static let idleTimeout = TimeAmount.minutes(3)
+
+    private let context: ModuleContext
+    let exposition: MetricsExposition
+
+    public init(context: ModuleContext) throws {
+        self.context = context
+        if let bootstrapped = MetricsExposition.bootstrapped {
+            exposition = bootstrapped
+        } else {
+            exposition = MetricsExposition(logger: context.logger)
+            context.logger.warning(
+                "metrics: this process's swift-metrics backend is not NetHost's Prometheus exposition, so the page shows only the build information"
+            )
+        }
+        HostMetrics.recordBuildInfo(in: exposition)
+    }
+
+    public func load() throws {
+        try context.provide(NetService(
+            name: "metrics",
+            handling: .pipeline(MetricsPipeline(exposition: exposition, logger: context.logger)),
+            module: Self.name,
+            defaultPorts: [Self.defaultPort],
+            isPrivate: true
+        ))
+    }
+}
+
+/// Each connection to the metrics port: NIO's HTTP/1.1 server stages, an idle
+/// timeout, and the handler that answers.
+struct MetricsPipeline: ServicePipeline {
+    let exposition: MetricsExposition
+    let logger: Logger
+
+    func executor(forPort port: Int, services: ServiceRegistry) -> NetService.Executor { .anyLoop }
+
+    func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try Self.addStages(to: channel.pipeline.syncOperations, exposition: exposition, logger: logger)
+        }
+    }
+
+    static func addStages(
+        to pipeline: ChannelPipeline.SynchronousOperations, exposition: MetricsExposition, logger: Logger
+    ) throws {
+        try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+        try pipeline.addHandler(IdleStateHandler(readTimeout: MetricsModule.idleTimeout))
+        try pipeline.addHandler(MetricsHTTPHandler(page: { loop in
+            loop.makeFutureWithTask { await exposition.page() }
+        }, logger: logger))
+    }
+}
