@@ -48,20 +48,52 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     private let baseLogger: Logger
     private var logger: Logger
     private var request: HTTPRequestHead?
+    /// A scraper that keeps its connection open sends a request every scrape interval;
+    /// one silent for `idleTimeout` has gone and is closed. On the loop's clock
+    /// (`scheduleTask`), so a test drives it with `EmbeddedEventLoop.advanceTime`.
+    private let idleTimeout: TimeAmount
+    private var idleTimer: Scheduled<Void>?
 
-    init(page: @escaping @Sendable (any EventLoop) -> EventLoopFuture<[UInt8]>, logger: Logger) {
+    init(page: @escaping @Sendable (any EventLoop) -> EventLoopFuture<[UInt8]>, idleTimeout: TimeAmount, logger: Logger) {
         self.page = page
+        self.idleTimeout = idleTimeout
         self.baseLogger = logger
         self.logger = logger
     }
 
     func channelActive(context: ChannelHandlerContext) {
         noteClient(context)
+        armIdleTimer(context: context)
         context.fireChannelActive()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { noteClient(context) }
+        if context.channel.isActive {
+            noteClient(context)
+            armIdleTimer(context: context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+        context.fireChannelInactive()
+    }
+
+    /// Starts the idle time again: at the start and at each part of a request.
+    private func armIdleTimer(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) {
+            let (handler, context) = bound.value
+            handler.logger.debug("closing a metrics connection idle for \(handler.idleTimeout)")
+            context.close(promise: nil)
+        }
     }
 
     /// Every line about this connection names the scraper (the host's `client` metadata).
@@ -73,6 +105,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        armIdleTimer(context: context)
         switch unwrapInboundIn(data) {
         case .head(let head):
             request = head
@@ -135,17 +168,6 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             done.whenComplete { _ in bound.value.close(promise: nil) }
         }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // A scraper that keeps its connection open sends a request every scrape
-        // interval; one silent for the whole idle timeout has gone.
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            logger.debug("closing idle metrics connection")
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -47,8 +47,8 @@ public final class MetricsModule: NativeModule {
     }
 }
 
-/// Each connection to the metrics port: NIO's HTTP/1.1 server stages, an idle
-/// timeout, and the handler that answers.
+/// Each connection to the metrics port: NIO's HTTP/1.1 server stages and the
+/// handler that answers (which also closes it once idle).
 struct MetricsPipeline: ServicePipeline {
     let exposition: MetricsExposition
     let logger: Logger
@@ -56,18 +56,21 @@ struct MetricsPipeline: ServicePipeline {
     func executor(forPort port: Int, services: ServiceRegistry) -> NetService.Executor { .anyLoop }
 
     func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture {
-            try Self.addStages(to: channel.pipeline.syncOperations, exposition: exposition, logger: logger)
+        let exposition = self.exposition
+        return channel.eventLoop.makeCompletedFuture {
+            try Self.addStages(to: channel.pipeline.syncOperations, logger: logger) { loop in
+                // The scrape hooks await other loops' answers, so the page is made in a task.
+                loop.makeFutureWithTask { await exposition.page() }
+            }
         }
     }
 
+    /// `page` makes the page on the given loop (a test hands a fixed one).
     static func addStages(
-        to pipeline: ChannelPipeline.SynchronousOperations, exposition: MetricsExposition, logger: Logger
+        to pipeline: ChannelPipeline.SynchronousOperations, logger: Logger,
+        page: @escaping @Sendable (any EventLoop) -> EventLoopFuture<[UInt8]>
     ) throws {
         try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-        try pipeline.addHandler(IdleStateHandler(readTimeout: MetricsModule.idleTimeout))
-        try pipeline.addHandler(MetricsHTTPHandler(page: { loop in
-            loop.makeFutureWithTask { await exposition.page() }
-        }, logger: logger))
+        try pipeline.addHandler(MetricsHTTPHandler(page: page, idleTimeout: MetricsModule.idleTimeout, logger: logger))
     }
 }
