@@ -44,6 +44,10 @@ public final class HostMetrics: Sendable {
                 mirrors.update("nethost_connections_closed_total", labels: labels, to: count.closed)
                 exposition.gauge(name: "nethost_connections_open", labels: labels).set(Int64(count.open))
             }
+            for (service, bytes) in await server.tracker.byteCounts() {
+                mirrors.update("nethost_service_received_bytes_total", labels: [("service", service)], to: bytes.received)
+                mirrors.update("nethost_service_written_bytes_total", labels: [("service", service)], to: bytes.written)
+            }
         }
     }
 

@@ -7,6 +7,8 @@ enum MetricDescriptions {
         "nethost_connections_opened_total": "Connections handed to a service's listener, by service and local port.",
         "nethost_connections_closed_total": "Connections of a service that have closed, by service and local port.",
         "nethost_connections_open": "Connections of a service open now, by service and local port.",
+        "nethost_service_received_bytes_total": "Bytes a service got from its peers (after TLS), by service.",
+        "nethost_service_written_bytes_total": "Bytes a service wrote to its peers (before TLS, sent or still buffered), by service.",
         "nethost_proxy_connections_total": "Connections on a net_proxy port by how their header phase ended.",
         "nethost_proxy_rejections_total": "Connections on a net_proxy port closed for a reason: invalid headers by parse error, shed ones by budget.",
         "nethost_proxy_header_seconds": "Time from accept to a complete PROXY header on a net_proxy port.",

@@ -100,6 +100,10 @@ struct CommandLineMetricsTests {
         #expect(value(#"nethost_connections_opened_total{service="fragile",port="\#(fragilePort)"}"#) == 1)
         #expect(value(#"nethost_lua_callback_errors_total{module="fragile",callback="onincoming"}"#) == 1)
         #expect(value("prosody_mod_fragile_lines_total") == 2)
+        // "hello\n" and "boom\n" in, "ok\n" out; whoami wrote its two answers.
+        #expect(value(#"nethost_service_received_bytes_total{service="fragile"}"#) == 11)
+        #expect(value(#"nethost_service_written_bytes_total{service="fragile"}"#) == 3)
+        #expect(value(#"nethost_service_written_bytes_total{service="whoami"}"#) == Double("203.0.113.7 5555\n127.0.0.1 \(plain.localPort)\n".utf8.count))
         #expect(value(#"nethost_build_info{version="0.1.0"}"#) == 1)
         #expect((value("nethost_open_fds") ?? 0) > 0)
         #expect((value("nethost_lua_memory_bytes") ?? 0) > 0)

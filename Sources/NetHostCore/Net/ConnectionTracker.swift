@@ -23,6 +23,9 @@ public final class ConnectionTracker: Sendable {
         /// the metrics (`connectionCounts`): one dictionary update per connection, on its
         /// own loop, so counting takes no lock. Those still open are counted from the list.
         fileprivate var opened: [ServicePort: Int] = [:]
+        /// Bytes in and out of this loop's closed connections, by service (their ports
+        /// are gone by then); the open ones' are added when read (`byteCounts`).
+        fileprivate var closedBytes: [String: ServiceBytes] = [:]
 
         fileprivate func append(_ connection: Connection) {
             connection.readEarlier = last
@@ -99,6 +102,7 @@ public final class ConnectionTracker: Sendable {
         guard let list = connection.trackedIn else { return }
         connection.trackedIn = nil
         list.unlink(connection)
+        list.closedBytes[connection.serviceName, default: ServiceBytes()].add(connection)
     }
 
     /// At `max_connections`: on `eventLoop`, which must be the caller's (the loop
@@ -167,6 +171,44 @@ public final class ConnectionTracker: Sendable {
         return opened.map { key, count in
             ServiceConnectionCount(service: key.service, port: key.port, opened: count, open: open[key] ?? 0)
         }.sorted { ($0.service, $0.port) < ($1.service, $1.port) }
+    }
+}
+
+extension ConnectionTracker {
+    /// Bytes each service got from its peers and wrote to them since start, its closed
+    /// connections' and its open ones' together, read on each connection's loop.
+    /// Counted per connection (an add per read and per write, on its loop) and summed
+    /// when it closes, so the connection path takes no lock and no shared counter.
+    public func byteCounts() async -> [String: ServiceBytes] {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        var result: [String: ServiceBytes] = [:]
+        for bound in loops {
+            guard let counts = try? await bound.eventLoop.submit({ () -> [String: ServiceBytes] in
+                var counts = bound.value.closedBytes
+                for connection in bound.value.all { counts[connection.serviceName, default: ServiceBytes()].add(connection) }
+                return counts
+            }).get() else { continue }
+            result.merge(counts) { ServiceBytes(received: $0.received + $1.received, written: $0.written + $1.written) }
+        }
+        return result
+    }
+}
+
+/// What `ConnectionTracker.byteCounts` reports for one service.
+public struct ServiceBytes: Sendable, Hashable {
+    /// From the peers (after TLS).
+    public var received = 0
+    /// Written by the service (before TLS, whether or not the peer has taken it yet).
+    public var written = 0
+
+    public init(received: Int = 0, written: Int = 0) {
+        self.received = received
+        self.written = written
+    }
+
+    mutating func add(_ connection: Connection) {
+        received &+= connection.bytesReceived
+        written &+= connection.bytesWritten
     }
 }
 
