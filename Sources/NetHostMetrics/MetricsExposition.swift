@@ -40,7 +40,7 @@ public final class MetricsExposition: MetricsFactory, Sendable {
     /// Buckets for timers: from a tenth of a millisecond (a header parsed at once) to
     /// ten seconds (past every default timeout).
     static let durationBuckets: [Duration] = [
-        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2_500),
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2_500),
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
         .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10),
     ]

@@ -2,6 +2,7 @@ import Logging
 import NetHost
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Native module `metrics`: serves the process's metrics in Prometheus' text format
 /// at `GET /metrics`, on a port of its own. Its service is `metrics`, so the host's
@@ -22,16 +23,18 @@ public final class MetricsModule: NativeModule {
 
     private let context: ModuleContext
     let exposition: MetricsExposition
+    /// Only when the exposition is not the process's backend: said at the first page
+    /// served, not at load, as `nethost check` loads the module without serving.
+    private let warning: FirstPageWarning?
 
     public init(context: ModuleContext) throws {
         self.context = context
         if let bootstrapped = MetricsExposition.bootstrapped {
             exposition = bootstrapped
+            warning = nil
         } else {
             exposition = MetricsExposition(logger: context.logger)
-            context.logger.warning(
-                "metrics: this process's swift-metrics backend is not NetHost's Prometheus exposition, so the page shows only the build information"
-            )
+            warning = FirstPageWarning()
         }
         HostMetrics.recordBuildInfo(in: exposition)
     }
@@ -39,7 +42,7 @@ public final class MetricsModule: NativeModule {
     public func load() throws {
         try context.provide(NetService(
             name: "metrics",
-            handling: .pipeline(MetricsPipeline(exposition: exposition, logger: context.logger)),
+            handling: .pipeline(MetricsPipeline(exposition: exposition, logger: context.logger, warning: warning)),
             module: Self.name,
             defaultPorts: [Self.defaultPort],
             isPrivate: true
@@ -52,11 +55,17 @@ public final class MetricsModule: NativeModule {
 struct MetricsPipeline: ServicePipeline {
     let exposition: MetricsExposition
     let logger: Logger
+    let warning: FirstPageWarning?
 
     func executor(forPort port: Int, services: ServiceRegistry) -> NetService.Executor { .anyLoop }
 
     func initialize(channel: any Channel, port: Int, context: PipelineContext) -> EventLoopFuture<Void> {
         let exposition = self.exposition
+        if let warning, warning.isFirst() {
+            logger.warning(
+                "metrics: this process's swift-metrics backend is not NetHost's Prometheus exposition, so the page shows only the build information"
+            )
+        }
         return channel.eventLoop.makeCompletedFuture {
             try Self.addStages(to: channel.pipeline.syncOperations, logger: logger) { loop in
                 // The scrape hooks await other loops' answers, so the page is made in a task.
@@ -72,5 +81,14 @@ struct MetricsPipeline: ServicePipeline {
     ) throws {
         try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
         try pipeline.addHandler(MetricsHTTPHandler(page: page, idleTimeout: MetricsModule.idleTimeout, logger: logger))
+    }
+}
+
+/// True once, for the first connection: a warning said once, not per scrape.
+final class FirstPageWarning: Sendable {
+    private let said = Atomic<Bool>(false)
+
+    func isFirst() -> Bool {
+        !said.exchange(true, ordering: .relaxed)
     }
 }

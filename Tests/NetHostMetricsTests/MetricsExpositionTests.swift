@@ -76,6 +76,14 @@ struct MetricsExpositionTests {
         #expect(exposition.registry.emitToString().contains("nethost_idle_shed_total 7\n"))
     }
 
+    @Test("histogram buckets rise, each once (Prometheus reads le as a cumulative, ordered list)")
+    func buckets() {
+        #expect(MetricsExposition.durationBuckets == MetricsExposition.durationBuckets.sorted())
+        #expect(Set(MetricsExposition.durationBuckets).count == MetricsExposition.durationBuckets.count)
+        #expect(MetricsExposition.valueBuckets == MetricsExposition.valueBuckets.sorted())
+        #expect(Set(MetricsExposition.valueBuckets).count == MetricsExposition.valueBuckets.count)
+    }
+
     @Test("Prometheus names: other characters become _, a leading digit gets one before it",
           arguments: [("a.b-c", "a_b_c"), ("9lives", "_9lives"), ("ok_name:x", "ok_name:x"), ("", "_")])
     func names(raw: String, sanitized: String) {
