@@ -161,6 +161,7 @@ public final class LuaListener: ConnectionListener {
         do throws(LuaError) {
             try runtime.withinBudget { () throws(LuaError) in try stack.call(arguments: 1 + extra, results: results) }
         } catch {
+            runtime.callbackFailures.record(module: module, callback: name, budgetExceeded: LuaRuntime.isBudgetExceeded(error))
             guard LuaRuntime.isBudgetExceeded(error) else { throw error }
             throw LuaError(
                 kind: .runtime,

@@ -71,6 +71,9 @@ extension LuaRuntime {
                 return
             }
         } catch {
+            callbackFailures.record(
+                module: timer.module, callback: "timer", budgetExceeded: (error as? LuaError).map(LuaRuntime.isBudgetExceeded) ?? false
+            )
             var metadata: Logger.Metadata = ["module": "\(timer.module)"]
             if timer.host != "*" { metadata["host"] = "\(timer.host)" }
             logger.error("error in timer callback, the timer is stopped: \(ErrorDescription(error))", metadata: metadata)

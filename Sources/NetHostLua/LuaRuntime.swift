@@ -73,6 +73,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
     var wallClock: () -> Double = LuaRuntime.systemWallClock
     /// The modules' metrics (`module:metric`, `module:measure`).
     let metrics: LuaMetrics
+    /// Callbacks that raised an error or ran out of budget, per module (metrics).
+    let callbackFailures: LuaCallbackFailures
     /// When the runtime started, as the wall clock tells it (`prosody.start_time`).
     private let startTime = LuaRuntime.systemWallClock()
 
@@ -89,6 +91,7 @@ public final class LuaRuntime: ConnectionFinishObserver {
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         self.metrics = LuaMetrics(factory: metricsFactory)
+        self.callbackFailures = LuaCallbackFailures(factory: metricsFactory)
         self.state = try LuaState(libraries: .all)
         // Services make short-lived strings and tables per event (each `data` received,
         // each reply built); the generational collector frees them in cheap minor

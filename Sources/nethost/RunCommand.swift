@@ -1,7 +1,9 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Logging
 import NetHost
+import NetHostMetrics
 import ServiceLifecycle
 import UnixSignals
 
@@ -33,6 +35,11 @@ struct RunCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap(logs.factory)
         defer { LogWriter.shared.flush(timeout: .seconds(2)) }  // lines are written by a thread of their own
         let logger = Logger(label: "nethost")
+        // The process's one metrics backend, before any module makes a metric: what
+        // swift-metrics counts (net_proxy, Lua modules' module:metric) and the host's
+        // own counts end up on the `metrics` module's page.
+        let exposition = MetricsExposition(logger: logger)
+        MetricsSystem.bootstrap(exposition)
         for warning in logging.warnings { logger.warning("log: \(warning)") }
         for diagnostic in startup.loaded.diagnostics {
             logger.log(level: diagnostic.severity == .note ? .info : .warning, "\(diagnostic)")
@@ -49,7 +56,7 @@ struct RunCommand: AsyncParsableCommand {
         let host = HostService(
             options: startup.serverOptions(),
             pidFilePath: startup.pidFilePath,
-            signals: signals, logger: logger, common: common, logs: logs
+            signals: signals, logger: logger, common: common, logs: logs, exposition: exposition
         )
         let group = ServiceGroup(
             configuration: .init(
@@ -79,6 +86,8 @@ struct HostService: Service {
     let common: CommonOptions
     /// The log files, opened again at each SIGHUP.
     let logs: ReopenableLogging
+    /// The metrics backend; the server's own counts are added to it once it exists.
+    let exposition: MetricsExposition
     /// systemd's `Type=notify`, when it started NetHost.
     let notifier = SystemdNotifier()
 
@@ -96,6 +105,7 @@ struct HostService: Service {
         }
         defer { pidFile?.release() }
         let server = try await NetHostServer(options, logger: logger)
+        let metrics = HostMetrics(server: server, exposition: exposition)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [signals] in
                 var stopSignals = 0
@@ -105,7 +115,7 @@ struct HostService: Service {
                         server.logStatistics()
                     case .sighup:
                         notifier?.reloading()
-                        await reload(server)
+                        metrics.reloaded(applied: await reload(server))
                         notifier?.ready(status: "serving (reloaded)")
                     default:
                         // The first asks for a graceful stop (the service group starts it);
@@ -121,7 +131,10 @@ struct HostService: Service {
             do {
                 try await server.run(
                     whenServing: { notifier?.ready(status: "serving") },
-                    whenStopping: { notifier?.stopping() }
+                    whenStopping: {
+                        notifier?.stopping()
+                        metrics.stop()
+                    }
                 )
             } catch let failure as NetHostServer.StartFailure {
                 tasks.cancelAll()
@@ -134,7 +147,8 @@ struct HostService: Service {
     /// SIGHUP: open the log files again (after a rotation, the new ones; with the
     /// reloaded config's `log`), then read the config again and apply it; a config
     /// with an error changes nothing and is logged with its file and line.
-    private func reload(_ server: NetHostServer) async {
+    /// Whether the new config was applied.
+    private func reload(_ server: NetHostServer) async -> Bool {
         logger.info("SIGHUP: reloading \(common.config)")
         do {
             let startup = try Startup(options: common)
@@ -150,8 +164,10 @@ struct HostService: Service {
                 logger.log(level: diagnostic.severity == .note ? .info : .warning, "\(diagnostic)")
             }
             try await server.reload(startup.configuration)
+            return true
         } catch {
             logger.error("reload refused, nothing changed: \(error)")
+            return false
         }
     }
 }

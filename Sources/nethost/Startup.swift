@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NetHost
+import NetHostMetrics
 import ProxyModule
 
 /// What `run` and `check` share: reading the config and deciding where modules come from.
@@ -40,7 +41,7 @@ struct Startup {
         }
     }
 
-    static let nativeModules: [any NativeModule.Type] = BuiltinModules.all + ProxyModules.all
+    static let nativeModules: [any NativeModule.Type] = BuiltinModules.all + ProxyModules.all + [MetricsModule.self]
 
     /// Every option NetHost knows: the core's, the native modules', the command's own.
     static let registry = OptionRegistry(nativeModules: nativeModules, adding: [ProcessOptions.group])

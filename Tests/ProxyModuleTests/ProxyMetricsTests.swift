@@ -29,6 +29,10 @@ extension NetProxyEndToEnd {
                 #expect(host.fixture.eventually { total("proxied") == 2 }, "proxied=\(total("proxied"))")
                 #expect(total("invalid") == 1)
                 #expect(total("untrusted") == 1)
+                // The rejected header by its reason, in a counter of its own.
+                #expect(metrics.total("nethost_proxy_rejections_total", [
+                    ("port", "\(host.port)"), ("outcome", "invalid"), ("reason", "badSignature"),
+                ]) == 1)
                 for outcome in ["local", "unknown_addresses", "shed", "timeout", "closed_early", "no_service", "hand_over_failed"] {
                     #expect(total(outcome) == 0, "\(outcome)")
                 }

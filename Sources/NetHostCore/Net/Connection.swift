@@ -110,6 +110,11 @@ public final class Connection: LoopTimerTarget {
     /// clock: how long it has been idle, when one must make room at `max_connections`.
     /// Apart from `lastReadTime`, which a service resets (`setReadTimeout`) without input.
     private(set) var lastReceived: NIODeadline
+    /// Bytes the service got from the peer and bytes it wrote (after TLS, before any
+    /// send buffer), for the metrics per service: plain adds on the connection's own
+    /// loop, summed by `ConnectionTracker` when it closes (`byteCounts`).
+    private(set) var bytesReceived = 0
+    private(set) var bytesWritten = 0
     /// Releases what `listenerSlot` holds once the connection has ended (the Lua runtime;
     /// not a closure, so a Lua-served connection carries no extra allocation). Strong, and
     /// cleared when the connection finishes: a weak reference would give the runtime
@@ -192,6 +197,7 @@ public final class Connection: LoopTimerTarget {
     @discardableResult
     public func write(_ buffer: ByteBuffer) -> Bool {
         guard state == .open else { return false }
+        bytesWritten &+= buffer.readableBytes
         if let backlog = backlog ?? handshakeBacklog() {
             return grew(by: backlog.stage(buffer, allocator: channel.allocator))
         }
@@ -202,6 +208,7 @@ public final class Connection: LoopTimerTarget {
     @discardableResult
     public func write(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard state == .open else { return false }
+        bytesWritten &+= bytes.count
         if let backlog = backlog ?? handshakeBacklog() {
             return grew(by: backlog.stage(bytes: bytes, allocator: channel.allocator))
         }
@@ -503,6 +510,7 @@ public final class Connection: LoopTimerTarget {
         }
         lastReadTime = timers.now
         lastReceived = lastReadTime
+        bytesReceived &+= buffer.readableBytes
         trackedIn?.touch(self)
         let outer = timers.reading
         timers.reading = self

@@ -19,6 +19,13 @@ public final class ConnectionTracker: Sendable {
         /// Read most recently. Not retained: the connection before it (or `first`)
         /// holds it for as long as it is linked.
         fileprivate(set) unowned(unsafe) var last: Connection?
+        /// Connections this loop has tracked since start, by service and local port, for
+        /// the metrics (`connectionCounts`): one dictionary update per connection, on its
+        /// own loop, so counting takes no lock. Those still open are counted from the list.
+        fileprivate var opened: [ServicePort: Int] = [:]
+        /// Bytes in and out of this loop's closed connections, by service (their ports
+        /// are gone by then); the open ones' are added when read (`byteCounts`).
+        fileprivate var closedBytes: [String: ServiceBytes] = [:]
 
         fileprivate func append(_ connection: Connection) {
             connection.readEarlier = last
@@ -88,12 +95,14 @@ public final class ConnectionTracker: Sendable {
         let list = connections(on: connection.eventLoop)
         connection.trackedIn = list
         list.append(connection)
+        list.opened[ServicePort(connection), default: 0] += 1
     }
 
     func remove(_ connection: Connection) {
         guard let list = connection.trackedIn else { return }
         connection.trackedIn = nil
         list.unlink(connection)
+        list.closedBytes[connection.serviceName, default: ServiceBytes()].add(connection)
     }
 
     /// At `max_connections`: on `eventLoop`, which must be the caller's (the loop
@@ -163,4 +172,89 @@ public final class ConnectionTracker: Sendable {
         }
         return result
     }
+
+    /// Connections by service and the local port they came in on: how many were
+    /// handed to the service since start and how many are open now (closed is the
+    /// difference), read on each connection's loop. For a metrics page.
+    public func connectionCounts() async -> [ServiceConnectionCount] {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        var opened: [ServicePort: Int] = [:]
+        var open: [ServicePort: Int] = [:]
+        for bound in loops {
+            guard let counts = try? await bound.eventLoop.submit({ () -> ([ServicePort: Int], [ServicePort: Int]) in
+                var openHere: [ServicePort: Int] = [:]
+                for connection in bound.value.all { openHere[ServicePort(connection), default: 0] += 1 }
+                return (bound.value.opened, openHere)
+            }).get() else { continue }
+            opened.merge(counts.0, uniquingKeysWith: +)
+            open.merge(counts.1, uniquingKeysWith: +)
+        }
+        return opened.map { key, count in
+            ServiceConnectionCount(service: key.service, port: key.port, opened: count, open: open[key] ?? 0)
+        }.sorted { ($0.service, $0.port) < ($1.service, $1.port) }
+    }
+}
+
+extension ConnectionTracker {
+    /// Bytes each service got from its peers and wrote to them since start, its closed
+    /// connections' and its open ones' together, read on each connection's loop.
+    /// Counted per connection (an add per read and per write, on its loop) and summed
+    /// when it closes, so the connection path takes no lock and no shared counter.
+    public func byteCounts() async -> [String: ServiceBytes] {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        var result: [String: ServiceBytes] = [:]
+        for bound in loops {
+            guard let counts = try? await bound.eventLoop.submit({ () -> [String: ServiceBytes] in
+                var counts = bound.value.closedBytes
+                for connection in bound.value.all { counts[connection.serviceName, default: ServiceBytes()].add(connection) }
+                return counts
+            }).get() else { continue }
+            result.merge(counts) { ServiceBytes(received: $0.received + $1.received, written: $0.written + $1.written) }
+        }
+        return result
+    }
+}
+
+/// What `ConnectionTracker.byteCounts` reports for one service.
+public struct ServiceBytes: Sendable, Hashable {
+    /// From the peers (after TLS).
+    public var received = 0
+    /// Written by the service (before TLS, whether or not the peer has taken it yet).
+    public var written = 0
+
+    public init(received: Int = 0, written: Int = 0) {
+        self.received = received
+        self.written = written
+    }
+
+    mutating func add(_ connection: Connection) {
+        received &+= connection.bytesReceived
+        written &+= connection.bytesWritten
+    }
+}
+
+/// A service and the local port its connections came in on: for a connection behind
+/// net_proxy, the PROXY port.
+struct ServicePort: Hashable, Sendable {
+    let service: String
+    let port: Int
+
+    /// Read on the connection's loop, while its channel is open (NIO forgets the
+    /// addresses once it closes).
+    init(_ connection: Connection) {
+        service = connection.serviceName
+        port = connection.channel.localAddress?.port ?? 0
+    }
+}
+
+/// What `ConnectionTracker.connectionCounts` reports for one service and port.
+public struct ServiceConnectionCount: Sendable, Hashable {
+    public let service: String
+    public let port: Int
+    /// Handed to the service since start.
+    public let opened: Int
+    /// Open now.
+    public let open: Int
+    /// Closed since start (or being closed).
+    public var closed: Int { opened - open }
 }

@@ -23,6 +23,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     private var machine: ProxyHeaderStateMachine
     /// The header's place on the loop's timer wheel (only `LoopTimers` uses it).
     var loopTimerSlot = LoopTimerSlot()
+    /// When the connection was admitted, for the header and hand-over times (metrics).
+    private var admittedAt = NIODeadline.distantFuture
 
     init(port: Int, runtime: ProxyRuntime, context: PipelineContext) {
         self.port = port
@@ -75,6 +77,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
             refuse(context: context, peer: peer, outcome: .untrusted, level: .warning,
                    message: "refused a connection from an untrusted peer (not in proxy_trusted_proxies)")
         case .admit(let slot, let timer):
+            admittedAt = .now()
             timer.wheel.schedule(self, at: timer.wheel.now + configuration.headerTimeLimit)
             let displaced = runtime.pending.admit(
                 slot, perAddress: configuration.maxPendingHeadersPerIP, overall: configuration.maxPendingHeaders
@@ -202,6 +205,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     ) {
         let channel = context.channel
         let peer = waiting.peer
+        statistics.recordHeaderTime(port: port, nanoseconds: (NIODeadline.now() - admittedAt).nanoseconds)
         let addresses = Self.addresses(for: header, peerIP: waiting.peerIP, channel: channel)
         let outcome: ProxyStatistics.Outcome = header.command == .local
             ? .local : (header.usesRealConnectionAddresses ? .unknownAddresses : .proxied)
@@ -248,6 +252,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
             return
         }
         statistics.record(outcome, port: port)
+        statistics.recordHandOverTime(port: port, nanoseconds: (NIODeadline.now() - admittedAt).nanoseconds)
         if remaining.readableBytes > 0 {
             context.fireChannelRead(wrapInboundOut(remaining))
         }

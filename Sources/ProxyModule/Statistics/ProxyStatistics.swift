@@ -3,7 +3,8 @@ import NIOConcurrencyHelpers
 
 /// What happened to the connections of each PROXY port, counted. Each count is
 /// also reported through swift-metrics as `nethost_proxy_connections_total`
-/// with `port` and `outcome` dimensions.
+/// with `port` and `outcome` dimensions, and the outcomes that have reasons as
+/// `nethost_proxy_rejections_total` with `port`, `outcome` and `reason`.
 public final class ProxyStatistics: Sendable {
     /// How a connection on a PROXY port ended its header phase.
     public enum Outcome: String, Sendable, CaseIterable {
@@ -52,9 +53,42 @@ public final class ProxyStatistics: Sendable {
 
     private let counts = NIOLockedValueBox<[Key: Count]>([:])
     /// The outcomes that have reasons (`invalid`, `shed`), by reason.
-    private let reasons = NIOLockedValueBox<[ReasonKey: Int]>([:])
+    private let reasons = NIOLockedValueBox<[ReasonKey: Count]>([:])
+
+    /// Per port: from accept to a complete header, and from accept to the service
+    /// having the connection (its stages added, its onconnect run).
+    private struct Timers {
+        let header: Timer
+        let handOver: Timer
+    }
+
+    private let timers = NIOLockedValueBox<[Int: Timers]>([:])
 
     public init() {}
+
+    private func timers(port: Int) -> Timers {
+        timers.withLockedValue { timers in
+            if let made = timers[port] { return made }
+            // Made once per port, as the counters are.
+            let dimensions = [("port", String(port))]
+            let made = Timers(
+                header: Timer(label: "nethost_proxy_header_seconds", dimensions: dimensions),
+                handOver: Timer(label: "nethost_proxy_handoff_seconds", dimensions: dimensions)
+            )
+            timers[port] = made
+            return made
+        }
+    }
+
+    /// A header on `port` was complete this long after its connection was accepted.
+    func recordHeaderTime(port: Int, nanoseconds: Int64) {
+        timers(port: port).header.recordNanoseconds(nanoseconds)
+    }
+
+    /// A connection on `port` was handed to its service this long after it was accepted.
+    func recordHandOverTime(port: Int, nanoseconds: Int64) {
+        timers(port: port).handOver.recordNanoseconds(nanoseconds)
+    }
 
     func record(_ outcome: Outcome, port: Int, reason: String? = nil) {
         let metric = counts.withLockedValue { counts -> Counter in
@@ -68,7 +102,16 @@ public final class ProxyStatistics: Sendable {
         }
         metric.increment()
         if let reason {
-            reasons.withLockedValue { $0[ReasonKey(port: port, outcome: outcome, reason: reason), default: 0] += 1 }
+            let metric = reasons.withLockedValue { reasons -> Counter in
+                let key = ReasonKey(port: port, outcome: outcome, reason: reason)
+                var count = reasons[key] ?? Count(metric: Counter(label: "nethost_proxy_rejections_total", dimensions: [
+                    ("port", String(port)), ("outcome", outcome.rawValue), ("reason", reason),
+                ]))
+                count.value += 1
+                reasons[key] = count
+                return count.metric
+            }
+            metric.increment()
         }
     }
 
@@ -85,7 +128,7 @@ public final class ProxyStatistics: Sendable {
     /// perAddress, global), all ports.
     public func count(_ outcome: Outcome, reason: String) -> Int {
         reasons.withLockedValue { reasons in
-            reasons.reduce(0) { $0 + ($1.key.outcome == outcome && $1.key.reason == reason ? $1.value : 0) }
+            reasons.reduce(0) { $0 + ($1.key.outcome == outcome && $1.key.reason == reason ? $1.value.value : 0) }
         }
     }
 
@@ -103,7 +146,7 @@ public final class ProxyStatistics: Sendable {
             Outcome.allCases.map { (key: $0.rawValue, count: counts[Key(port: port, outcome: $0)]?.value ?? 0) }
         }
         let byReason = reasons.withLockedValue { reasons in
-            reasons.filter { $0.key.port == port }.map { (key: "\($0.key.outcome.rawValue).\($0.key.reason)", count: $0.value) }
+            reasons.filter { $0.key.port == port }.map { (key: "\($0.key.outcome.rawValue).\($0.key.reason)", count: $0.value.value) }
         }
         return outcomes + byReason.sorted { $0.key < $1.key }
     }
