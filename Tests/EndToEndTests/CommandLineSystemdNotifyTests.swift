@@ -33,14 +33,21 @@ struct CommandLineSystemdNotifyTests {
 
         deinit { close(fd) }
 
-        /// The next message, or nil if none comes within `seconds`.
-        func next(within seconds: Int32 = 20) -> String? {
-            var pollfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pollfd, 1, seconds * 1000) == 1 else { return nil }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let count = recv(fd, &buffer, buffer.count, 0)
-            guard count > 0 else { return nil }
-            return String(decoding: buffer[..<count], as: UTF8.self)
+        /// The next message, or nil if none comes within `seconds`. Waits in short
+        /// slices with sleeps between, so as not to hold a thread of Swift's
+        /// concurrency pool, which other async tests need.
+        func next(within seconds: Int = 20) async -> String? {
+            let deadline = ContinuousClock.now.advanced(by: .seconds(seconds))
+            while ContinuousClock.now < deadline {
+                var pollfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if poll(&pollfd, 1, 0) == 1 {
+                    var buffer = [UInt8](repeating: 0, count: 4096)
+                    let count = recv(fd, &buffer, buffer.count, 0)
+                    return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return nil
         }
     }
 
@@ -63,20 +70,20 @@ struct CommandLineSystemdNotifyTests {
         )
         defer { _ = nethost.stop() }
 
-        let ready = try #require(notify.next(), "no READY=1; \(nethost.output)")
+        let ready = try #require(await notify.next(), "no READY=1; \(nethost.output)")
         #expect(ready.hasPrefix("READY=1\n"), "\(ready)")
         // Ready means serving: the port takes a connection now.
         let client = try TestClient(connectingTo: "127.0.0.1", port: port)
         #expect(try client.read(until: "\n").hasPrefix("127.0.0.1 "))
 
         nethost.send(signal: SIGHUP)
-        let reloading = try #require(notify.next(), "no RELOADING=1; \(nethost.output)")
+        let reloading = try #require(await notify.next(), "no RELOADING=1; \(nethost.output)")
         #expect(reloading.hasPrefix("RELOADING=1\nMONOTONIC_USEC="), "\(reloading)")
-        let readyAgain = try #require(notify.next(), "no READY=1 after the reload; \(nethost.output)")
+        let readyAgain = try #require(await notify.next(), "no READY=1 after the reload; \(nethost.output)")
         #expect(readyAgain.hasPrefix("READY=1\n"), "\(readyAgain)")
 
         nethost.send(signal: SIGTERM)
-        #expect(notify.next() == "STOPPING=1", "\(nethost.output)")
+        #expect(await notify.next() == "STOPPING=1", "\(nethost.output)")
         #expect(try await nethost.waitForExit(timeout: .seconds(15)) == .exited(0), "\(nethost.output)")
     }
 }
