@@ -192,7 +192,7 @@ struct SwiftServiceTests {
             let before = journal.all.count
             func entries() -> ArraySlice<String> { journal.all.dropFirst(before) }
             try client.send("backlog\n")
-            #expect(fixture.eventually { entries().contains { $0.hasPrefix("backlog ") } })
+            #expect(fixture.eventually(timeout: 30) { entries().contains { $0.hasPrefix("backlog ") } })
             let entry = try #require(entries().first { $0.hasPrefix("backlog ") })
             let fields = entry.split(separator: " ")
             let written = try #require(Int(fields[1]))
