@@ -20,6 +20,10 @@ struct ProsodyLibraryTests {
         return try ModuleHarness(modules: ["probe": source], optionSource: FixedOptions(global: global, hosts: hosts))
     }
 
+    /// The C modules tried are ones without global state: util.hashes and
+    /// util.encodings (under util.jid) load OpenSSL and ICU, whose process-wide
+    /// allocations LeakSanitizer (make sanitize-address) reports once the Lua state
+    /// has unloaded them, with no name left to suppress them by.
     @Test(
         "Prosody's util library loads from where Debian installs it, C modules included",
         .enabled(if: libraryInstalled, "needs Debian's prosody package")
@@ -30,25 +34,25 @@ struct ProsodyLibraryTests {
             local array = require "util.array"
             local iterators = require "util.iterators"
             local ip = require "util.ip"
-            local jid = require "util.jid"
             local hex = require "util.hex"
-            local hashes = require "util.hashes"
+            local strbitop = require "util.strbitop"  -- a C module
+            local time = require "util.time"  -- a C module
             trace("set " .. tostring(set.new({ "a", "b" }):contains("b")))
             trace("array " .. table.concat(array({ 1, 2, 3 }):map(function (x) return x * 2 end), ","))
             trace("iterators " .. iterators.count(iterators.keys({ a = 1, b = 2 })))
             trace("ip " .. tostring(ip.new_ip("192.0.2.7").bits and ip.match(ip.new_ip("192.0.2.7"), ip.new_ip("192.0.2.0"), 24)))
-            trace("jid " .. table.concat({ jid.split("user@example.com/phone") }, " "))
             trace("hex " .. hex.encode("NH"))
-            trace("sha1 " .. hex.encode(hashes.sha1("abc")))
+            trace("sxor " .. hex.encode(strbitop.sxor("ab", "  ")))
+            trace("time " .. tostring(time.now() > 1e9))
             """)
         #expect(harness.traced == [
             "set true",
             "array 2,4,6",
             "iterators 2",
             "ip true",
-            "jid user example.com phone",
             "hex 4e48",
-            "sha1 a9993e364706816aba3e25717850c26c9cd0d89d",
+            "sxor 4142",
+            "time true",
         ], "\(harness.logs.all)")
     }
 
