@@ -37,16 +37,11 @@ struct CommandLineDrainTests {
         return try await workspace.startListening(["--config", config], on: [("127.0.0.1", port)])
     }
 
-    /// Whether the peer closes `client` within `timeout`, waiting in short blocking
-    /// slices with sleeps between: a long blocking read would hold one of the few
+    /// Whether the peer closes `client` within `timeout`, through `poll`: short
+    /// checks with sleeps between, as a long blocking read would hold one of the few
     /// threads of Swift's concurrency pool that every other async test needs.
     static func closedByPeer(_ client: TestClient, within timeout: Duration) async throws -> Bool {
-        let deadline = ContinuousClock.now.advanced(by: timeout)
-        while ContinuousClock.now < deadline {
-            if try client.waitForPeerClose(timeout: .milliseconds(5)) { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return false
+        try await poll(timeout: timeout) { try client.waitForPeerClose(timeout: .milliseconds(5)) ? true : nil } ?? false
     }
 
     @Test("a service told onstatus(conn, \"shutdown\") says goodbye and closes; NetHost exits as soon as it has")

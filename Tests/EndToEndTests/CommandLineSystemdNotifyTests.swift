@@ -33,21 +33,16 @@ struct CommandLineSystemdNotifyTests {
 
         deinit { close(fd) }
 
-        /// The next message, or nil if none comes within `seconds`. Waits in short
-        /// slices with sleeps between, so as not to hold a thread of Swift's
-        /// concurrency pool, which other async tests need.
+        /// The next message, or nil if none comes within `seconds`; checked through
+        /// `poll`, so as not to hold a thread of Swift's concurrency pool.
         func next(within seconds: Int = 20) async -> String? {
-            let deadline = ContinuousClock.now.advanced(by: .seconds(seconds))
-            while ContinuousClock.now < deadline {
+            (try? await poll(timeout: .seconds(seconds)) { () -> String? in
                 var pollfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                if poll(&pollfd, 1, 0) == 1 {
-                    var buffer = [UInt8](repeating: 0, count: 4096)
-                    let count = recv(fd, &buffer, buffer.count, 0)
-                    return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
-                }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            return nil
+                guard poll(&pollfd, 1, 0) == 1 else { return nil }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = recv(fd, &buffer, buffer.count, 0)
+                return String(decoding: buffer[..<max(count, 0)], as: UTF8.self)
+            }) ?? nil
         }
     }
 

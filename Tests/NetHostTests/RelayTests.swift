@@ -70,9 +70,7 @@ struct RelayTests {
             }
             // Polled, not waited for on a blocked thread: Swift's concurrency pool (and
             // Dispatch's global queue under it) has only as many threads as cores.
-            while results.withLockedValue({ $0.count }) < clients {
-                try await Task.sleep(for: .milliseconds(20))
-            }
+            #expect(await fixture.waitUntil(timeout: .seconds(300)) { results.withLockedValue { $0.count } == clients })
             let outcome = results.withLockedValue { $0 }
             #expect(outcome.count == clients)
             #expect(outcome.values.allSatisfy { $0 == "ok" }, "\(outcome)")
