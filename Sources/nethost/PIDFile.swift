@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,9 +7,11 @@ import Glibc
 /// The `pidfile` option, kept as Prosody's mod_posix keeps it: written at start
 /// and locked (`flock`) for as long as NetHost runs, so a second start on the same
 /// config is refused instead of taking over the file; removed at a clean stop.
-final class PIDFile {
+/// A NetHost that hands its sockets to a successor lets it go then (from the
+/// control socket's thread), and the successor takes it.
+final class PIDFile: Sendable {
     let path: String
-    private var descriptor: Int32 = -1
+    private let held = Mutex<Int32>(-1)
 
     init(path: String) {
         self.path = path
@@ -41,15 +44,17 @@ final class PIDFile {
             close(descriptor)
             throw Failure(description: "could not write the pidfile \(path): \(reason)")
         }
-        self.descriptor = descriptor
+        held.withLock { $0 = descriptor }
     }
 
     /// Removes the file while the lock is still held, then lets the lock go.
     func release() {
-        guard descriptor >= 0 else { return }
-        unlink(path)
-        close(descriptor)
-        descriptor = -1
+        held.withLock { descriptor in
+            guard descriptor >= 0 else { return }
+            unlink(path)
+            close(descriptor)
+            descriptor = -1
+        }
     }
 
     private static func contents(of descriptor: Int32) -> String {

@@ -8,5 +8,11 @@ enum ProcessOptions {
         help: "a file NetHost writes its process id to and keeps locked while it runs (relative to the config); a second start with it is refused"
     )
 
-    static let group = OptionRegistry.Group("nethost", options: [pidfile])
+    static let controlSocket = OptionDeclaration(
+        "control_socket", .string, scope: .global,
+        help: "the Unix socket (mode 0600, relative to the config) where `nethost run --takeover` asks this NetHost for its listening sockets; "
+            + "by default beside the pidfile (nethost.pid: nethost.sock), else $RUNTIME_DIRECTORY/nethost.sock, else none"
+    )
+
+    static let group = OptionRegistry.Group("nethost", options: [pidfile, controlSocket])
 }

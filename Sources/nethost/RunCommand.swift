@@ -15,6 +15,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
+    @Flag(help: "Take the listening sockets over from the NetHost running with this config (its control_socket), which then stops accepting and drains: a restart or upgrade without a refused connection.")
+    var takeover = false
+
     func run() async throws {
         // Trapped before anything else: a SIGHUP or SIGUSR1 sent while the config is
         // read or modules load must not meet the default action, which ends the
@@ -53,14 +56,22 @@ struct RunCommand: AsyncParsableCommand {
         // it traps SIGTERM and SIGINT before it runs its services, so a signal that
         // arrives while modules load or as soon as a port is open still stops
         // NetHost gracefully.
+        let controlSocket = startup.controlSocketPath()
+        if takeover, controlSocket == nil {
+            logger.error("--takeover: this config names no control socket to take over from (set control_socket, or pidfile)")
+            throw ExitCode(1)
+        }
         let host = HostService(
             options: startup.serverOptions(),
             pidFilePath: startup.pidFilePath,
+            controlSocket: controlSocket,
+            takeover: takeover,
             signals: signals, logger: logger, common: common, logs: logs, exposition: exposition
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: host)],
+                // A NetHost that handed its sockets over ends by itself, after its drain.
+                services: [.init(service: host, successTerminationBehavior: .gracefullyShutdownGroup)],
                 gracefulShutdownSignals: [.sigterm, .sigint, .sigquit],
                 logger: logger
             )
@@ -81,6 +92,10 @@ struct RunCommand: AsyncParsableCommand {
 struct HostService: Service {
     let options: NetHostServer.Options
     let pidFilePath: String?
+    /// Where this process offers its sockets to a successor (and, with `takeover`,
+    /// where it asks its predecessor for them).
+    let controlSocket: String?
+    let takeover: Bool
     let signals: UnixSignalsSequence
     let logger: Logger
     let common: CommonOptions
@@ -98,13 +113,41 @@ struct HostService: Service {
 
     func run() async throws {
         let pidFile = pidFilePath.map(PIDFile.init(path:))
-        do {
-            try pidFile?.acquire()
-        } catch {
-            throw StartFailure(description: "\(error)")
+        // A takeover takes the pidfile once the running NetHost has let it go.
+        if !takeover {
+            do {
+                try pidFile?.acquire()
+            } catch {
+                throw StartFailure(description: "\(error)")
+            }
         }
         defer { pidFile?.release() }
-        let server = try await NetHostServer(options, logger: logger)
+        let handOver = SocketHandOver(logger: logger)
+        let activated = handOver.systemdSockets()
+        let server: NetHostServer
+        do {
+            server = try await NetHostServer(options, logger: logger)
+        } catch {
+            for socket in activated { socket.close() }
+            throw error
+        }
+        server.inherit(activated)
+        // Asked once the config and the modules have loaded: a config that fails
+        // stops this process before the running one is disturbed.
+        var predecessor: TakeoverClient?
+        if takeover, let controlSocket {
+            do {
+                predecessor = try await handOver.takeOver(from: controlSocket)
+            } catch {
+                await server.unload()
+                throw StartFailure(description: "--takeover: \(error); the running NetHost (if any) goes on serving")
+            }
+            server.inherit(predecessor?.listeners ?? [])
+            // Not while the old process still accepts on the same sockets (see `commit`).
+            server.ports.holdAccepting()
+        }
+        // Closed at any exit before the commit, so the running NetHost goes on serving.
+        defer { predecessor?.abandon() }
         let metrics = HostMetrics(server: server, exposition: exposition)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { [signals] in
@@ -130,8 +173,23 @@ struct HostService: Service {
             }
             do {
                 try await server.run(
-                    whenServing: { notifier?.ready(status: "serving") },
+                    whenServing: { [predecessor, controlSocket] in
+                        if let predecessor {
+                            do {
+                                try await handOver.commit(predecessor, pidFile: pidFile)
+                                await server.ports.resumeAccepting()
+                            } catch {
+                                // It may still be accepting: leave the sockets to it.
+                                logger.error("takeover: \(error); stopping this process, the running NetHost keeps serving")
+                                server.leave()
+                                return
+                            }
+                        }
+                        if let controlSocket { handOver.offer(at: controlSocket, server: server, pidFile: pidFile) }
+                        notifier?.ready(status: "serving")
+                    },
                     whenStopping: {
+                        handOver.close()
                         notifier?.stopping()
                         metrics.stop()
                     }

@@ -51,6 +51,22 @@ struct Startup {
         configuration.value(ProcessOptions.pidfile)?.stringValue.map(resolve)
     }
 
+    /// Where this NetHost offers its listening sockets to a successor, and where
+    /// `--takeover` asks for them: `control_socket`, else beside the pidfile, else
+    /// in systemd's `RuntimeDirectory`; nil when none of these is set.
+    func controlSocketPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if let explicit = configuration.value(ProcessOptions.controlSocket)?.stringValue, !explicit.isEmpty {
+            return resolve(explicit)
+        }
+        if let pidFilePath {
+            return (pidFilePath.hasSuffix(".pid") ? String(pidFilePath.dropLast(4)) : pidFilePath) + ".sock"
+        }
+        if let runtime = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first {
+            return "\(runtime)/nethost.sock"
+        }
+        return nil
+    }
+
     func resolve(_ path: String) -> String {
         path.hasPrefix("/") ? path : configDirectory + "/" + path
     }

@@ -33,7 +33,28 @@ extension NetHostServer {
                 closing.contains(ListenPlan.Entry(service: $0.serviceName, interface: $0.interface, port: $0.port))
             }).get()
         }
-        let failures = await ports.open(changes.opening.compactMap { request(for: $0, swiftLoops: swiftLoops) })
+        // Sockets handed over or passed by systemd, taken once (at the start).
+        let inheritance = ListenerInheritance(
+            entries: changes.opening.map(\.entry), inherited: inheritedListeners.withLockedValue { taken in
+                defer { taken = [] }
+                return taken
+            }
+        )
+        var opening: [ListenRequest] = []
+        var unused = inheritance.unmatched
+        for placement in changes.opening {
+            let inherited = inheritance.assigned[placement.entry] ?? []
+            if let request = request(for: placement, swiftLoops: swiftLoops, inherited: inherited) {
+                opening.append(request)
+            } else {
+                unused += inherited
+            }
+        }
+        for socket in unused {
+            logger.notice("inherited listening socket \(socket.logText) is for no port of this config: closing it")
+            socket.close()
+        }
+        let failures = await ports.open(opening)
             + ports.replace(changes.moving.compactMap { request(for: $0, swiftLoops: swiftLoops) })
         for failure in failures { problems.add(failure.description) }
         return failures
@@ -62,7 +83,9 @@ extension NetHostServer {
 
     /// nil for a port that cannot serve (a TLS service without a certificate,
     /// reported by `listenProblems`).
-    private func request(for placement: ListenChanges.Placement, swiftLoops: [any EventLoop]) -> ListenRequest? {
+    private func request(
+        for placement: ListenChanges.Placement, swiftLoops: [any EventLoop], inherited: [InheritedListener] = []
+    ) -> ListenRequest? {
         let entry = placement.entry
         guard let service = services.service(named: entry.service) else { return nil }
         if service.usesDirectTLS, tls.settings(forService: service.name) == nil { return nil }
@@ -75,6 +98,7 @@ extension NetHostServer {
             port: entry.port,
             loops: loops(for: service, port: entry.port, swiftLoops: swiftLoops),
             settings: settings,
+            inherited: inherited,
             initializeChild: ConnectionSetup.initializer(
                 for: service.name, port: entry.port, perAddress: service.listener != nil, limiter: limiter, context: context
             )

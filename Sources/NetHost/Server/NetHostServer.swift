@@ -79,6 +79,10 @@ public final class NetHostServer: Service, Sendable {
     /// `shutdown_timeout`, read at start and at each reload (so a wrong value is
     /// reported then, not when the server stops).
     let shutdownTimeout: LiveValue<TimeAmount>
+    /// Listening sockets to adopt when the ports open (`inherit`).
+    let inheritedListeners = NIOLockedValueBox<[InheritedListener]>([])
+    /// `leave()`: a graceful stop asked for from inside the process (a takeover).
+    private let leaving = AsyncStream<Void>.makeStream()
 
     /// Loads the modules (on the Lua loop) and the TLS settings; no port is opened yet.
     public init(_ configuration: Options, logger: Logger) async throws {
@@ -195,7 +199,7 @@ public final class NetHostServer: Service, Sendable {
     /// `run()`, telling a supervisor: `whenServing` runs once the ports are open
     /// (systemd counts the server started then), `whenStopping` once a graceful
     /// shutdown begins.
-    public func run(whenServing: @Sendable () -> Void, whenStopping: @Sendable () -> Void) async throws {
+    public func run(whenServing: @Sendable () async -> Void, whenStopping: @Sendable () -> Void) async throws {
         let failures = await start()
         if !failures.isEmpty, ports.openListeners.isEmpty {
             await shutdown()
@@ -207,11 +211,34 @@ public final class NetHostServer: Service, Sendable {
             let names = await loadedModules(on: host.name)
             if !names.isEmpty { logger.info("modules loaded on \(host.name): \(names.joined(separator: ", "))") }
         }
-        whenServing()
-        try? await gracefulShutdown()
+        await whenServing()
+        // Until the service group asks for a graceful stop (a signal) or `leave()` does.
+        await withTaskGroup(of: Void.self) { waiting in
+            waiting.addTask { try? await gracefulShutdown() }
+            waiting.addTask { [leaving] in
+                for await _ in leaving.stream { return }
+            }
+            await waiting.next()
+            waiting.cancelAll()
+        }
         whenStopping()
         logger.info("stopping: closing listeners, then open connections")
         await shutdown()
+    }
+
+    /// Listening sockets this process did not bind (handed over by the NetHost it
+    /// takes over from, or passed by systemd), to adopt for the planned ports at
+    /// their addresses when the ports open, instead of binding; those that match no
+    /// planned port are closed then (`ListenerInheritance`). Call before `run`.
+    public func inherit(_ listeners: [InheritedListener]) {
+        inheritedListeners.withLockedValue { $0 += listeners }
+    }
+
+    /// Stops as at a graceful shutdown (the listeners close, open connections
+    /// drain), asked for from inside the process: another NetHost has taken over
+    /// the listening sockets. `run` returns when the drain is over.
+    public func leave() {
+        leaving.continuation.yield()
     }
 
     /// Opens the ports of every service; returns the ports that failed (also logged).
