@@ -64,7 +64,7 @@ final class SocketHandOver: Sendable {
         do {
             let handOver = try HandOverServer(path: path, logger: logger, hooks: .init(
                 listeners: { server.ports.handOver() },
-                commit: { _ in
+                letGo: { _ in
                     // Stop accepting before saying so: the new process starts accepting
                     // then, and a socket must not have two acceptors (NIO expects a
                     // readable listener to have a connection for it). Connections that
@@ -72,8 +72,8 @@ final class SocketHandOver: Sendable {
                     // control socket's thread.
                     try? server.ports.close().wait()
                     pidFile?.release()
-                    server.leave()
-                }
+                },
+                leave: { _ in server.leave() }
             ))
             control.withLock { $0 = handOver }
             logger.info("control socket \(path): `nethost run --takeover` takes over from this process")

@@ -25,16 +25,22 @@ public final class HandOverServer: Sendable {
         /// The listening sockets to hand over, with what each is for.
         public var listeners: @Sendable () -> [(listener: HandedListener, descriptor: Int32)]
         /// The new process (`pid`) has adopted them: stop accepting on them (it
-        /// starts once told `released`), release what it needs (the pidfile) and
-        /// start the graceful stop. The socket path is free already.
-        public var commit: @Sendable (_ pid: Int32) -> Void
+        /// starts once told `released`) and let go of what it needs (the pidfile).
+        /// The socket path is free already. Called on the control socket's thread,
+        /// which may block.
+        public var letGo: @Sendable (_ pid: Int32) -> Void
+        /// After `released` was sent: the graceful stop (the drain) starts. Not
+        /// before, or the process could end before the new one heard it.
+        public var leave: @Sendable (_ pid: Int32) -> Void
 
         public init(
             listeners: @escaping @Sendable () -> [(listener: HandedListener, descriptor: Int32)],
-            commit: @escaping @Sendable (_ pid: Int32) -> Void
+            letGo: @escaping @Sendable (_ pid: Int32) -> Void,
+            leave: @escaping @Sendable (_ pid: Int32) -> Void
         ) {
             self.listeners = listeners
-            self.commit = commit
+            self.letGo = letGo
+            self.leave = leave
         }
     }
 
@@ -112,9 +118,11 @@ public final class HandOverServer: Sendable {
         // that it can bind its own control socket there once told `released`.
         stopping.store(true, ordering: .releasing)
         removeSocketFile()
-        hooks.commit(pid)
+        hooks.letGo(pid)
         logger.notice("process \(pid) took over the listening sockets: this one stops accepting and drains")
         try? connection.send(.released)
+        connection.close()
+        hooks.leave(pid)
         return true
     }
 
