@@ -63,19 +63,15 @@ struct CommandLineTakeoverTests {
     /// (from /proc/net/tcp and /proc/PID/fd). The same inodes after a takeover mean
     /// the same sockets, queues included: nothing was closed and bound anew.
     static func listeningSockets(of pid: pid_t, port: Int) -> Set<String> {
-        let held = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { entry -> String? in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(entry)"),
-                  target.hasPrefix("socket:[") else { return nil }
-            return String(target.dropFirst("socket:[".count).dropLast())
-        })
-        let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
-        let portSuffix = ":" + String(format: "%04X", port)
+        let held = socketInodes(of: pid)
+        let hex = String(port, radix: 16, uppercase: true)
+        let portSuffix = ":" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
         var result: Set<String> = []
-        for line in table.split(separator: "\n").dropFirst() {
+        for line in (readWholeFile("/proc/net/tcp") ?? "").split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ")
             // sl, local address, remote address, state (0A: LISTEN), ..., inode (the tenth).
-            guard fields.count > 9, fields[1].hasSuffix(portSuffix), fields[3] == "0A" else { continue }
-            if held.contains(String(fields[9])) { result.insert(String(fields[9])) }
+            guard fields.count > 9, fields[1].hasSuffix(portSuffix), fields[3] == "0A", held.contains(fields[9]) else { continue }
+            result.insert(String(fields[9]))
         }
         return result
     }
@@ -139,7 +135,7 @@ struct CommandLineTakeoverTests {
         #expect(ended == .exited(0), "\(client.output)")
     }
 
-    @Test("a takeover that fails (its config does not load, or nothing answers on the control socket) leaves the running NetHost serving")
+    @Test("a takeover that fails (its config does not load, it cannot open its ports, or nothing answers on the control socket) leaves the running NetHost serving")
     func failedTakeoverChangesNothing() async throws {
         let workspace = try CommandLineWorkspace(prefix: "takeover-fails")
         let port = try FreePort.allocate()
@@ -159,6 +155,22 @@ struct CommandLineTakeoverTests {
         #expect(failed.output.contains("proxy_trusted_proxies"), "\(failed.output)")
         #expect(nethost.isRunning)
         #expect(!nethost.output.contains("takeover asked for"), "\(nethost.output)")
+
+        // Takes the sockets, then cannot start: the port its config wants is held
+        // (and the old one's is not in it, so it closes its copy of that socket).
+        let busy = try FreePort.allocate()
+        let held = HeldAddresses([try SocketAddressStorage(host: "127.0.0.1", port: busy)])
+        #expect(held.count == 1)
+        let elsewhereToo = try workspace.write(
+            Self.config(port: busy, extra: control).replacingOccurrences(of: "run/", with: "").replacingOccurrences(of: "nethost.pid", with: "other.pid"),
+            to: "busy.cfg.lua"
+        )
+        let cannotStart = try await workspace.run(["run", "--takeover", "--config", elsewhereToo])
+        withExtendedLifetime(held) {}
+        #expect(cannotStart.termination == .exited(1), "\(cannotStart.output)")
+        #expect(cannotStart.output.contains("takeover: received 2 listening socket(s)") || cannotStart.output.contains("takeover: received 1 listening socket(s)"), "\(cannotStart.output)")
+        #expect(cannotStart.output.contains("no port could be opened"), "\(cannotStart.output)")
+        try await nethost.waitForLogLine(containing: "takeover abandoned, still serving")
 
         // Nothing on the control socket that another config names.
         let elsewhere = try workspace.write(Self.config(port: port, extra: "control_socket = \"nobody.sock\""), to: "elsewhere.cfg.lua")

@@ -61,7 +61,7 @@ func isListening(_ address: SocketAddressStorage, ownedBy owner: pid_t? = nil) -
 
 /// The inodes of the sockets a process has open, from its /proc/PID/fd links
 /// (`socket:[12345]`).
-private func socketInodes(of pid: pid_t) -> Set<Substring> {
+func socketInodes(of pid: pid_t) -> Set<Substring> {
     let directory = "/proc/\(pid)/fd"
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
     var inodes: Set<Substring> = []
