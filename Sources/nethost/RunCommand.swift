@@ -200,6 +200,9 @@ struct HostService: Service {
             }
             tasks.cancelAll()
         }
+        if handOver.commitFailed.load(ordering: .acquiring) {
+            throw StartFailure(description: "--takeover did not complete: the running NetHost did not let go of its sockets")
+        }
     }
 
     /// SIGHUP: open the log files again (after a rotation, the new ones; with the

@@ -15,6 +15,8 @@ final class SocketHandOver: Sendable {
     let logger: Logger
     /// Set once the control socket is open, so a stop can close it.
     private let control = Mutex<HandOverServer?>(nil)
+    /// The old process did not let go (`commit`): this one stops, and exits 1.
+    let commitFailed = Atomic<Bool>(false)
 
     init(logger: Logger) {
         self.logger = logger
@@ -49,7 +51,12 @@ final class SocketHandOver: Sendable {
     /// accepting. Then the pidfile is free to take. Throws when the old one did not
     /// let go (it may still be accepting).
     func commit(_ client: TakeoverClient, pidFile: PIDFile?) async throws {
-        try await client.committing()
+        do {
+            try await client.committing()
+        } catch {
+            commitFailed.store(true, ordering: .releasing)
+            throw error
+        }
         logger.notice("takeover: done, the old NetHost has stopped accepting and drains its connections")
         do {
             try pidFile?.acquire()
