@@ -40,6 +40,7 @@ extension NetHostServer {
         } catch {
             logger.error("\(error)")  // not thrown when reloading
         }
+        warnAboutExpiringCertificates()
         let failures = await openPlannedPorts()
         logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
