@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NetHostTestSupport
 import Testing
+@testable import NetHost
 @testable import NetHostConfig
 @testable import NetHostCore
 
@@ -88,7 +89,30 @@ struct CertificateExpiryTests {
                 + "(used for host example.com): renew it before clients refuse it",
         ], "\(findings)")
         // Expired: loading says so (a problem for check); the audit does not repeat it.
-        #expect(tls.audit(services: services, now: end + 1).isEmpty)
+        #expect(tls.audit(services: services, now: end + Self.day).isEmpty)
+    }
+
+    @Test("a running server logs a certificate that expires soon at start and at each reload, until it is renewed")
+    func loggedAtStartAndReload() async throws {
+        let fixture = try HostFixture(modules: [
+            "secure": #"module:provides("net", { name = "secure", encryption = "ssl", listener = {} })"#,
+        ])
+        let certificate = try TestCertificate(in: fixture.directory, commonName: "soon.example", days: 3)
+        let options: [String: ConfigValue] = [
+            "modules_enabled": .strings("secure"), "secure_ports": .list(.integer(0)), "ssl": Self.ssl(certificate),
+        ]
+        let server = try await fixture.start(options: options)
+        let warning = "warning certificate \(certificate.certificatePath) (CN=soon.example) expires on "
+        #expect(fixture.logs.all.filter { $0.hasPrefix(warning) }.count == 1, "\(fixture.logs.all)")
+
+        try await server.reload(HostFixture.options(options))
+        #expect(fixture.logs.all.filter { $0.hasPrefix(warning) }.count == 2, "\(fixture.logs.all)")
+
+        _ = try TestCertificate(in: fixture.directory, commonName: "soon.example", days: 60)
+        try await server.reload(HostFixture.options(options))
+        #expect(fixture.logs.all.filter { $0.hasPrefix(warning) }.count == 2, "\(fixture.logs.all)")
+        #expect(fixture.logs.contains("CN=soon.example, valid until"), "\(fixture.logs.all)")
+        await fixture.stop()
     }
 
     @Test("loading a certificate past its end says it expired, with the date")
