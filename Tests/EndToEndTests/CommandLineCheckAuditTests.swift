@@ -40,13 +40,13 @@ struct CommandLineCheckAuditTests {
         let proxyPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "whoami" }
-            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            modules_enabled = { "net_proxy", "demo_whoami" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_whoami" }
             interfaces = { "127.0.0.1" }
             VirtualHost "example.com"
                 proxy_trusted_proxies = { "10.0.0.0/8" }
                 lua_memory_limit = 100000000
-            Component "gw.example.com" "whoami"
+            Component "gw.example.com" "demo_whoami"
                 proxy_header_timeout = 5
 
             """,
@@ -81,10 +81,10 @@ struct CommandLineCheckAuditTests {
         let deadPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "whoami", "echo" }
-            proxy_port_mappings = { [\(proxyPort)] = "whoami", [\(deadPort)] = "nobody_provides_this" }
+            modules_enabled = { "net_proxy", "demo_whoami", "demo_echo" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_whoami", [\(deadPort)] = "nobody_provides_this" }
             interfaces = { "127.0.0.1" }
-            echo_ports = {}
+            demo_echo_ports = {}
 
             """,
             to: "prosody.cfg.lua")
@@ -98,7 +98,7 @@ struct CommandLineCheckAuditTests {
         #expect(problems.first?.contains("\(deadPort)") == true && problems.first?.contains("nobody_provides_this") == true, "\(result.output)")
         let warnings = Self.warnings(result)
         #expect(warnings.count == 1, "\(result.output)")
-        #expect(warnings.first?.hasPrefix("service 'echo' (module echo) listens on no port and no PROXY port hands connections to it") == true,
+        #expect(warnings.first?.hasPrefix("service 'demo_echo' (module demo_echo) listens on no port and no PROXY port hands connections to it") == true,
                 "\(result.output)")
 
         let json = try JSONReport(try await workspace.run(["check", "--config", config, "--format", "json"], watching: watched))
