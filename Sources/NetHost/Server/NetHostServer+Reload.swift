@@ -40,6 +40,7 @@ extension NetHostServer {
         } catch {
             logger.error("\(error)")  // not thrown when reloading
         }
+        warnAboutExpiringCertificates()
         let failures = await openPlannedPorts()
         // As Prosody fires it once a new config is in force; modules that cache an
         // option or reopen a resource hook it.

@@ -221,6 +221,7 @@ public final class NetHostServer: Service, Sendable {
     /// Opens the ports of every service; returns the ports that failed (also logged).
     @discardableResult
     public func start() async -> [ListenError] {
+        warnAboutExpiringCertificates()
         let failures = await openPlannedPorts()
         housekeeping.withLockedValue { task in
             task = Housekeeping.schedule(on: group.next(), limiter: limiter, ports: ports, tls: tls)
