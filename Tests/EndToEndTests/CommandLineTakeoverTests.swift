@@ -10,7 +10,7 @@ import Glibc
 /// receives the running NetHost's listening sockets over its control socket and
 /// adopts them; the old one stops accepting and drains. A client of its own
 /// (`scripts/continuity-client`, independent of NetHost's code) opens PROXY v2
-/// connections to whoami behind net_proxy at a steady rate throughout and checks
+/// connections to demo_whoami behind net_proxy at a steady rate throughout and checks
 /// every answer. And systemd's socket activation: the sockets systemd passes are
 /// adopted, so a connection that waited for NetHost to start is served.
 @Suite("CommandLine: takeover and socket activation")
@@ -21,11 +21,11 @@ struct CommandLineTakeoverTests {
 
     static func config(port: Int, extra: String = "") -> String {
         """
-        modules_enabled = { "net_proxy", "whoami" }
-        proxy_port_mappings = { [\(port)] = "whoami" }
+        modules_enabled = { "net_proxy", "demo_whoami" }
+        proxy_port_mappings = { [\(port)] = "demo_whoami" }
         proxy_trusted_proxies = { "127.0.0.1" }
         interfaces = { "127.0.0.1" }
-        whoami_ports = {}
+        demo_whoami_ports = {}
         pidfile = "run/nethost.pid"
         shutdown_timeout = 5
         \(extra)
