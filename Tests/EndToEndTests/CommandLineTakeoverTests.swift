@@ -17,7 +17,7 @@ import Glibc
 struct CommandLineTakeoverTests {
     /// Under ThreadSanitizer the processes are slow; the paths matter, not the volume.
     static let underTSan = ProcessInfo.processInfo.environment["TSAN_OPTIONS"] != nil
-    static let rate = underTSan ? 50 : 300
+    static let rate = underTSan ? 50 : 200
 
     static func config(port: Int, extra: String = "") -> String {
         """
@@ -36,7 +36,7 @@ struct CommandLineTakeoverTests {
     static func startClient(port: Int) throws -> ManagedProcess {
         try ManagedProcess(
             executable: CommandLineWorkspace.packageRoot + "/scripts/continuity-client",
-            arguments: ["--port", "\(port)", "--rate", "\(rate)", "--progress", "0.2", "--timeout", underTSan ? "20" : "5"],
+            arguments: ["--port", "\(port)", "--rate", "\(rate)", "--progress", "0.2", "--timeout", underTSan ? "20" : "10"],
             name: "continuity-client"
         )
     }
