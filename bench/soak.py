@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak test for NetHost's PROXY port (loopback only, bounded in time).
 
-Against a running NetHost whose net_proxy port maps to the `whoami` service, it
+Against a running NetHost whose net_proxy port maps to the `demo_whoami` service, it
 holds thousands of hostile connections open while a steady stream of good
 proxied connections is measured:
 
@@ -120,7 +120,7 @@ async def untrusted(host, port, i, src, timeout, results):
         await loop.sock_sendall(sock, b"PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n")
     except OSError:
         pass
-    # Closed without a reply: whoami would answer "203.0.113.7 51234" if it served it.
+    # Closed without a reply: demo_whoami would answer "203.0.113.7 51234" if it served it.
     deadline = time.monotonic() + timeout
     served = False
     closed = False

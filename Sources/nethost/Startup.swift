@@ -107,6 +107,6 @@ enum ShippedModules {
         }
         candidates.append("/usr/local/share/nethost/modules")
         candidates.append("/usr/share/nethost/modules")
-        return candidates.first { fileManager.fileExists(atPath: $0 + "/mod_echo.lua") }
+        return candidates.first { fileManager.fileExists(atPath: $0 + "/mod_demo_echo.lua") }
     }
 }

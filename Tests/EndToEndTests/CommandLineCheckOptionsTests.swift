@@ -9,7 +9,7 @@ import Testing
 
 @Suite("CommandLine: nethost check and options")
 struct CommandLineCheckOptionsTests {
-    /// Before the registry, check said "unknown options (typo?): chat_max_line_length,
+    /// Before the registry, check said "unknown options (typo?): demo_chat_max_line_length,
     /// lua_instruction_budget, lua_memory_limit, proxy_max_header_size, proxy_trusted_proxy",
     /// and pidfile was read but listed by no one.
     @Test
@@ -20,19 +20,19 @@ struct CommandLineCheckOptionsTests {
         let chatPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "echo", "chat" }
+            modules_enabled = { "net_proxy", "demo_echo", "demo_chat" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(echoPort) }
-            chat_ports = { \(chatPort) }
-            proxy_port_mappings = { [\(proxyPort)] = "echo" }
+            demo_echo_ports = { \(echoPort) }
+            demo_chat_ports = { \(chatPort) }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_echo" }
             proxy_max_header_size = 1024
             proxy_trusted_proxy = { "10.0.0.0/8" }
             lua_memory_limit = 64 * 1024 * 1024
             ssl = { protocol = "tlsv1_2+" }
             local_interfaces = { "127.0.0.1" }
             pidfile = "nethost.pid"
-            -- Read by the shipped mod_chat with module:get_option_integer while it loads.
-            chat_max_line_length = 512
+            -- Read by the shipped mod_demo_chat with module:get_option_integer while it loads.
+            demo_chat_max_line_length = 512
             daemonize = false
 
             """,
@@ -44,7 +44,7 @@ struct CommandLineCheckOptionsTests {
         #expect(result.termination == .exited(0), "\(result.output)")
         let lines = result.standardOutput.split(separator: "\n").map(String.init)
         #expect(lines.contains(
-            "options used: chat_max_line_length, chat_ports, echo_ports, interfaces, local_interfaces, lua_memory_limit, "
+            "options used: demo_chat_max_line_length, demo_chat_ports, demo_echo_ports, interfaces, local_interfaces, lua_memory_limit, "
                 + "modules_enabled, pidfile, proxy_max_header_size, proxy_port_mappings, ssl"
         ), "\(result.output)")
         #expect(lines.contains("accepted, not used by NetHost: daemonize"), "\(result.output)")
@@ -78,9 +78,9 @@ struct CommandLineCheckOptionsTests {
         let echoPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(echoPort) }
+            demo_echo_ports = { \(echoPort) }
             ssl_handshake_timeout = 10
             ssl_max_handshakes_per_second = 500
             network_settings = { ssl_handshake_timeout = 10, handshake_timeout = 10 }
@@ -93,7 +93,7 @@ struct CommandLineCheckOptionsTests {
         #expect(result.termination == .exited(0), "\(result.output)")
         let lines = result.standardOutput.split(separator: "\n").map(String.init)
         #expect(lines.contains(
-            "options used: echo_ports, interfaces, modules_enabled, network_settings, ssl_handshake_timeout, ssl_max_handshakes_per_second"
+            "options used: demo_echo_ports, interfaces, modules_enabled, network_settings, ssl_handshake_timeout, ssl_max_handshakes_per_second"
         ), "\(result.output)")
         #expect(!lines.contains { $0.hasPrefix("unknown options") }, "\(result.output)")
         #expect(lines.contains("no problems found"), "\(result.output)")

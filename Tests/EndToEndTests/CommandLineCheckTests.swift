@@ -35,7 +35,7 @@ struct CommandLineCheckTests {
         #expect(lines.contains("no problems found"), "\(result.output)")
         #expect(lines.contains("accepted, not used by NetHost: c2s_ports, daemonize, data_path"), "\(result.output)")
         let modules = lines.first { $0.hasPrefix("modules loaded:") } ?? ""
-        for module in ["net_proxy", "echo", "client_info", "whoami"] {
+        for module in ["net_proxy", "demo_echo", "demo_client_info", "demo_whoami"] {
             #expect(modules.contains(module), "\(result.output)")
         }
         #expect(result.errorLines.isEmpty, "a config without problems made check complain: \(result.output)")
@@ -45,11 +45,11 @@ struct CommandLineCheckTests {
     @Test("a module in plugin_paths named like a built-in is loaded in its place: a note, not a problem")
     func aUserModuleInPlaceOfABuiltInIsNoted() async throws {
         let workspace = try CommandLineWorkspace(prefix: "check-shadow")
-        let plugin = try workspace.write(#"module:log("info", "the user's whoami")"#, to: "my_plugins/mod_whoami.lua")
+        let plugin = try workspace.write(#"module:log("info", "the user's whoami")"#, to: "my_plugins/mod_demo_whoami.lua")
         let config = try workspace.write(
             """
             plugin_paths = { "my_plugins" }
-            modules_enabled = { "whoami" }
+            modules_enabled = { "demo_whoami" }
             """,
             to: "prosody.cfg.lua"
         )
@@ -58,7 +58,7 @@ struct CommandLineCheckTests {
         #expect(result.termination == .exited(0), "\(result.output)")
         let lines = result.standardOutput.split(separator: "\n").map(String.init)
         #expect(lines.contains(
-            "note: module 'whoami' is loaded from \(plugin) (plugin_paths), in place of NetHost's built-in native module"
+            "note: module 'demo_whoami' is loaded from \(plugin) (plugin_paths), in place of NetHost's built-in native module"
         ), "\(result.output)")
         #expect(lines.contains("no problems found"), "\(result.output)")
     }
@@ -88,10 +88,10 @@ struct CommandLineCheckTests {
         let proxyPort = try FreePort.allocate()
         let exposed = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "whoami", "echo" }
-            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            modules_enabled = { "net_proxy", "demo_whoami", "demo_echo" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_whoami" }
             proxy_trusted_proxies = {}
-            echo_ports = {}
+            demo_echo_ports = {}
             """,
             to: "exposed.cfg.lua"
         )
@@ -100,7 +100,7 @@ struct CommandLineCheckTests {
         #expect(result.standardOutput.contains(
             "  - proxy_trusted_proxies = {} trusts every sender, and PROXY ports listen beyond loopback (every interface port \(proxyPort), :: port \(proxyPort))"
         ), "\(result.output)")
-        #expect(result.standardOutput.contains("warning: service 'echo' (module echo) listens on no port"), "\(result.output)")
+        #expect(result.standardOutput.contains("warning: service 'demo_echo' (module demo_echo) listens on no port"), "\(result.output)")
 
         let json = try await workspace.run(["check", "--config", exposed, "--format", "json"], watching: [])
         #expect(json.termination == .exited(1))
@@ -111,8 +111,8 @@ struct CommandLineCheckTests {
 
         let publicTrust = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "whoami" }
-            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            modules_enabled = { "net_proxy", "demo_whoami" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_whoami" }
             proxy_trusted_proxies = { "127.0.0.1", "198.51.100.0/24" }
             interfaces = { "127.0.0.1" }
             """,
@@ -129,8 +129,8 @@ struct CommandLineCheckTests {
         let proxyPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "whoami" }
-            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            modules_enabled = { "net_proxy", "demo_whoami" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_whoami" }
             interfaces = { "127.0.0.1" }
             ssl = { certificate = "missing.crt", key = "missing.key" }
             proxy_trusted_proxy = { "127.0.0.1" }
@@ -153,8 +153,8 @@ struct CommandLineCheckTests {
         let proxyPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "echo" }
-            proxy_port_mappings = { [\(proxyPort)] = "echo" }
+            modules_enabled = { "net_proxy", "demo_echo" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_echo" }
             interfaces = { "127.0.0.1" }
             """,
             to: "prosody.cfg.lua"
@@ -163,9 +163,9 @@ struct CommandLineCheckTests {
 
         #expect(result.termination == .exited(1), "\(result.output)")
         #expect(result.standardOutput.contains(
-            "service 'echo' is reached through the PROXY port \(proxyPort), and also listens on its own default port 7777"
+            "service 'demo_echo' is reached through the PROXY port \(proxyPort), and also listens on its own default port 7777"
         ), "\(result.output)")
-        #expect(result.standardOutput.contains("set echo_ports = {} to serve it only through the proxy"), "\(result.output)")
+        #expect(result.standardOutput.contains("set demo_echo_ports = {} to serve it only through the proxy"), "\(result.output)")
     }
 
     @Test
@@ -176,16 +176,16 @@ struct CommandLineCheckTests {
         let hostPort = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "net_proxy", "echo", "no_such_module" }
+            modules_enabled = { "net_proxy", "demo_echo", "no_such_module" }
             daemonize = true
             data_path = "/var/lib/prosody"
             c2s_ports = { 5222 }
-            echo_ports = { \(echoPort) }
+            demo_echo_ports = { \(echoPort) }
             proxy_port_mappings = { [\(proxyPort)] = "nobody_provides_this" }
             interfaces = { "127.0.0.1" }
             interfaces = { "127.0.0.1", "::1" }
             VirtualHost "example.com"
-            echo_ports = { \(hostPort) }
+            demo_echo_ports = { \(hostPort) }
 
             """,
             to: "prosody.cfg.lua")
@@ -207,7 +207,7 @@ struct CommandLineCheckTests {
             ("the missing module", ["no_such_module"]),
             ("the mapping to a service nobody provides", ["\(proxyPort)", "nobody_provides_this"]),
             ("the option set twice", ["\(config):8:", "interfaces", "twice"]),
-            ("the *_ports under a VirtualHost", ["\(config):10:", "echo_ports", "example.com"]),
+            ("the *_ports under a VirtualHost", ["\(config):10:", "demo_echo_ports", "example.com"]),
         ]
         for problem in expected {
             let matching = problems.filter { line in problem.parts.allSatisfy { line.contains($0) } }
@@ -233,8 +233,8 @@ struct CommandLineCheckTests {
             proxy_port_mappings = { [PORT] = "secure" }
             """, ["port PORT hands its connections to service 'secure'", "no certificate"]),
         ("a log file in a folder that does not exist", """
-            modules_enabled = { "echo" }
-            echo_ports = { PORT }
+            modules_enabled = { "demo_echo" }
+            demo_echo_ports = { PORT }
             log = "/nonexistent/folder/nethost.log"
             """, ["log:", "/nonexistent/folder/nethost.log"]),
     ])
@@ -341,9 +341,9 @@ struct CommandLineFinalizerTests {
         let config = try workspace.write(
             """
             plugin_paths = { "plugins" }
-            modules_enabled = { "final", "echo" }
+            modules_enabled = { "final", "demo_echo" }
             interfaces = { "127.0.0.1", "::1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
 
             """,
             to: "prosody.cfg.lua")

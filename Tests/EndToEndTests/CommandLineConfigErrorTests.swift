@@ -24,8 +24,8 @@ struct CommandLineBrokenConfig: Sendable, CustomTestStringConvertible {
     static let mainHeader = [
         "-- NetHost config for a test",
         #"interfaces = { "127.0.0.1", "::1" }"#,
-        #"modules_enabled = { "echo" }"#,
-        "echo_ports = { PORT }",
+        #"modules_enabled = { "demo_echo" }"#,
+        "demo_echo_ports = { PORT }",
     ]
 
     static let all: [CommandLineBrokenConfig] = [

@@ -19,9 +19,9 @@ struct CommandLineDescriptorLimitTests {
 
     static func config(port: Int, settings: String = "") -> String {
         """
-        modules_enabled = { "echo" }
+        modules_enabled = { "demo_echo" }
         interfaces = { "127.0.0.1" }
-        echo_ports = { \(port) }
+        demo_echo_ports = { \(port) }
         network_settings = { \(settings) }
         """
     }
@@ -33,7 +33,7 @@ struct CommandLineDescriptorLimitTests {
         try workspace.write(Self.config(port: port), to: "prosody.cfg.lua")
         let nethost = try Self.start(in: workspace, soft: 256, hard: 512, config: "prosody.cfg.lua")
         defer { nethost.stop() }
-        try await nethost.waitForLogLine(containing: "listening for service 'echo'")
+        try await nethost.waitForLogLine(containing: "listening for service 'demo_echo'")
         #expect(nethost.output.contains("raised the open file limit from 256 to 512"), "\(nethost.output)")
         #expect(nethost.output.contains("info [nethost] max_connections 100000 is more than 512 open files allow: using "),
                 "\(nethost.output)")
@@ -52,7 +52,7 @@ struct CommandLineDescriptorLimitTests {
         try workspace.write(Self.config(port: port, settings: "max_connections = 5000"), to: "prosody.cfg.lua")
         let nethost = try Self.start(in: workspace, soft: 128, hard: 128, config: "prosody.cfg.lua")
         defer { nethost.stop() }
-        try await nethost.waitForLogLine(containing: "listening for service 'echo'")
+        try await nethost.waitForLogLine(containing: "listening for service 'demo_echo'")
         #expect(!nethost.output.contains("raised the open file limit"), "\(nethost.output)")
         #expect(nethost.output.contains("warn [nethost] max_connections 5000 is more than 128 open files allow: using "),
                 "\(nethost.output)")

@@ -66,7 +66,7 @@ struct CommandLineDrainTests {
     func drainKeepsConnectionsUntilASecondSignal() async throws {
         let workspace = try CommandLineWorkspace(prefix: "drain-twice")
         let port = try FreePort.allocate()
-        let nethost = try await Self.start(workspace, service: "echo", port: port, shutdownTimeout: 300)
+        let nethost = try await Self.start(workspace, service: "demo_echo", port: port, shutdownTimeout: 300)
         defer { _ = nethost.stop() }
         let client = try TestClient(connectingTo: "127.0.0.1", port: port)
 
@@ -87,7 +87,7 @@ struct CommandLineDrainTests {
     func drainEndsAtTheTimeout() async throws {
         let workspace = try CommandLineWorkspace(prefix: "drain-timeout")
         let port = try FreePort.allocate()
-        let nethost = try await Self.start(workspace, service: "echo", port: port, shutdownTimeout: 1)
+        let nethost = try await Self.start(workspace, service: "demo_echo", port: port, shutdownTimeout: 1)
         defer { _ = nethost.stop() }
         let client = try TestClient(connectingTo: "127.0.0.1", port: port)
         try client.send("ping\n")

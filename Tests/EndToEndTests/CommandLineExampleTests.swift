@@ -6,7 +6,7 @@ import Testing
 /// ones (plain text replacement, so the rest is exactly what users run).
 struct CommandLineExampleConfig {
     /// The example's ports: plain services, then the PROXY ports of `proxy_port_mappings`.
-    static let fixedPorts = ["echo": 7777, "client_info": 7780, "whoami": 7781,
+    static let fixedPorts = ["demo_echo": 7777, "demo_client_info": 7780, "demo_whoami": 7781,
                              "proxy_echo": 17777, "proxy_client_info": 17780, "proxy_whoami": 17781]
 
     /// Name (as in ``fixedPorts``) -> the free port that replaced it.
@@ -59,7 +59,7 @@ struct CommandLineExampleTests {
 
         // echo hello | nc -q1 127.0.0.1 7777
         for host in CommandLineWorkspace.loopbacks {
-            let client = try TestClient(connectingTo: host, port: example.port("echo"))
+            let client = try TestClient(connectingTo: host, port: example.port("demo_echo"))
             try client.send("hello from \(host)\n")
             #expect(try client.read(until: "\n") == "hello from \(host)\n")
         }

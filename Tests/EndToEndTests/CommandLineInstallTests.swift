@@ -33,7 +33,7 @@ struct CommandLineInstallTests {
         let installed = try await Self.make(["install", "PREFIX=\(prefix.path)", "INSTALL_BINARY=\(binary)"])
         #expect(installed.termination == .exited(0), "\(installed.output)")
         for file in [
-            "bin/nethost", "share/nethost/modules/mod_echo.lua", "share/nethost/prosody.cfg.lua.example",
+            "bin/nethost", "share/nethost/modules/mod_demo_echo.lua", "share/nethost/prosody.cfg.lua.example",
             "etc/nethost/prosody.cfg.lua", "lib/systemd/system/nethost.service", "etc/logrotate.d/nethost",
         ] {
             #expect(FileManager.default.fileExists(atPath: prefix.file(file)), "make install did not install \(file)")
@@ -52,8 +52,8 @@ struct CommandLineInstallTests {
         let port = try FreePort.allocate()
         let config = try elsewhere.write(
             """
-            modules_enabled = { "echo" }
-            echo_ports = { \(port) }
+            modules_enabled = { "demo_echo" }
+            demo_echo_ports = { \(port) }
             interfaces = { "127.0.0.1" }
             """,
             to: "prosody.cfg.lua"

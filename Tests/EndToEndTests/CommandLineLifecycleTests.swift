@@ -84,9 +84,9 @@ extension CommandLineStopTests {
         let port = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
             pidfile = "nethost.pid"
 
             """,
@@ -120,9 +120,9 @@ struct CommandLineLoggingTests {
         let port = try FreePort.allocate()
         try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
             log = { info = "nethost.log" }
 
             """,
@@ -137,7 +137,7 @@ struct CommandLineLoggingTests {
         let text = try #require(log, "no start-up lines in etc/nethost.log: \(workspace.contents(of: "etc/nethost.log") ?? "missing")")
         #expect(text.contains(" info "), "\(text)")
         #expect(text.contains("starting with etc/prosody.cfg.lua"), "\(text)")
-        #expect(text.contains("echo"), "\(text)")
+        #expect(text.contains("demo_echo"), "\(text)")
         // Once it has exited, its console output is complete.
         #expect(nethost.stop() == .exited(0))
         #expect(!workspace.exists("nethost.log"), "a log file in the current folder")

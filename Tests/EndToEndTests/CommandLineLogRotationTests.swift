@@ -19,8 +19,8 @@ struct CommandLineLogRotationTests {
         let logPath = workspace.path("nethost.log")
         let config = try workspace.write(
             """
-            modules_enabled = { "whoami" }
-            whoami_ports = { \(port) }
+            modules_enabled = { "demo_whoami" }
+            demo_whoami_ports = { \(port) }
             interfaces = { "127.0.0.1" }
             log = { { levels = { min = "debug" }, to = "file", filename = "\(logPath)" } }
             """,

@@ -33,9 +33,9 @@ struct CommandLineLogSinkTests {
         let port = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
             log = { info = "nethost.log", "*console" }
 
             """,
@@ -58,9 +58,9 @@ struct CommandLineLogSinkTests {
         let port = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
             log = { { to = "file", filename = "/dev/full", levels = { min = "debug" } } }
 
             """,
@@ -91,9 +91,9 @@ struct CommandLineLogSinkTests {
         try #require(mkfifo(fifo, 0o600) == 0)
         let config = try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
             log = { { to = "file", filename = "\(fifo)", levels = { min = "debug" } } }
 
             """,

@@ -94,19 +94,19 @@ struct CommandLineLuaServiceTests {
         try workspace.write(
             """
             plugin_paths = { "plugins" }
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
 
             """,
             to: "prosody.cfg.lua")
         try workspace.write(
             #"""
-            module:provides("net", { name = "echo", listener = {
+            module:provides("net", { name = "demo_echo", listener = {
             	onincoming = function (conn, data) conn:write("plugin echo: " .. data) end,
             } })
             """#,
-            to: "plugins/mod_echo/mod_echo.lua")
+            to: "plugins/mod_demo_echo/mod_demo_echo.lua")
         let nethost = try await workspace.startListening(["run"], on: [("127.0.0.1", port)])
         defer { nethost.stop() }
 

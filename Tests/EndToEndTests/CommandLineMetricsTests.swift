@@ -31,11 +31,11 @@ struct CommandLineMetricsTests {
         let config = try workspace.write(
             """
             plugin_paths = { "plugins" }
-            modules_enabled = { "net_proxy", "whoami", "metrics", "fragile" }
+            modules_enabled = { "net_proxy", "demo_whoami", "metrics", "fragile" }
             interfaces = { "127.0.0.1" }
-            proxy_port_mappings = { [\(proxyPort)] = "whoami" }
+            proxy_port_mappings = { [\(proxyPort)] = "demo_whoami" }
             proxy_trusted_proxies = { "127.0.0.1" }
-            whoami_ports = { \(whoamiPort) }
+            demo_whoami_ports = { \(whoamiPort) }
             fragile_ports = { \(fragilePort) }
             metrics_ports = { \(metricsPort) } -- no metrics_interfaces: loopback by default
 
@@ -65,8 +65,8 @@ struct CommandLineMetricsTests {
         // Counted as each connection is handed over or closes, which its client may
         // see first: the page is read until the last of them shows (the bound only
         // fails the test), then every value is checked exactly.
-        let whoamiProxied = #"nethost_connections_opened_total{service="whoami",port="\#(proxyPort)"}"#
-        let whoamiPlainClosed = #"nethost_connections_closed_total{service="whoami",port="\#(whoamiPort)"}"#
+        let whoamiProxied = #"nethost_connections_opened_total{service="demo_whoami",port="\#(proxyPort)"}"#
+        let whoamiPlainClosed = #"nethost_connections_closed_total{service="demo_whoami",port="\#(whoamiPort)"}"#
         let fragileClosed = #"nethost_connections_closed_total{service="fragile",port="\#(fragilePort)"}"#
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
@@ -95,16 +95,16 @@ struct CommandLineMetricsTests {
         #expect(value(#"nethost_proxy_handoff_seconds_count{port="\#(proxyPort)"}"#) == 1)
         // Accepted by the service: one behind the PROXY port, one directly.
         #expect(value(whoamiProxied) == 1)
-        #expect(value(#"nethost_connections_opened_total{service="whoami",port="\#(whoamiPort)"}"#) == 1)
+        #expect(value(#"nethost_connections_opened_total{service="demo_whoami",port="\#(whoamiPort)"}"#) == 1)
         #expect(value(whoamiPlainClosed) == 1)
-        #expect(value(#"nethost_connections_open{service="whoami",port="\#(whoamiPort)"}"#) == 0)
+        #expect(value(#"nethost_connections_open{service="demo_whoami",port="\#(whoamiPort)"}"#) == 0)
         #expect(value(#"nethost_connections_opened_total{service="fragile",port="\#(fragilePort)"}"#) == 1)
         #expect(value(#"nethost_lua_callback_errors_total{module="fragile",callback="onincoming"}"#) == 1)
         #expect(value("prosody_mod_fragile_lines_total") == 2)
         // "hello\n" and "boom\n" in, "ok\n" out; whoami wrote its two answers.
         #expect(value(#"nethost_service_received_bytes_total{service="fragile"}"#) == 11)
         #expect(value(#"nethost_service_written_bytes_total{service="fragile"}"#) == 3)
-        #expect(value(#"nethost_service_written_bytes_total{service="whoami"}"#) == Double("203.0.113.7 5555\n127.0.0.1 \(plain.localPort)\n".utf8.count))
+        #expect(value(#"nethost_service_written_bytes_total{service="demo_whoami"}"#) == Double("203.0.113.7 5555\n127.0.0.1 \(plain.localPort)\n".utf8.count))
         #expect(value(#"nethost_build_info{version="0.1.0"}"#) == 1)
         #expect((value("nethost_open_fds") ?? 0) > 0)
         #expect((value("nethost_lua_memory_bytes") ?? 0) > 0)

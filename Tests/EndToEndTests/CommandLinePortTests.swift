@@ -14,10 +14,10 @@ struct CommandLinePortTests {
         let free = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "echo", "whoami" }
+            modules_enabled = { "demo_echo", "demo_whoami" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(taken.port) }
-            whoami_ports = { \(free) }
+            demo_echo_ports = { \(taken.port) }
+            demo_whoami_ports = { \(free) }
 
             """,
             to: "prosody.cfg.lua")
@@ -25,7 +25,7 @@ struct CommandLinePortTests {
         defer { nethost.stop() }
 
         let line = try await nethost.waitForLogLine(containing: "could not listen")
-        for part in ["\(taken.port)", "127.0.0.1", "'echo'", "already in use"] {
+        for part in ["\(taken.port)", "127.0.0.1", "'demo_echo'", "already in use"] {
             #expect(line.contains(part), "the message lacks \(part): \(line)")
         }
         let client = try TestClient(connectingTo: "127.0.0.1", port: free)
@@ -40,10 +40,10 @@ struct CommandLinePortTests {
         let port = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "echo", "whoami" }
+            modules_enabled = { "demo_echo", "demo_whoami" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
-            whoami_ports = { \(port) }
+            demo_echo_ports = { \(port) }
+            demo_whoami_ports = { \(port) }
 
             """,
             to: "prosody.cfg.lua")
@@ -52,7 +52,7 @@ struct CommandLinePortTests {
         #expect(check.termination != .exited(0), "check found nothing wrong: \(check.output)")
         let problems = check.standardOutput.split(separator: "\n").filter { $0.hasPrefix("  - ") }
         #expect(
-            problems.contains { $0.contains("\(port)") && $0.contains("'echo'") && $0.contains("'whoami'") },
+            problems.contains { $0.contains("\(port)") && $0.contains("'demo_echo'") && $0.contains("'demo_whoami'") },
             "no problem names the port and both services: \(check.output)")
         #expect(check.listenedOn.isEmpty)
 
@@ -60,6 +60,6 @@ struct CommandLinePortTests {
         defer { nethost.stop() }
         let clash = try await nethost.waitForLogLine(containing: "already configured on this port", timeout: .seconds(5))
         #expect(clash.contains(" error ") && clash.contains("\(port)"), "\(clash)")
-        #expect(clash.contains("'echo'") && clash.contains("'whoami'"), "\(clash)")
+        #expect(clash.contains("'demo_echo'") && clash.contains("'demo_whoami'"), "\(clash)")
     }
 }

@@ -19,9 +19,9 @@ struct CommandLineStartupTests {
         for (name, port) in [("first.cfg.lua", first), ("second.cfg.lua", second)] {
             try workspace.write(
                 """
-                modules_enabled = { "echo" }
+                modules_enabled = { "demo_echo" }
                 interfaces = { "127.0.0.1" }
-                echo_ports = { \(port) }
+                demo_echo_ports = { \(port) }
                 pidfile = "nethost.pid"
 
                 """,
@@ -48,9 +48,9 @@ struct CommandLineStartupTests {
         let taken = try await RecordingServer.start(host: "127.0.0.1")
         let config = try workspace.write(
             """
-            modules_enabled = { "echo" }
+            modules_enabled = { "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(taken.port) }
+            demo_echo_ports = { \(taken.port) }
             pidfile = "nethost.pid"
 
             """,
@@ -75,9 +75,9 @@ struct CommandLineStartupTests {
         try workspace.write(
             """
             plugin_paths = { "plugins" }
-            modules_enabled = { "slow", "echo" }
+            modules_enabled = { "slow", "demo_echo" }
             interfaces = { "127.0.0.1" }
-            echo_ports = { \(port) }
+            demo_echo_ports = { \(port) }
             lua_instruction_budget = 0
 
             """,

@@ -52,8 +52,8 @@ struct CommandLineSystemdNotifyTests {
         let port = try FreePort.allocate()
         let config = try workspace.write(
             """
-            modules_enabled = { "whoami" }
-            whoami_ports = { \(port) }
+            modules_enabled = { "demo_whoami" }
+            demo_whoami_ports = { \(port) }
             interfaces = { "127.0.0.1" }
             """,
             to: "prosody.cfg.lua"

@@ -23,10 +23,10 @@ extension InteropTests {
             let port = try FreePort.allocate()
             let nethost = try await NetHostFixture.start(
                 config: """
-                    modules_enabled = { "net_proxy", "whoami" }
+                    modules_enabled = { "net_proxy", "demo_whoami" }
                     interfaces = { "127.0.0.1" }
-                    whoami_ports = { }
-                    proxy_port_mappings = { [\(port)] = "whoami" }
+                    demo_whoami_ports = { }
+                    proxy_port_mappings = { [\(port)] = "demo_whoami" }
                     log = { { levels = { min = "warn" }, to = "console" } }
                     """,
                 readiness: [.listening(host: "127.0.0.1", port: port)]

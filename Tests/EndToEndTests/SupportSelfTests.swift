@@ -461,7 +461,7 @@ struct NetHostFixtureTests {
         let workspace = try CommandLineWorkspace(prefix: "watch")
         let (tried, untouched) = (try FreePort.allocate(), try FreePort.allocate())
         let config = try workspace.write(
-            "modules_enabled = { \"echo\" }\ninterfaces = { \"127.0.0.1\", \"::1\" }\necho_ports = { \(tried) }\n",
+            "modules_enabled = { \"demo_echo\" }\ninterfaces = { \"127.0.0.1\", \"::1\" }\ndemo_echo_ports = { \(tried) }\n",
             to: "prosody.cfg.lua")
         let result = try await workspace.run(
             ["--config", config], watching: CommandLineWorkspace.onLoopbacks(tried, untouched))

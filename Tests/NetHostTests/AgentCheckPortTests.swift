@@ -13,9 +13,9 @@ import Testing
 struct AgentCheckPortTests {
     static func options(stateFile: String? = nil) -> [String: ConfigValue] {
         var options: [String: ConfigValue] = [
-            "modules_enabled": .strings("agent_check", "echo_swift"),
+            "modules_enabled": .strings("agent_check", "demo_echo_swift"),
             "agent_check_ports": .list(.integer(0)), "agent_check_interfaces": .strings("127.0.0.1"),
-            "echo_swift_ports": .list(.integer(0)),
+            "demo_echo_swift_ports": .list(.integer(0)),
             "network_settings": .table(ConfigTable(map: [.string("max_connections"): .integer(10)])),
         ]
         if let stateFile { options["agent_check_state_file"] = .string(stateFile) }
@@ -36,7 +36,7 @@ struct AgentCheckPortTests {
             #expect(try Self.ask(fixture) == "up ready 100%\n")
             var held: [TestClient] = []
             for _ in 0 ..< 5 {
-                let client = try fixture.connect(to: "echo_swift")
+                let client = try fixture.connect(to: "demo_echo_swift")
                 try client.send("hi\n")
                 #expect(try client.readLine() == "hi")
                 held.append(client)
@@ -99,7 +99,7 @@ struct AgentCheckPortTests {
             #expect(server.status.leavingNotice == .milliseconds(1500))
         }
         let without = try HostFixture(modules: [:])
-        let server = try await without.start(options: ["modules_enabled": .strings("echo_swift"), "echo_swift_ports": .list(.integer(0))])
+        let server = try await without.start(options: ["modules_enabled": .strings("demo_echo_swift"), "demo_echo_swift_ports": .list(.integer(0))])
         #expect(server.status.leavingNotice == .zero, "without the agent check nobody is told, so nothing waits")
         await without.stop()
     }

@@ -47,7 +47,7 @@ extension ConfigTests {
         // outside this target: ProxyOptionDeclarationTests and CommandLineCheckTests check them.
         @Test("a global-only option under a host is a warning", arguments: [
             "c2s_ports = { 5222 }", "http_interfaces = { \"*\" }", "interfaces = { \"::\" }",
-            "local_interfaces = { \"::1\" }", "echo_ports = { 7 }",
+            "local_interfaces = { \"::1\" }", "demo_echo_ports = { 7 }",
             "plugin_paths = { \"plugins\" }", "log = \"*console\"",
             "network_settings = { read_timeout = 10 }", "daemonize = false",
             "run_as_root = true", "lua_memory_limit = 1000000", "tls_profile = \"modern\"",

@@ -12,7 +12,7 @@ import Testing
 @Suite("Idle connections shed at max_connections, on sockets", .serialized)
 struct IdleSheddingSocketTests {
     static let service = """
-        module:provides("net", { name = "chat", listener = {
+        module:provides("net", { name = "demo_chat", listener = {
             onconnect = function (conn) conn:write("hello\\n") end,
             onincoming = function (conn, data) conn:write(data) end,
             ondisconnect = function (conn, reason) module:log("info", "ondisconnect: %s", tostring(reason)) end,
@@ -21,15 +21,15 @@ struct IdleSheddingSocketTests {
 
     @Test("at max_connections a new connection is served and the idle one closed, its service told why")
     func shedsOnSockets() async throws {
-        try await HostFixture.running(modules: ["chat": Self.service], options: [
-            "modules_enabled": .strings("chat"), "chat_ports": .list(.integer(0)),
+        try await HostFixture.running(modules: ["demo_chat": Self.service], options: [
+            "modules_enabled": .strings("demo_chat"), "demo_chat_ports": .list(.integer(0)),
             "network_settings": .table(ConfigTable(map: [
                 .string("max_connections"): .integer(2), .string("shed_idle_after"): .number(0.2),
             ])),
         ]) { fixture in
-            let idle = try fixture.connect(to: "chat")
+            let idle = try fixture.connect(to: "demo_chat")
             #expect(try idle.readLine() == "hello")
-            let busy = try fixture.connect(to: "chat")
+            let busy = try fixture.connect(to: "demo_chat")
             #expect(try busy.readLine() == "hello")
             // Both idle past shed_idle_after (a wait, not a timing check: longer only
             // makes them idler), then the busy one speaks.
@@ -37,7 +37,7 @@ struct IdleSheddingSocketTests {
             try busy.send("ping\n")
             #expect(try busy.readLine() == "ping")
 
-            let newcomer = try fixture.connect(to: "chat")
+            let newcomer = try fixture.connect(to: "demo_chat")
             #expect(try newcomer.readLine() == "hello")
             #expect(try idle.readToEnd().isEmpty, "the idle one was closed")
             try busy.send("still\n")

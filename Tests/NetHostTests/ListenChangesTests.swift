@@ -22,7 +22,7 @@ struct ListenChangesTests {
 
     @Test("the first plan opens everything")
     func firstPlanOpensAll() {
-        let planned = [Self.placed(Self.entry("echo", 5000), Self.luaLoop), Self.placed(Self.entry("proxy", 5001), Self.everyLoop)]
+        let planned = [Self.placed(Self.entry("demo_echo", 5000), Self.luaLoop), Self.placed(Self.entry("proxy", 5001), Self.everyLoop)]
         let changes = ListenChanges(planned: planned, open: [:])
         #expect(changes.opening == planned)
         #expect(changes.moving.isEmpty)
@@ -31,14 +31,14 @@ struct ListenChangesTests {
 
     @Test("the same plan again changes nothing")
     func samePlanChangesNothing() {
-        let echo = Self.entry("echo", 5000)
+        let echo = Self.entry("demo_echo", 5000)
         let changes = ListenChanges(planned: [Self.placed(echo, Self.luaLoop)], open: [echo: Self.luaLoop])
         #expect(changes == ListenChanges(planned: [], open: [:]))
     }
 
     @Test("a listener no longer planned closes; one planned anew opens; the others stay")
     func removedCloseAddedOpen() {
-        let (kept, removed, added) = (Self.entry("echo", 5000), Self.entry("echo", 5001), Self.entry("chat", 5002))
+        let (kept, removed, added) = (Self.entry("demo_echo", 5000), Self.entry("demo_echo", 5001), Self.entry("demo_chat", 5002))
         let changes = ListenChanges(
             planned: [Self.placed(kept, Self.luaLoop), Self.placed(added, Self.luaLoop)],
             open: [kept: Self.luaLoop, removed: Self.luaLoop]
@@ -59,7 +59,7 @@ struct ListenChangesTests {
 
     @Test("a port listed twice for one service opens once and moves once")
     func duplicatesOnce() {
-        let (fresh, moved) = (Self.entry("echo", 5000), Self.entry("net_proxy", 15222))
+        let (fresh, moved) = (Self.entry("demo_echo", 5000), Self.entry("net_proxy", 15222))
         let changes = ListenChanges(
             planned: [
                 Self.placed(fresh, Self.luaLoop), Self.placed(fresh, Self.luaLoop),
@@ -73,7 +73,7 @@ struct ListenChangesTests {
 
     @Test("the same port on another interface is another listener")
     func interfacesAreDistinct() {
-        let (v4, v6) = (Self.entry("echo", 5000, "127.0.0.1"), Self.entry("echo", 5000, "::1"))
+        let (v4, v6) = (Self.entry("demo_echo", 5000, "127.0.0.1"), Self.entry("demo_echo", 5000, "::1"))
         let changes = ListenChanges(planned: [Self.placed(v6, Self.luaLoop)], open: [v4: Self.luaLoop])
         #expect(changes.closing == [v4])
         #expect(changes.opening.map(\.entry) == [v6])

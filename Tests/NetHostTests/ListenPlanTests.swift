@@ -54,17 +54,17 @@ struct ListenPlanTests {
     @Test("ports given as strings, as ENV_ variables give them, are read as numbers",
           arguments: [("28512", 28512), (" 28513 ", 28513), ("0x6F60", 28512), ("28514.0", 28514)])
     func portsFromStrings(text: String, port: Int) {
-        let plan = ListenPlan(services: [Self.service("echo")],
-                              options: FixedOptions(global: ["echo_ports": .list(.string(text))]))
+        let plan = ListenPlan(services: [Self.service("demo_echo")],
+                              options: FixedOptions(global: ["demo_echo_ports": .list(.string(text))]))
         #expect(plan.problems.isEmpty)
         #expect(plan.entries.map(\.port) == [port, port])
     }
 
     @Test("a string that is not a number is still refused as a port", arguments: ["ECHO_PORT", "inf", "", "12ab"])
     func nonNumericPortIsRefused(text: String) {
-        let plan = ListenPlan(services: [Self.service("echo")],
-                              options: FixedOptions(global: ["echo_ports": .list(.string(text))]))
-        #expect(plan.problems == ["echo_ports: \"\(text)\" is not a port number (0-65535)"])
+        let plan = ListenPlan(services: [Self.service("demo_echo")],
+                              options: FixedOptions(global: ["demo_echo_ports": .list(.string(text))]))
+        #expect(plan.problems == ["demo_echo_ports: \"\(text)\" is not a port number (0-65535)"])
     }
 
     /// A PROXY-like pipeline: port 15000 hands its connections to "app".

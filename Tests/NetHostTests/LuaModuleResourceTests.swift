@@ -194,7 +194,7 @@ struct LuaModuleResourceTests {
     // MARK: Who owns the runtime
 
     static let echoService = """
-        module:provides("net", { name = "echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
+        module:provides("net", { name = "demo_echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
         """
 
     @Test("a runtime with a service and a connection goes with its module manager: the service's listener does not keep it",
@@ -203,11 +203,11 @@ struct LuaModuleResourceTests {
         weak var runtime: LuaRuntime?
         var listener: (any ConnectionListener)?
         do {
-            let harness = try ModuleHarness(modules: ["echo": Self.echoService], options: ["modules_enabled": .strings("echo")])
+            let harness = try ModuleHarness(modules: ["demo_echo": Self.echoService], options: ["modules_enabled": .strings("demo_echo")])
             harness.stopsManagerWhenDone = stoppedFirst
             runtime = harness.manager.runtime
-            listener = harness.services.service(named: "echo")?.listener
-            #expect(try harness.connect(to: "echo").exchange("ping") == "ping")
+            listener = harness.services.service(named: "demo_echo")?.listener
+            #expect(try harness.connect(to: "demo_echo").exchange("ping") == "ping")
         }
         #expect(listener != nil)
         #expect(runtime == nil, "the listener, its service or its connection still holds the runtime")

@@ -11,24 +11,24 @@ import Testing
 @Suite("Module loading", .serialized)
 struct ModuleLoadingTests {
     static let echo = """
-        module:provides("net", { name = "echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
+        module:provides("net", { name = "demo_echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
         """
 
     @Test("Lua modules load from plugin_paths, native ones by name, and a disabled one does not load")
     func loadsByName() async throws {
-        let fixture = try HostFixture(modules: ["echo": Self.echo, "other": "module:log('info', 'other loaded')"])
+        let fixture = try HostFixture(modules: ["demo_echo": Self.echo, "other": "module:log('info', 'other loaded')"])
         let server = try await fixture.start(options: [
-            "modules_enabled": .strings("echo", "whoami", "other", "echo"),
+            "modules_enabled": .strings("demo_echo", "demo_whoami", "other", "demo_echo"),
             "modules_disabled": .strings("other", "does_not_exist"),
-            "echo_ports": .list(.integer(0)),
-            "whoami_ports": .list(.integer(0)),
+            "demo_echo_ports": .list(.integer(0)),
+            "demo_whoami_ports": .list(.integer(0)),
         ])
-        await #expect(server.loadedModules == ["echo", "whoami"])
+        await #expect(server.loadedModules == ["demo_echo", "demo_whoami"])
         #expect(!fixture.logs.contains("other loaded"))
-        let echo = try fixture.connect(to: "echo")
+        let echo = try fixture.connect(to: "demo_echo")
         try echo.send("ping\n")
         #expect(try echo.readLine() == "ping")
-        let whoami = try fixture.connect(to: "whoami")
+        let whoami = try fixture.connect(to: "demo_whoami")
         #expect(try whoami.readLine() == "127.0.0.1 \(whoami.localPort)")
         await fixture.stop()
     }
@@ -47,7 +47,7 @@ struct ModuleLoadingTests {
     @Test("a missing module and a failing one are reported with their error; the rest still load")
     func failuresAreIsolated() async throws {
         let fixture = try HostFixture(modules: [
-            "echo": Self.echo,
+            "demo_echo": Self.echo,
             "syntax": "local x = = 1",
             "runtime": "local t = nil\nlocal y = t.field",
             "badload": "function module.load() error('refusing to load') end",
@@ -57,11 +57,11 @@ struct ModuleLoadingTests {
                 """,
         ])
         let server = try await fixture.start(options: [
-            "modules_enabled": .strings("missing", "syntax", "runtime", "badload", "halfway", "echo"),
-            "echo_ports": .list(.integer(0)),
+            "modules_enabled": .strings("missing", "syntax", "runtime", "badload", "halfway", "demo_echo"),
+            "demo_echo_ports": .list(.integer(0)),
             "halfway_ports": .list(.integer(0)),
         ])
-        await #expect(server.loadedModules == ["echo"])
+        await #expect(server.loadedModules == ["demo_echo"])
         let problems = server.problems.all.joined(separator: "\n")
         #expect(problems.contains("module 'missing' failed to load: no native module of that name, and no file in:"))
         #expect(problems.contains("mod_syntax.lua:1:"))
@@ -72,7 +72,7 @@ struct ModuleLoadingTests {
         // (Its hooks and timers: `failedModuleLeavesNothing` below, on virtual time.)
         #expect(server.services.service(named: "halfway") == nil)
         #expect(server.ports.boundAddresses(of: "halfway").isEmpty)
-        let echo = try fixture.connect(to: "echo")
+        let echo = try fixture.connect(to: "demo_echo")
         try echo.send("still up\n")
         #expect(try echo.readLine() == "still up")
         await fixture.stop()

@@ -12,30 +12,30 @@ struct ModuleSearchOrderTests {
     @Test("a Lua module in plugin_paths takes the place of a native module of the same name, with a note")
     func userModuleWinsOverNative() throws {
         let harness = try ModuleHarness(
-            modules: ["whoami": #"trace("the user's whoami on " .. module.host)"#],
-            optionSource: FixedOptions(global: ["modules_enabled": .strings("whoami")]),
+            modules: ["demo_whoami": #"trace("the user's whoami on " .. module.host)"#],
+            optionSource: FixedOptions(global: ["modules_enabled": .strings("demo_whoami")]),
             natives: [WhoAmIModule.self]
         )
         #expect(harness.traced == ["the user's whoami on *"])
-        guard case .lua(let path, _)? = harness.manager.loaded[ModuleKey("whoami")]?.module else {
-            Issue.record("whoami is not the Lua module: \(String(describing: harness.manager.loaded[ModuleKey("whoami")]?.module))")
+        guard case .lua(let path, _)? = harness.manager.loaded[ModuleKey("demo_whoami")]?.module else {
+            Issue.record("whoami is not the Lua module: \(String(describing: harness.manager.loaded[ModuleKey("demo_whoami")]?.module))")
             return
         }
-        #expect(path == harness.directory + "/mod_whoami.lua")
+        #expect(path == harness.directory + "/mod_demo_whoami.lua")
         #expect(harness.manager.notes.all == [
-            "module 'whoami' is loaded from \(path) (plugin_paths), in place of NetHost's built-in native module",
+            "module 'demo_whoami' is loaded from \(path) (plugin_paths), in place of NetHost's built-in native module",
         ])
         #expect(harness.count("in place of NetHost's built-in native module") == 1)
-        #expect(harness.count("loaded Lua module 'whoami' from \(path)") == 1)
+        #expect(harness.count("loaded Lua module 'demo_whoami' from \(path)") == 1)
     }
 
     @Test("without a file of that name in plugin_paths the native module loads, and nothing is noted")
     func nativeModuleWithoutUserFile() throws {
         let harness = try ModuleHarness(
-            modules: [:], optionSource: FixedOptions(global: ["modules_enabled": .strings("whoami")]),
+            modules: [:], optionSource: FixedOptions(global: ["modules_enabled": .strings("demo_whoami")]),
             natives: [WhoAmIModule.self]
         )
-        guard case .native? = harness.manager.loaded[ModuleKey("whoami")]?.module else {
+        guard case .native? = harness.manager.loaded[ModuleKey("demo_whoami")]?.module else {
             Issue.record("whoami did not load as the native module")
             return
         }
@@ -47,18 +47,18 @@ struct ModuleSearchOrderTests {
         let shipped = NSTemporaryDirectory() + "nethost-shipped-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: shipped, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: shipped) }
-        try #"trace("the shipped echo")"#.write(toFile: shipped + "/mod_echo.lua", atomically: true, encoding: .utf8)
-        try #"trace("the shipped chat")"#.write(toFile: shipped + "/mod_chat.lua", atomically: true, encoding: .utf8)
+        try #"trace("the shipped echo")"#.write(toFile: shipped + "/mod_demo_echo.lua", atomically: true, encoding: .utf8)
+        try #"trace("the shipped chat")"#.write(toFile: shipped + "/mod_demo_chat.lua", atomically: true, encoding: .utf8)
 
         let harness = try ModuleHarness(
-            modules: ["echo": #"trace("the user's echo")"#],
-            optionSource: FixedOptions(global: ["modules_enabled": .strings("echo", "chat")]),
+            modules: ["demo_echo": #"trace("the user's echo")"#],
+            optionSource: FixedOptions(global: ["modules_enabled": .strings("demo_echo", "demo_chat")]),
             shippedModules: shipped
         )
         #expect(harness.traced == ["the user's echo", "the shipped chat"])
         #expect(harness.manager.notes.all == [
-            "module 'echo' is loaded from \(harness.directory)/mod_echo.lua (plugin_paths), "
-                + "in place of NetHost's built-in Lua module \(shipped)/mod_echo.lua",
+            "module 'demo_echo' is loaded from \(harness.directory)/mod_demo_echo.lua (plugin_paths), "
+                + "in place of NetHost's built-in Lua module \(shipped)/mod_demo_echo.lua",
         ])
     }
 }
@@ -94,7 +94,7 @@ struct ProsodyXMPPModuleTests {
         let modules = ProsodyXMPPModules(folders: [folder])
         #expect(modules.contains("roster"))
         #expect(modules.contains("newer_feature"))
-        #expect(!modules.contains("echo"))
+        #expect(!modules.contains("demo_echo"))
         #expect(!modules.contains("my_service"))
     }
 }

@@ -26,12 +26,12 @@ struct OptionRegistryTests {
     @Test("a service's NAME_ports, NAME_interfaces, NAME_ssl and NAME_certificate are covered once a module provides NAME")
     func serviceOptions() {
         for suffix in ["_ports", "_interfaces", "_ssl", "_certificate"] {
-            #expect(registry.declaration(covering: "echo" + suffix, services: []) == nil)
-            let covering = registry.declaration(covering: "echo" + suffix, services: ["echo"])
-            #expect(covering?.name == "echo" + suffix)
+            #expect(registry.declaration(covering: "demo_echo" + suffix, services: []) == nil)
+            let covering = registry.declaration(covering: "demo_echo" + suffix, services: ["demo_echo"])
+            #expect(covering?.name == "demo_echo" + suffix)
             #expect(covering?.use == .read)
         }
-        #expect(registry.declaration(covering: "echo_port", services: ["echo"]) == nil)
+        #expect(registry.declaration(covering: "echo_port", services: ["demo_echo"]) == nil)
         // A declared name is its own, whatever services exist.
         #expect(registry.declaration(covering: "c2s_ports", services: [])?.use == .acceptedNotUsed)
     }

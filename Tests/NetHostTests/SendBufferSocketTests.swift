@@ -12,12 +12,12 @@ import Testing
 /// (Each step on virtual time: `SendBufferTests`.)
 @Suite("Send buffer over TCP", .serialized)
 struct SendBufferSocketTests {
-    static let luaEcho = try! String(contentsOfFile: SendBufferTests.shippedModule("mod_echo.lua"), encoding: .utf8)
+    static let luaEcho = try! String(contentsOfFile: SendBufferTests.shippedModule("mod_demo_echo.lua"), encoding: .utf8)
 
     @Test("an echo service with a client that never reads holds a bounded send buffer, and every byte comes back",
-          arguments: ["echo", "echo_swift"])
+          arguments: ["demo_echo", "demo_echo_swift"])
     func nonReadingClientIsBounded(service: String) async throws {
-        let modules = service == "echo" ? ["echo": Self.luaEcho] : [:]
+        let modules = service == "demo_echo" ? ["demo_echo": Self.luaEcho] : [:]
         try await HostFixture.running(
             modules: modules,
             options: ["modules_enabled": .strings(service), "\(service)_ports": .list(.integer(0))]

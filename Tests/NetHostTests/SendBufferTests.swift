@@ -216,13 +216,13 @@ struct SendBufferTests {
         #expect(fixture.budget.used == 0)
     }
 
-    @Test("a Lua broadcast (the shipped mod_chat): a member that reads nothing stops the sender's reads, until it drains")
+    @Test("a Lua broadcast (the shipped mod_demo_chat): a member that reads nothing stops the sender's reads, until it drains")
     func luaBroadcastPausesTheSender() throws {
-        let chat = try String(contentsOfFile: Self.shippedModule("mod_chat.lua"), encoding: .utf8)
-        let harness = try ModuleHarness(modules: ["chat": chat], options: ["modules_enabled": .strings("chat")])
+        let chat = try String(contentsOfFile: Self.shippedModule("mod_demo_chat.lua"), encoding: .utf8)
+        let harness = try ModuleHarness(modules: ["demo_chat": chat], options: ["modules_enabled": .strings("demo_chat")])
         let fixture = Fixture()
-        let sender = try harness.connect(to: "chat", settings: fixture.settings())
-        let member = try harness.connect(to: "chat", settings: fixture.settings())
+        let sender = try harness.connect(to: "demo_chat", settings: fixture.settings())
+        let member = try harness.connect(to: "demo_chat", settings: fixture.settings())
         _ = try sender.sent()
         _ = try member.sent()
         let memberSocket = StalledSocket()
@@ -351,15 +351,15 @@ struct SendBufferTests {
 
     @Test("Lua services read at most 16 KiB at a time unless read_size says otherwise; Swift services 64 KiB")
     func luaReadSize() throws {
-        let echo = try String(contentsOfFile: Self.shippedModule("mod_echo.lua"), encoding: .utf8)
-        let harness = try ModuleHarness(modules: ["echo": echo], options: ["modules_enabled": .strings("echo")])
+        let echo = try String(contentsOfFile: Self.shippedModule("mod_demo_echo.lua"), encoding: .utf8)
+        let harness = try ModuleHarness(modules: ["demo_echo": echo], options: ["modules_enabled": .strings("demo_echo")])
         func readSize(_ channel: EmbeddedChannel) -> Int? {
             (channel.options.last { $0.option is ChannelOptions.Types.RecvAllocatorOption }?.value
                 as? CompactAdaptiveRecvAllocator)?.maximum
         }
-        #expect(readSize(try harness.connect(to: "echo")) == 16 * 1024)
+        #expect(readSize(try harness.connect(to: "demo_echo")) == 16 * 1024)
         // Set explicitly, read_size holds for Lua services too (the port set it at accept).
-        #expect(readSize(try harness.connect(to: "echo", settings: try .parsing(["read_size": .integer(65536)]))) == nil)
+        #expect(readSize(try harness.connect(to: "demo_echo", settings: try .parsing(["read_size": .integer(65536)]))) == nil)
         let fixture = Fixture()
         let (swift, _) = try fixture.connect(Service(loop: fixture.loop), settings: fixture.settings())
         #expect(readSize(swift) == nil)

@@ -12,7 +12,7 @@ import Testing
 @Suite("Server as a service", .serialized)
 struct ServerServiceTests {
     static let echo = """
-        module:provides("net", { name = "echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
+        module:provides("net", { name = "demo_echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
         module:hook("server-stopping", function () module:log("info", "saw server-stopping") end)
         """
 
@@ -28,17 +28,17 @@ struct ServerServiceTests {
 
     @Test("in a ServiceGroup it serves, and a graceful shutdown closes its ports and fires server-stopping")
     func servesUntilGracefulShutdown() async throws {
-        let fixture = try HostFixture(modules: ["echo": Self.echo])
+        let fixture = try HostFixture(modules: ["demo_echo": Self.echo])
         let server = try await Self.server(in: fixture, options: [
-            "modules_enabled": .strings("echo"), "echo_ports": .list(.integer(0)),
+            "modules_enabled": .strings("demo_echo"), "demo_echo_ports": .list(.integer(0)),
         ])
         let group = ServiceGroup(services: [server], logger: Logger(label: "group", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             // Generous: the group runs on Swift's concurrency pool, one thread per core,
             // which other suites' blocking socket reads may hold for seconds at a time.
-            #expect(await fixture.waitUntil(timeout: .seconds(60)) { !server.ports.boundAddresses(of: "echo").isEmpty })
-            let port = try #require(server.ports.boundAddresses(of: "echo").first?.port)
+            #expect(await fixture.waitUntil(timeout: .seconds(60)) { !server.ports.boundAddresses(of: "demo_echo").isEmpty })
+            let port = try #require(server.ports.boundAddresses(of: "demo_echo").first?.port)
             let client = try TestClient(connectingTo: "127.0.0.1", port: port)
             try client.send("ping\n")
             #expect(try client.readLine() == "ping")
@@ -54,11 +54,11 @@ struct ServerServiceTests {
 
     @Test("run throws, after stopping, when no port could be opened")
     func refusesToRunListeningNowhere() async throws {
-        let fixture = try HostFixture(modules: ["echo": Self.echo])
+        let fixture = try HostFixture(modules: ["demo_echo": Self.echo])
         let occupied = try FreePort.allocate()
         let blocker = try TestListener(port: occupied)
         let server = try await Self.server(in: fixture, options: [
-            "modules_enabled": .strings("echo"), "echo_ports": .list(.integer(occupied)),
+            "modules_enabled": .strings("demo_echo"), "demo_echo_ports": .list(.integer(occupied)),
         ])
         await #expect(throws: NetHostServer.StartFailure.self) { try await server.run() }
         #expect(fixture.logs.contains("saw server-stopping"))

@@ -16,24 +16,24 @@ import Glibc
 @Suite("Socket options from network_settings", .serialized)
 struct SocketOptionTests {
     static let echo = """
-        module:provides("net", { name = "echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
+        module:provides("net", { name = "demo_echo", listener = { onincoming = function (conn, data) conn:write(data) end } })
         """
 
     /// A host serving `echo` with `network_settings = settings` (none if nil).
     private func withEcho(_ settings: [String: ConfigValue]?, _ body: (HostFixture) async throws -> Void) async throws {
-        var options: [String: ConfigValue] = ["modules_enabled": .strings("echo"), "echo_ports": .list(.integer(0))]
+        var options: [String: ConfigValue] = ["modules_enabled": .strings("demo_echo"), "demo_echo_ports": .list(.integer(0))]
         if let settings {
             options["network_settings"] = .table(ConfigTable(map: Dictionary(uniqueKeysWithValues: settings.map { (ConfigKey.string($0.key), $0.value) })))
         }
-        try await HostFixture.running(modules: ["echo": Self.echo], options: options, body)
+        try await HostFixture.running(modules: ["demo_echo": Self.echo], options: options, body)
     }
 
     /// Connects, makes sure the server has accepted (an echo), and reads an option of its end.
     private func serverSideOption(_ fixture: HostFixture, level: Int32, name: Int32) throws -> Int32? {
-        let client = try fixture.connect(to: "echo")
+        let client = try fixture.connect(to: "demo_echo")
         try client.send("ping\n")
         #expect(try client.readLine() == "ping")
-        let fd = try #require(SocketInspection.acceptedSocket(serverPort: try fixture.port(of: "echo"), clientPort: client.localPort))
+        let fd = try #require(SocketInspection.acceptedSocket(serverPort: try fixture.port(of: "demo_echo"), clientPort: client.localPort))
         return SocketInspection.option(fd, level: level, name: name)
     }
 
@@ -62,7 +62,7 @@ struct SocketOptionTests {
     ] as [(Int?, Int)])
     func tcpBacklog(setting: Int?, expected: Int) async throws {
         try await withEcho(setting.map { ["tcp_backlog": .integer($0)] }) { fixture in
-            let backlogs = try SocketInspection.listenBacklogs(port: try fixture.port(of: "echo"))
+            let backlogs = try SocketInspection.listenBacklogs(port: try fixture.port(of: "demo_echo"))
             #expect(backlogs == [expected])
         }
     }

@@ -12,7 +12,7 @@ import Testing
 /// run); a value that is not a list of names is reported, not half-read.
 @Suite("String list options")
 struct StringListOptionTests {
-    static let names = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+    static let names = ["alpha", "bravo", "charlie", "delta", "demo_echo", "foxtrot", "golf", "hotel"]
     static let set = ConfigValue.table(ConfigTable(map: Dictionary(uniqueKeysWithValues: names.map { (ConfigKey.string($0), ConfigValue.boolean(true)) })))
 
     /// Before, FixedOptions and LiveOptions (the OptionSource extension) kept the set's
@@ -40,7 +40,7 @@ struct StringListOptionTests {
     @Test("a module list that is not a list of names is a problem, and is ignored")
     func badModuleList() {
         let plan = ModulePlan(options: FixedOptions(
-            global: ["modules_enabled": .list(.string("echo"), .integer(5))],
+            global: ["modules_enabled": .list(.string("demo_echo"), .integer(5))],
             hosts: ["example.com": ["modules_disabled": .integer(1)]]
         ))
         #expect(plan.global.isEmpty)
@@ -54,14 +54,14 @@ struct StringListOptionTests {
     @Test("interfaces that are not a list of addresses are a problem, and that service does not listen")
     func badInterfaces() {
         let plan = ListenPlan(
-            services: [ListenPlanTests.service("echo"), ListenPlanTests.service("admin", isPrivate: true)],
+            services: [ListenPlanTests.service("demo_echo"), ListenPlanTests.service("admin", isPrivate: true)],
             options: FixedOptions(global: [
                 "interfaces": .list(.string("127.0.0.1"), .integer(5)),
                 "local_interfaces": .table(ConfigTable(map: [.string("::1"): .string("yes")])),
             ]))
         #expect(plan.entries.isEmpty)
         #expect(plan.problems == [
-            "interfaces: expected a list of strings, but item 2 is a number; service 'echo' does not listen",
+            "interfaces: expected a list of strings, but item 2 is a number; service 'demo_echo' does not listen",
             "local_interfaces: expected a list of strings or a set like { a = true }, but [\"::1\"] is a string; service 'admin' does not listen",
         ])
     }

@@ -198,7 +198,7 @@ struct TimeoutValueTests {
         let channel = EmbeddedChannel(loop: loop)
         let echo = Echo()
         try channel.pipeline.syncOperations.addHandler(
-            ConnectionHandler(serviceName: "echo", listener: echo, settings: settings, logger: Logger(label: "test")))
+            ConnectionHandler(serviceName: "demo_echo", listener: echo, settings: settings, logger: Logger(label: "test")))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
         return (loop, channel, echo)
     }

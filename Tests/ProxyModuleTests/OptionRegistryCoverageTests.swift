@@ -27,12 +27,12 @@ struct OptionRegistryCoverageTests {
     ]
 
     static let config = """
-        modules_enabled = { "net_proxy", "whoami", "echo_swift", "agent_check", "admin", "secure", "saver" }
+        modules_enabled = { "net_proxy", "demo_whoami", "demo_echo_swift", "agent_check", "admin", "secure", "saver" }
         modules_disabled = { "nothing" }
         plugin_paths = { "plugins" }
         interfaces = { "127.0.0.1" }
         local_interfaces = { "127.0.0.1" }
-        proxy_port_mappings = { [65000] = "whoami" }
+        proxy_port_mappings = { [65000] = "demo_whoami" }
         proxy_trusted_proxies = { "127.0.0.1" }
         proxy_header_timeout = 4
         proxy_max_header_size = 1024
@@ -46,7 +46,7 @@ struct OptionRegistryCoverageTests {
         tls_profile = "intermediate"
         VirtualHost "example.com"
             modules_enabled = { "admin" }
-        Component "gateway.example.com" "whoami"
+        Component "gateway.example.com" "demo_whoami"
             enabled = false
         """
 
@@ -73,7 +73,7 @@ struct OptionRegistryCoverageTests {
             logger: logger
         )
         let loaded = await server.loadedModules
-        #expect(Set(loaded) == ["net_proxy", "whoami", "echo_swift", "agent_check", "admin", "secure", "saver"])
+        #expect(Set(loaded) == ["net_proxy", "demo_whoami", "demo_echo_swift", "agent_check", "admin", "secure", "saver"])
         let services = Set(server.services.all.map(\.name))
         _ = ListenPlan(services: server.services.all, options: recording)
         _ = server.listenProblems()

@@ -28,12 +28,12 @@ struct ProxyOptionsTests {
     @Test("proxy_max_header_size is used; proxy_trusted_proxy is a typo of proxy_trusted_proxies")
     func usage() throws {
         let configuration = try ConfigLoader.load(source: """
-            proxy_port_mappings = { [15222] = "whoami" }
+            proxy_port_mappings = { [15222] = "demo_whoami" }
             proxy_max_header_size = 1024
             proxy_header_timeout = 3
             proxy_trusted_proxy = { "10.0.0.0/8" }
             """, registry: Self.registry).configuration
-        let usage = OptionUsageReport(configuration: configuration, registry: Self.registry, services: ["proxy", "whoami"])
+        let usage = OptionUsageReport(configuration: configuration, registry: Self.registry, services: ["proxy", "demo_whoami"])
         #expect(usage.used == ["proxy_header_timeout", "proxy_max_header_size", "proxy_port_mappings"])
         #expect(usage.unknown.map(\.description) == ["proxy_trusted_proxy (did you mean proxy_trusted_proxies?)"])
     }

@@ -1,10 +1,10 @@
 import NetHostCore
 import NIOCore
 
-/// Native module `echo_swift`: a Swift echo service that runs on every core,
-/// the Swift counterpart of `modules/mod_echo.lua`.
+/// Native module `demo_echo_swift`: a Swift echo service that runs on every core,
+/// the Swift counterpart of `modules/mod_demo_echo.lua`.
 public final class SwiftEchoModule: NativeModule {
-    public static let name = "echo_swift"
+    public static let name = "demo_echo_swift"
     private let context: ModuleContext
 
     public init(context: ModuleContext) throws {
@@ -13,7 +13,7 @@ public final class SwiftEchoModule: NativeModule {
 
     public func load() throws {
         try context.provide(NetService(
-            name: "echo_swift",
+            name: "demo_echo_swift",
             handling: .listener(SwiftEchoListener(), .anyLoop),
             module: Self.name
         ))

@@ -35,11 +35,11 @@ struct FleetMember: Sendable {
 
     var config: String {
         var lines = [
-            #"modules_enabled = { "net_proxy", "whoami", "echo_swift", "agent_check" }"#,
+            #"modules_enabled = { "net_proxy", "demo_whoami", "demo_echo_swift", "agent_check" }"#,
             #"interfaces = { "127.0.0.1" }"#,
-            "whoami_ports = { }",
-            "echo_swift_ports = { }",
-            #"proxy_port_mappings = { [\#(whoamiPort)] = "whoami", [\#(echoPort)] = "echo_swift" }"#,
+            "demo_whoami_ports = { }",
+            "demo_echo_swift_ports = { }",
+            #"proxy_port_mappings = { [\#(whoamiPort)] = "demo_whoami", [\#(echoPort)] = "demo_echo_swift" }"#,
             "agent_check_ports = { \(agentPort) }",
             #"agent_check_interfaces = { "127.0.0.1" }"#,
             "agent_check_drain_time = \(drainTime)",

@@ -16,10 +16,10 @@ import Darwin
 ///     let nethost = try await NetHostFixture.start(
 ///         config: { paths in """
 ///             plugin_paths = { "\(paths.modulesDirectory)" }
-///             modules_enabled = { "net_proxy", "echo" }
-///             proxy_port_mappings = { [\(port)] = "echo" }
+///             modules_enabled = { "net_proxy", "demo_echo" }
+///             proxy_port_mappings = { [\(port)] = "demo_echo" }
 ///             """ },
-///         modules: ["mod_echo.lua": echoSource],
+///         modules: ["mod_demo_echo.lua": echoSource],
 ///         readiness: [.listening(host: "127.0.0.1", port: port)])
 ///     defer { nethost.stop() }
 final class NetHostFixture: Sendable {

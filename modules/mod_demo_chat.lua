@@ -1,9 +1,9 @@
--- mod_chat: a line-based chat room. Every line a client sends goes to every
+-- mod_demo_chat: a line-based chat room. Every line a client sends goes to every
 -- other client, prefixed with the sender's address. Shows per-connection
 -- state, a shared table, a timer and the read-timeout callback.
 
 local clients = module:shared("clients")  -- conn -> { name = ..., partial = ... }
-local max_line = module:get_option_integer("chat_max_line_length", 1024, 16)
+local max_line = module:get_option_integer("demo_chat_max_line_length", 1024, 16)
 
 local listener = {}
 
@@ -70,7 +70,7 @@ module:add_timer(60, function ()
 end)
 
 module:provides("net", {
-	name = "chat",
+	name = "demo_chat",
 	listener = listener,
 	default_port = 7778,
 })

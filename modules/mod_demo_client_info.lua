@@ -1,7 +1,7 @@
--- mod_client_info: tells each client what the server knows about it, then
+-- mod_demo_client_info: tells each client what the server knows about it, then
 -- closes. Behind net_proxy it shows the address from the PROXY header, the
 -- proxy's own address and every field of the header. Handy to check a
--- load balancer's set-up:  printf '' | nc your-proxy 15280
+-- load balancer's set-up:  printf '' | nc your-proxy 17780 (the example config's mapping)
 
 local listener = {}
 
@@ -31,7 +31,7 @@ function listener.onconnect(conn)
 end
 
 module:provides("net", {
-	name = "client_info",
+	name = "demo_client_info",
 	listener = listener,
 	default_port = 7780,
 })

@@ -1,5 +1,5 @@
--- mod_echo: sends every byte it receives straight back.
--- Enable it with modules_enabled = { "echo" } and choose ports with echo_ports.
+-- mod_demo_echo: sends every byte it receives straight back.
+-- Enable it with modules_enabled = { "demo_echo" } and choose ports with demo_echo_ports.
 
 local listener = {}
 
@@ -16,7 +16,7 @@ function listener.ondisconnect(conn, err)
 end
 
 module:provides("net", {
-	name = "echo",
+	name = "demo_echo",
 	listener = listener,
 	default_port = 7777,
 })
