@@ -104,6 +104,24 @@ struct AgentCheckPortTests {
         await without.stop()
     }
 
+    @Test("a reload applies a new state file and a new notice")
+    func reloadAppliesOptions() async throws {
+        let folder = NSTemporaryDirectory() + "nethost-agent-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/agent-state"
+        try "maint\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try await HostFixture.running(modules: [:], options: Self.options()) { fixture in
+            let server = try #require(fixture.server)
+            #expect(try Self.ask(fixture) == "up ready 100%\n")
+            var options = Self.options(stateFile: path)
+            options["agent_check_drain_time"] = .integer(7)
+            try await server.reload(HostFixture.options(options))
+            #expect(try Self.ask(fixture) == "maint\n")
+            #expect(server.status.leavingNotice == .seconds(7))
+        }
+    }
+
     @Test("options it cannot use are problems, said in words", arguments: [
         ("agent_check_state_file", ConfigValue.string("relative/path"), "agent_check_state_file must be an absolute path"),
         ("agent_check_drain_time", ConfigValue.number(-1), "agent_check_drain_time must be a number of seconds from 0 to 3600"),

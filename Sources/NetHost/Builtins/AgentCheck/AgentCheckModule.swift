@@ -8,9 +8,10 @@ import NetHostCore
 /// `OperatorStateFile` for the operator's side).
 ///
 /// Its service is `agent_check`, private: it listens on `agent_check_ports` (no
-/// default: HAProxy has no standard agent port) on loopback unless
-/// `agent_check_interfaces` says otherwise. While loaded, a graceful stop keeps the
-/// ports open `agent_check_drain_time` seconds, answering `drain`, before they close.
+/// default: HAProxy has no standard agent port; without it `nethost check` warns
+/// that no one can reach the service) on loopback unless `agent_check_interfaces`
+/// says otherwise. While it is loaded, a graceful stop keeps the ports open
+/// `agent_check_drain_time` seconds, answering `drain`, before they close.
 public final class AgentCheckModule: NativeModule {
     public static let name = "agent_check"
     public static let declaredOptions = AgentCheckOptions.all
@@ -33,9 +34,6 @@ public final class AgentCheckModule: NativeModule {
             module: Self.name,
             isPrivate: true
         ))
-        if context.option(AgentCheckOptions.ports) == nil {
-            context.reportProblem("agent_check_ports is not set, so the agent check listens nowhere")
-        }
         context.status.leavingNotice = responder.currentSettings.drainTime
     }
 
