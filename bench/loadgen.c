@@ -4,6 +4,8 @@
  *   loadgen -m connrate -p PORT [-v 1|2] [-c 50] [-d 5] [-w 1] [-n MAX] [-P PID[,PID]]
  *       connect, send a PROXY header naming a different source address each time,
  *       read the reply until EOF, check it is "SRCIP SRCPORT\n", close; -c in flight.
+ *       With -k the client closes first: as soon as the whole line is in, for a
+ *       service that keeps its connection open until the client goes.
  *   loadgen -m echo -p PORT [-v 2] [-s 64] [-c 50] [-d 5] [-w 1] [-P PID]
  *       -c persistent connections (one header each), each ping-pongs -s bytes and
  *       checks every byte that comes back.
@@ -52,6 +54,7 @@ struct conn {
 static enum mode mode = CONNRATE;
 static const char *host = "127.0.0.1";
 static int port = 0, version = 2, inflight = 50, msg_size = 64;
+static int client_closes = 0;   /* -k: connrate closes once the line is in, not at EOF */
 static double duration = 5, warmup = 1;
 static long max_count = 0;
 static char *pids_arg = NULL;
@@ -286,6 +289,7 @@ static void handle(struct conn *c, uint32_t events, uint64_t deadline) {
             if (n > 0) {
                 c->reply_len += (size_t)n;
                 if (c->reply_len >= sizeof c->reply - 1) goto mismatch;
+                if (client_closes && c->reply[c->reply_len - 1] == '\n') break;
                 continue;
             }
             if (n < 0 && errno == EAGAIN) return;
@@ -372,13 +376,13 @@ static int count_active(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: loadgen -m connrate|echo|idle -p PORT [-H host] [-v 0|1|2] [-c N] [-s SIZE] "
-                    "[-d SEC] [-w SEC] [-n MAX] [-P PID[,PID..]] [-l LABEL]\n");
+                    "[-d SEC] [-w SEC] [-n MAX] [-P PID[,PID..]] [-l LABEL] [-k]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "m:H:p:v:c:s:d:w:n:P:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "m:H:p:v:c:s:d:w:n:P:l:k")) != -1) {
         switch (opt) {
         case 'm':
             if (!strcmp(optarg, "connrate")) mode = CONNRATE;
@@ -396,6 +400,7 @@ int main(int argc, char **argv) {
         case 'n': max_count = atol(optarg); break;
         case 'P': pids_arg = optarg; break;
         case 'l': label = optarg; break;
+        case 'k': client_closes = 1; break;
         default: usage();
         }
     }

@@ -4,6 +4,19 @@ import NetHostCore
 /// The methods of Lua's `conn` object, as Prosody's `net.server` offers them, plus
 /// those native modules add (net_proxy: `proxyip`, `proxyport`, `proxyheader`).
 enum ConnectionLuaAPI {
+    /// The connection a Lua `conn` at `index` stands for: an incoming one, or an
+    /// outgoing one that has connected.
+    static func connectedConnection(_ stack: LuaStack, at index: Int32, function: String) throws -> Connection {
+        if let connection = stack.userdata(at: index, as: Connection.self) { return connection }
+        if let outgoing = stack.userdata(at: index, as: OutgoingConnection.self) {
+            guard let connection = outgoing.connection else {
+                throw LuaArgumentError(argument: index, function: function, "the outgoing connection is not connected")
+            }
+            return connection
+        }
+        return try stack.checkUserdata(index, as: Connection.self, function: function)
+    }
+
     static func register(on stack: LuaStack, runtime: LuaRuntime, adding extra: [String: LuaFunction]) {
         unowned let runtime = runtime
         func connection(_ stack: LuaStack, _ method: String) throws -> Connection {
@@ -11,6 +24,18 @@ enum ConnectionLuaAPI {
             // An outgoing `conn` once connected (`OutgoingLuaAPI` calls these then).
             if let connection = stack.userdata(at: 1, as: OutgoingConnection.self)?.connection { return connection }
             return try stack.checkUserdata(1, as: Connection.self, function: method)
+        }
+        // ip, port and family, as LuaSocket's getpeername and getsockname return them.
+        func pushSocketName(_ stack: LuaStack, _ ip: String, _ port: Int) -> Int32 {
+            guard !ip.isEmpty else {
+                stack.pushNil()
+                stack.push("not connected")
+                return 2
+            }
+            stack.push(ip)
+            stack.push(port)
+            stack.push(ip.contains(":") ? "inet6" : "inet")
+            return 3
         }
         func pushOptional(_ stack: LuaStack, _ value: String?) -> Int32 {
             stack.push(value)
@@ -89,6 +114,22 @@ enum ConnectionLuaAPI {
                 let name = try stack.checkString(2, function: "setoption")
                 stack.push(conn.setOption(name, stack.toBoolean(at: 3)))
                 return 1
+            },
+            // LuaSocket's view of the socket, for modules that ask `conn:socket()` for
+            // it: the conn answers getpeername, getsockname and setoption itself.
+            "socket": { stack in
+                _ = try connection(stack, "socket")
+                stack.pushCopy(of: 1)
+                return 1
+            },
+            // The TCP peer: behind a proxy, the proxy (conn:ip() is the client it named).
+            "getpeername": { stack in
+                let addresses = try connection(stack, "getpeername").addresses
+                return pushSocketName(stack, addresses.proxyIP ?? addresses.clientIP, addresses.proxyPort ?? addresses.clientPort)
+            },
+            "getsockname": { stack in
+                let addresses = try connection(stack, "getsockname").addresses
+                return pushSocketName(stack, addresses.serverIP, addresses.serverPort)
             },
             "setlistener": { stack in
                 let conn = try connection(stack, "setlistener")

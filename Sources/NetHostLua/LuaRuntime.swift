@@ -34,6 +34,9 @@ public final class LuaRuntime: ConnectionFinishObserver {
     package var outgoingTransport: any OutgoingTransport = PosixOutgoingTransport()
     /// The settings an outgoing connection gets: `network_settings` as the config says now.
     package var outgoingSettings: () -> NetworkSettings
+    /// The addresses a service listens on now (`core.portmanager.get_active_services`);
+    /// the server sets it once its port manager exists.
+    package var listeningAddresses: (String) -> [SocketAddress] = { _ in [] }
 
     /// How many VM instructions one callback, timer or module load may run
     /// (`lua_instruction_budget`); 0 means no limit.
@@ -396,6 +399,30 @@ public final class LuaRuntime: ConnectionFinishObserver {
             },
             "add_timer": { [unowned self] stack in try addTimer(stack) },
             "addclient": { [unowned self] stack in try addClient(stack) },
+            "listening_addresses": { [unowned self] stack in
+                let name = try stack.checkString(1, function: "listening_addresses")
+                let addresses = listeningAddresses(name).compactMap { address in address.ipText.map { ($0, address.port ?? 0) } }
+                stack.newTable(arrayCapacity: Int32(clamping: addresses.count))
+                for (index, (ip, port)) in addresses.enumerated() {
+                    stack.newTable(arrayCapacity: 2)
+                    stack.push(ip)
+                    stack.rawSetIndex(1, in: -2)
+                    stack.push(port)
+                    stack.rawSetIndex(2, in: -2)
+                    stack.rawSetIndex(index + 1, in: -2)
+                }
+                return 1
+            },
+            "link": { stack in
+                let from = try ConnectionLuaAPI.connectedConnection(stack, at: 1, function: "link")
+                let to = try ConnectionLuaAPI.connectedConnection(stack, at: 2, function: "link")
+                do {
+                    try from.link(to: to)
+                } catch {
+                    throw LuaArgumentError(argument: 2, function: "link", "\(error)")
+                }
+                return 0
+            },
             "stop_timer": { [unowned self] stack in
                 stopTimer(try stack.checkInteger(1, function: "stop_timer"))
                 return 0

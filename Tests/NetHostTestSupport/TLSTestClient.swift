@@ -72,13 +72,15 @@ public struct TestCertificate {
     public let certificatePath: String
     public let keyPath: String
 
-    public init(in directory: String, commonName: String = "localhost", name: String = "test") throws {
+    /// `days`: how long it is valid from now. The default is past the 14 days within
+    /// which NetHost warns that a certificate expires soon.
+    public init(in directory: String, commonName: String = "localhost", name: String = "test", days: Int = 30) throws {
         certificatePath = directory + "/\(name).crt"
         keyPath = directory + "/\(name).key"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "\(days)",
             "-subj", "/CN=\(commonName)", "-keyout", keyPath, "-out", certificatePath,
         ]
         process.standardOutput = FileHandle.nullDevice

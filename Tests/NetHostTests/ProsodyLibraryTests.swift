@@ -147,8 +147,9 @@ struct ProsodyLibraryTests {
             #expect(harness.traced.isEmpty)
             #expect(harness.manager.problems.all == [
                 "module 'probe' failed to load: module needs '\(name)', a part of Prosody's server that NetHost does not provide "
-                    + "(it provides util.timer, util.logger, net.server's timers and addclient, net.connect, "
-                    + "net.resolvers.basic, core.configmanager, core.statsmanager and core.portmanager's get_service)",
+                    + "(it provides util.timer, util.logger, net.server's timers, addclient and link, net.connect, "
+                    + "net.resolvers.basic, core.configmanager, core.statsmanager and core.portmanager's get_service "
+                    + "and get_active_services)",
             ])
         }
     }

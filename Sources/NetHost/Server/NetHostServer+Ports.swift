@@ -117,9 +117,10 @@ extension NetHostServer {
 extension NetHostServer {
     /// What `nethost check` finds unsafe or useless in where the services listen:
     /// each pipeline service's own audit (net_proxy: whom it trusts, where its ports
-    /// listen), and services that nothing can reach (no port of their own, and no
-    /// PROXY port handing connections to them).
-    public func audit(_ plan: ListenPlan) -> [AuditFinding] {
+    /// listen), services that nothing can reach (no port of their own, and no
+    /// PROXY port handing connections to them), and certificates in force that
+    /// expire within 14 days of `now` (`TLSContexts.audit`).
+    public func audit(_ plan: ListenPlan, now: Int) -> [AuditFinding] {
         var findings: [AuditFinding] = []
         var reachable = Set(plan.entries.map(\.service))
         for service in services.all {
@@ -137,6 +138,20 @@ extension NetHostServer {
                     + "no one can reach it (set \(service.name)_ports, or map a port to it in proxy_port_mappings)"
             ))
         }
+        findings += tls.audit(services: services.all, now: now)
         return findings
+    }
+
+    /// `audit(_:now:)` at the wall clock's now.
+    public func audit(_ plan: ListenPlan) -> [AuditFinding] {
+        audit(plan, now: Self.now())
+    }
+
+    /// Logs the certificates in force that expire soon (at start and after a
+    /// reload, so a daily reload by logrotate repeats it until someone renews).
+    func warnAboutExpiringCertificates() {
+        for finding in tls.audit(services: services.all, now: Self.now()) {
+            logger.warning("\(finding)")
+        }
     }
 }

@@ -40,7 +40,11 @@ extension NetHostServer {
         } catch {
             logger.error("\(error)")  // not thrown when reloading
         }
+        warnAboutExpiringCertificates()
         let failures = await openPlannedPorts()
+        // As Prosody fires it once a new config is in force; modules that cache an
+        // option or reopen a resource hook it.
+        try? await luaLoop.submit { modules.value.fireEvent("config-reloaded") }.get()
         logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
 }

@@ -125,7 +125,11 @@ public final class NetHostServer: Service, Sendable {
         self.notes = notes
         self.services = services
         self.modules = modules
-        self.ports = PortManager(group: group, logger: logger)
+        let ports = PortManager(group: group, logger: logger)
+        self.ports = ports
+        try? await luaLoop.submit {
+            modules.value.runtime.listeningAddresses = { [ports] name in ports.boundAddresses(of: name) }
+        }.get()
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
         self.shutdownTimeout = LiveValue(Self.shutdownTimeout(from: options, logger: logger, problems: problems))
@@ -224,6 +228,7 @@ public final class NetHostServer: Service, Sendable {
     /// Opens the ports of every service; returns the ports that failed (also logged).
     @discardableResult
     public func start() async -> [ListenError] {
+        warnAboutExpiringCertificates()
         let failures = await openPlannedPorts()
         housekeeping.withLockedValue { task in
             task = Housekeeping.schedule(on: group.next(), limiter: limiter, ports: ports, tls: tls)

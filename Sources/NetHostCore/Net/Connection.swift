@@ -84,6 +84,8 @@ public final class Connection: LoopTimerTarget {
     static let maxInputBeforeTLS = 64 * 1024
     /// Why reading is stopped, if it is (see `updateReading`).
     private var pausedByService = false
+    /// Where this connection's input goes instead of `onIncoming` (`link(to:)`).
+    private var linkedTarget: Connection?
     /// This connection's own send buffer is above its high-water mark.
     private var outputAboveMark = false
     /// How many other connections' buffers this one wrote past their high-water mark,
@@ -515,7 +517,22 @@ public final class Connection: LoopTimerTarget {
         let outer = timers.reading
         timers.reading = self
         defer { timers.reading = outer }
-        runCallback("onincoming") { try listener.onIncoming(self, data: buffer) }
+        if let linkedTarget {
+            linkedTarget.write(buffer)
+        } else {
+            runCallback("onincoming") { try listener.onIncoming(self, data: buffer) }
+        }
+    }
+
+    /// Prosody's `net.server.link(from, to)`: from now on what this connection
+    /// receives is written to `target` as it arrives, without a call into the
+    /// listener. A target above its send buffer's high-water mark stops this
+    /// connection's reads until it drains (the backpressure every writer gets), so
+    /// a relay of any size keeps its memory bounded. Both must live on one loop,
+    /// which that backpressure needs. Ends when this connection does.
+    public func link(to target: Connection) throws(ConnectionLinkError) {
+        guard target.channel.eventLoop === channel.eventLoop else { throw ConnectionLinkError() }
+        linkedTarget = target
     }
 
     func writabilityChanged() {
@@ -550,6 +567,8 @@ public final class Connection: LoopTimerTarget {
         dropBacklog()
         timers.cancel(self)
         timerDeadline = nil
+        // Two connections linked both ways hold each other until one has gone.
+        linkedTarget = nil
         let finalListener = listener
         finalListener.onDisconnect(self, reason: closeReason)
         finishObserver?.connectionFinished(self)
@@ -869,5 +888,12 @@ package struct ErrorDescription: CustomStringConvertible {
     package var description: String {
         if let detailed = error as? any DetailedLogDescription { return detailed.logDescription }
         return String(describing: error)
+    }
+}
+
+/// `link(to:)` between connections on different event loops.
+public struct ConnectionLinkError: Error, CustomStringConvertible {
+    public var description: String {
+        "cannot link connections that live on different event loops (a Lua connection and a Swift service's)"
     }
 }

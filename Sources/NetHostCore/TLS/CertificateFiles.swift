@@ -34,13 +34,19 @@ public struct LoadedCertificate: Sendable {
     /// A warning when the certificate is expired or not yet valid at `now`; clients
     /// that check it will refuse the handshake, so it deserves a line in the log.
     public func validityNote(now: Int) -> String? {
-        if now > notValidAfter {
-            return "certificate \(certificatePath) (\(subject)) expired on \(Self.date(notValidAfter)); clients will refuse it"
+        switch validity(now: now) {
+        case .expired(let end):
+            "certificate \(certificatePath) (\(subject)) expired on \(Self.date(end)); clients will refuse it"
+        case .notYetValid(let start):
+            "certificate \(certificatePath) (\(subject)) is not valid before \(Self.date(start)); clients will refuse it"
+        case .expiresSoon, .valid:
+            nil
         }
-        if now < notValidBefore {
-            return "certificate \(certificatePath) (\(subject)) is not valid before \(Self.date(notValidBefore)); clients will refuse it"
-        }
-        return nil
+    }
+
+    /// Where `now` falls in the first certificate's validity period (`CertificateValidity`).
+    public func validity(now: Int, margin: Int = CertificateValidity.renewalMargin) -> CertificateValidity {
+        CertificateValidity(notValidBefore: notValidBefore, notValidAfter: notValidAfter, now: now, margin: margin)
     }
 
     private static func label(_ type: SSLCertificateNameType) -> String {

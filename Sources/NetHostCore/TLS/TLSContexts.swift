@@ -37,6 +37,9 @@ public final class TLSContexts: Sendable {
     /// The context shared by services without settings of their own.
     public var shared: TLSSettings? { current.withLockedValue { $0.shared } }
 
+    /// Every context in force, at one moment.
+    var inForce: Snapshot { current.withLockedValue { $0 } }
+
     /// Logs the summaries of handshake failures (timeouts included) and refusals that repeated.
     public func flushSummaries() {
         handshakeFailures.flush()

@@ -62,6 +62,7 @@ t_insert(nethost.on_new_events, function (_, events)
 		host.provide_net(source.name, source.host, event.item)
 		service_owner[event.item] = source.host
 		registered[event.item.name] = { event.item }
+		host_events("*").fire_event("service-added", { name = event.item.name, service = event.item })
 	end)
 	events.add_handler("item-removed/net-provider", function (event)
 		local owner = service_owner[event.item]
@@ -69,13 +70,26 @@ t_insert(nethost.on_new_events, function (_, events)
 		service_owner[event.item] = nil
 		if registered[event.item.name] and registered[event.item.name][1] == event.item then registered[event.item.name] = nil end
 		host.remove_service(event.item.name, event.source.name, owner)
+		host_events("*").fire_event("service-removed", { name = event.item.name, service = event.item })
 	end)
 end)
 
 -- `require "core.portmanager"`: what modules ask of Prosody's port manager.
+-- get_active_services() is Prosody's shape: a util.multitable (from Prosody's own
+-- library) of service name -> interface -> port -> { service = item }, made
+-- from the ports NetHost has open when asked.
 nethost.portmanager = {
 	get_service = function (name) return (registered[name] or {})[1] end,
 	get_registered_services = function () return registered end,
+	get_active_services = function ()
+		local active = require "util.multitable".new()
+		for name, items in pairs(registered) do
+			for _, address in ipairs(host.listening_addresses(name)) do
+				active:add(name, address[1], address[2], { service = items[1] })
+			end
+		end
+		return active
+	end,
 }
 
 local loader = {}

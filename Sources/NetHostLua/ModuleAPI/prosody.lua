@@ -126,11 +126,19 @@ local function connect(target_resolver, listeners, options, data)
 	try_next({ resolver = target_resolver, listeners = listeners, options = options or {}, data = data })
 end
 
+-- link(from, to, read_size): what `from` receives is written to `to` as it comes,
+-- and `from` stops reading while `to` is above its send buffer mark, as in
+-- Prosody's server_epoll. NetHost does it without a Lua call per read; from's
+-- listener keeps its other callbacks. read_size is NetHost's (network_settings).
+local function link(from, to, read_size) -- luacheck: ignore 212/read_size
+	host.link(from, to)
+end
+
 local provided = {
 	["util.timer"] = timer,
 	["util.logger"] = logger,
 	["core.configmanager"] = configmanager,
-	["net.server"] = { add_task = timer.add_task, timer = timer, addclient = addclient },
+	["net.server"] = { add_task = timer.add_task, timer = timer, addclient = addclient, link = link },
 	["net.connect"] = { connect = connect },
 	["net.resolvers.basic"] = basic,
 }
@@ -153,8 +161,8 @@ end
 table.insert(package.searchers, 2, function (name)
 	if name:sub(1, 5) == "core." or name:sub(1, 4) == "net." then
 		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s', a part of Prosody's server that NetHost "
-			.. "does not provide (it provides util.timer, util.logger, net.server's timers and addclient, net.connect, "
-			.. "net.resolvers.basic, core.configmanager, core.statsmanager and core.portmanager's get_service)", name))
+			.. "does not provide (it provides util.timer, util.logger, net.server's timers, addclient and link, "
+			.. "net.connect, net.resolvers.basic, core.configmanager, core.statsmanager and core.portmanager's get_service and get_active_services)", name))
 	end
 	if not library and name:sub(1, 5) == "util." then
 		return failing(s_format(host.prosody_library_missing_prefix() .. "'%s' from Prosody's library, which is not installed at %s: "
