@@ -27,7 +27,7 @@ struct OptionRegistryCoverageTests {
     ]
 
     static let config = """
-        modules_enabled = { "net_proxy", "demo_whoami", "demo_echo_swift", "admin", "secure", "saver" }
+        modules_enabled = { "net_proxy", "demo_whoami", "demo_echo_swift", "agent_check", "admin", "secure", "saver" }
         modules_disabled = { "nothing" }
         plugin_paths = { "plugins" }
         interfaces = { "127.0.0.1" }
@@ -36,6 +36,9 @@ struct OptionRegistryCoverageTests {
         proxy_trusted_proxies = { "127.0.0.1" }
         proxy_header_timeout = 4
         proxy_max_header_size = 1024
+        agent_check_ports = { 0 }
+        agent_check_state_file = "/run/nethost/agent-state"
+        agent_check_drain_time = 2
         network_settings = { read_timeout = 60 }
         lua_memory_limit = 256 * 1024 * 1024
         lua_instruction_budget = 10000000
@@ -70,7 +73,7 @@ struct OptionRegistryCoverageTests {
             logger: logger
         )
         let loaded = await server.loadedModules
-        #expect(Set(loaded) == ["net_proxy", "demo_whoami", "demo_echo_swift", "admin", "secure", "saver"])
+        #expect(Set(loaded) == ["net_proxy", "demo_whoami", "demo_echo_swift", "agent_check", "admin", "secure", "saver"])
         let services = Set(server.services.all.map(\.name))
         _ = ListenPlan(services: server.services.all, options: recording)
         _ = server.listenProblems()

@@ -28,5 +28,5 @@ final class SwiftEchoListener: ConnectionListener {
 
 /// The native modules NetHost itself ships (net_proxy lives in ProxyModule).
 public enum BuiltinModules {
-    public static let all: [any NativeModule.Type] = [WhoAmIModule.self, SwiftEchoModule.self]
+    public static let all: [any NativeModule.Type] = [WhoAmIModule.self, SwiftEchoModule.self, AgentCheckModule.self]
 }

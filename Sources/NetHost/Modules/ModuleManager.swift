@@ -55,6 +55,8 @@ public final class ModuleManager {
     public let notes: ProblemLog
     /// Where native modules offer connections to close at `max_connections`.
     let shedding: LoadShedding
+    /// What native modules may read of the server's state (`ModuleContext.status`).
+    let status: HostStatus
 
     enum Loaded {
         case native(any NativeModule)
@@ -91,6 +93,7 @@ public final class ModuleManager {
         problems: ProblemLog = ProblemLog(),
         notes: ProblemLog = ProblemLog(),
         shedding: LoadShedding = LoadShedding(),
+        status: HostStatus = HostStatus(),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws {
         self.runtime = try LuaRuntime(
@@ -115,6 +118,7 @@ public final class ModuleManager {
         self.problems = problems
         self.notes = notes
         self.shedding = shedding
+        self.status = status
         self.plan = ModulePlan(options: options)
         runtime.loadDependency = { [unowned self] name, dependent in
             try dependency(name, of: dependent)
@@ -364,7 +368,8 @@ public final class ModuleManager {
         moduleLogger[metadataKey: "module"] = "\(name)"
         let context = ModuleContext(
             name: name, host: ModuleKey.globalHost, options: options, logger: moduleLogger, services: services,
-            group: group, luaLoop: runtime.loop, shedding: shedding, problems: problems
+            group: group, luaLoop: runtime.loop, shedding: shedding, status: status,
+            problems: problems
         )
         do {
             let module = try type.init(context: context)

@@ -62,6 +62,8 @@ public struct ModuleContext: Sendable {
     /// Where a module offers connections the host may close at `max_connections`
     /// rather than refuse a new one (see `LoadShedding`).
     public let shedding: LoadShedding
+    /// The server's load and whether it is leaving (a graceful stop has begun).
+    public let status: HostStatus
     let problems: ProblemLog
 
     /// Registers a network service provided by this module.

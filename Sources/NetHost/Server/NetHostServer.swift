@@ -65,6 +65,8 @@ public final class NetHostServer: Service, Sendable {
     /// The TLS contexts of the services; `reload` reads the certificates again.
     public let tls: TLSContexts
     public let limiter: ConnectionLimiter
+    /// The load and the leaving flag, as modules read them (`ModuleContext.status`).
+    public let status: HostStatus
     let configuration: Options
     let logger: Logger
     let modules: NIOLoopBound<ModuleManager>
@@ -75,7 +77,7 @@ public final class NetHostServer: Service, Sendable {
     /// Set by the first shutdown; later calls return at once (the loops are gone).
     private let stopped = Atomic<Bool>(false)
     /// A drain cut short (`stopNow()`).
-    private let hurried = Atomic<Bool>(false)
+    let hurried = Atomic<Bool>(false)
     /// `shutdown_timeout`, read at start and at each reload (so a wrong value is
     /// reported then, not when the server stops).
     let shutdownTimeout: LiveValue<TimeAmount>
@@ -95,6 +97,7 @@ public final class NetHostServer: Service, Sendable {
         let notes = ProblemLog()
         let services = ServiceRegistry()
         let shedding = LoadShedding()
+        let status = HostStatus()
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let loading = configuration
         let modules: NIOLoopBound<ModuleManager>
@@ -103,7 +106,8 @@ public final class NetHostServer: Service, Sendable {
                 let manager = try ModuleManager(
                     group: group, luaLoop: luaLoop, options: loading.options, services: services,
                     natives: loading.nativeModules, finder: finder,
-                    configDirectory: loading.configDirectory, logger: logger, problems: problems, notes: notes, shedding: shedding
+                    configDirectory: loading.configDirectory, logger: logger, problems: problems, notes: notes, shedding: shedding,
+                    status: status
                 )
                 let failures = manager.loadEnabledModules()
                 if let fatal = failures.first(where: \.isConfigurationError) {
@@ -139,6 +143,8 @@ public final class NetHostServer: Service, Sendable {
             maximum: settings.maxConnections, maximumPerAddress: settings.maxConnectionsPerIP, shedding: shedding,
             idleConnections: tracker, shedIdleAfter: settings.shedIdleAfterAmount, logger: logger
         )
+        status.attach(self.limiter)
+        self.status = status
         self.tls = TLSContexts(logger: logger)
         // After the modules: the services they provide may have settings of their own (NAME_ssl).
         do {
@@ -226,6 +232,7 @@ public final class NetHostServer: Service, Sendable {
             waiting.cancelAll()
         }
         whenStopping()
+        await announceLeaving()
         logger.info("stopping: closing listeners, then open connections")
         await shutdown()
     }
