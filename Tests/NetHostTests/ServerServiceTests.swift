@@ -29,8 +29,10 @@ struct ServerServiceTests {
     @Test("in a ServiceGroup it serves, and a graceful shutdown closes its ports and fires server-stopping")
     func servesUntilGracefulShutdown() async throws {
         let fixture = try HostFixture(modules: ["demo_echo": Self.echo])
+        // shutdown_timeout 0: the open connection is closed at once rather than given
+        // the default 30 s to end by itself (the drain has tests of its own).
         let server = try await Self.server(in: fixture, options: [
-            "modules_enabled": .strings("demo_echo"), "demo_echo_ports": .list(.integer(0)),
+            "modules_enabled": .strings("demo_echo"), "demo_echo_ports": .list(.integer(0)), "shutdown_timeout": .integer(0),
         ])
         let group = ServiceGroup(services: [server], logger: Logger(label: "group", factory: { _ in SwiftLogNoOpLogHandler() }))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -3,6 +3,7 @@ import Logging
 import NetHostCore
 import NetHostTestSupport
 import NIOCore
+import NIOPosix
 import Testing
 
 #if canImport(Glibc)
@@ -102,15 +103,23 @@ struct SocketHandOverTests {
             _ = try HandOverServer(path: path, logger: Logger(label: "test"), hooks: .init(listeners: { [] }, letGo: { _ in }, leave: { _ in }))
         }
 
-        let abandoned = try TakeoverClient(path: path, pid: 1001)
-        #expect(abandoned.listeners.map(\.handed) == [handed])
-        for socket in abandoned.listeners { socket.close() }
-        abandoned.abandon()
+        // The client's calls block: on NIO's blocking pool, as NetHost runs them, not
+        // on one of the few threads every async test shares.
+        let abandonedGot = try await NIOThreadPool.singleton.runIfActive {
+            let abandoned = try TakeoverClient(path: path, pid: 1001)
+            defer { abandoned.abandon() }
+            for socket in abandoned.listeners { socket.close() }
+            return abandoned.listeners.map(\.handed)
+        }
+        #expect(abandonedGot == [handed])
 
-        let taking = try TakeoverClient(path: path, pid: 1002)
-        #expect(taking.listeners.map(\.port) == [port])
-        try taking.commit()
-        for socket in taking.listeners { socket.close() }
+        let takenPorts = try await NIOThreadPool.singleton.runIfActive {
+            let taking = try TakeoverClient(path: path, pid: 1002)
+            try taking.commit()
+            for socket in taking.listeners { socket.close() }
+            return taking.listeners.map(\.port)
+        }
+        #expect(takenPorts == [port])
         // `leave` comes after `released` was sent, on the server's thread; the abandoned one called nothing.
         var called: [Int32] = []
         for await pid in calls { called.append(pid) }
