@@ -19,11 +19,13 @@ struct FleetMember: Sendable {
     let echoPort: Int
     let agentPort: Int
     /// `agent_check_drain_time`: how long a graceful stop keeps the ports open answering drain.
-    var drainTime: Double = 0.6
+    /// Ten of the tests' 200 ms agent checks: with three (0.6 s), a CI run with every
+    /// suite on two cores once saw the ports close before HAProxy's check came.
+    var drainTime: Double = 2
     var maxConnections: Int?
     var stateFile: String?
 
-    init(name: String, drainTime: Double = 0.6, maxConnections: Int? = nil, stateFile: String? = nil) throws {
+    init(name: String, drainTime: Double = 2, maxConnections: Int? = nil, stateFile: String? = nil) throws {
         self.name = name
         self.whoamiPort = try FreePort.allocate()
         self.echoPort = try FreePort.allocate()
