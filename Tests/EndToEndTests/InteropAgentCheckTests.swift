@@ -17,7 +17,10 @@ extension InteropTests {
         /// No `check` here: a health check's connection would be counted as open
         /// while it lasts, and the weights are compared exactly.
         static let serverDefaults = ["send-proxy-v2", "weight 100", "agent-check", "agent-inter 100ms"]
-        static let defaults = ["timeout connect 2s", "timeout client 30s", "timeout server 30s"]
+        /// Long idle timeouts: held connections must stay open however slowly a loaded
+        /// machine (a sanitizer run) gets through the steps; a 30 s timeout once closed
+        /// the first ten mid-test and the weight went back up.
+        static let defaults = ["timeout connect 2s", "timeout client 5m", "timeout server 5m"]
 
         @Test("the weight HAProxy gives an instance follows the connections open on it, against max_connections")
         func weightFollowsLoad() async throws {
