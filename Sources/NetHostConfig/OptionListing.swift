@@ -57,8 +57,9 @@ public struct OptionListing: Sendable {
             "warns); *any* options may also be set under a host, whose value wins there. `<service>`",
             "stands for the name of any service a module provides (`demo_echo_ports`).",
             "",
-            "How the file itself is read (sections, `Include`, `ENV_`, the sandbox), what a reload",
-            "(SIGHUP) applies, and the limits explained: [config-file.md](config-file.md).",
+            "How the file itself is read (sections, `Include`, `ENV_`, the sandbox) and the limits",
+            "explained: [config-file.md](config-file.md). What a reload (SIGHUP) applies:",
+            "[install-and-operate.md](install-and-operate.md#reload-sighup).",
             "",
             "Contents: " + orderedGroups(registry).map { "[\($0.title)](#\(anchor($0.title)))" }.joined(separator: " · "),
         ]
