@@ -11,7 +11,9 @@ import Testing
 //   ```lua module NAME    a module, saved as plugins/mod_NAME.lua: a config enabling it
 //                         must pass `nethost check` (so it compiles and loads); the
 //                         page's config examples see it too (plugin_paths = { "plugins" })
-//   ```haproxy            HAProxy configuration: `haproxy -c` must accept it
+//   ```haproxy            HAProxy configuration: `haproxy -c` must accept it (a snippet
+//                         without a frontend too)
+//   ```nginx              an nginx `stream { }` block: `nginx -t` must accept it
 //   ```lua (nothing else) an error: every Lua block says which it is
 // Other languages (sh, swift, text, yaml, plain ```) are not run.
 
@@ -136,6 +138,20 @@ struct DocumentationTests {
         return try names.map { ($0, try String(contentsOfFile: root + "/" + $0, encoding: .utf8)) }
     }
 
+    /// Runs a checker to its end: its exit status and its output (stdout and stderr together).
+    static func execute(_ executable: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// Runs one example; nil if it passed, else what went wrong, with its file and line.
     static func run(_ example: DocExample, page: [DocExample], haproxy: String?) async throws -> String? {
         let workspace = try CommandLineWorkspace(prefix: "docs-example")
@@ -167,17 +183,28 @@ struct DocumentationTests {
                 return "\(example.location): needs haproxy to check this HAProxy example (scripts/install-deps --test installs it)"
             }
             let file = try workspace.write(example.code, to: "haproxy.cfg")
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: haproxy)
-            process.arguments = ["-c", "-q", "-f", file]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let data = output.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            if process.terminationStatus != 0 {
-                return "\(example.location): haproxy -c refuses this HAProxy example:\n\(String(decoding: data, as: UTF8.self))"
+            let (status, output) = try Self.execute(haproxy, ["-c", "-f", file])
+            // 2: valid, but nothing to listen on (a snippet of backends only).
+            if status != 0 && status != 2 {
+                return "\(example.location): haproxy -c refuses this HAProxy example:\n\(output)"
+            }
+        case .nginx:
+            let nginx = "/usr/sbin/nginx"
+            guard FileManager.default.isExecutableFile(atPath: nginx),
+                  FileManager.default.fileExists(atPath: NginxFixture.streamModulePath) else {
+                return "\(example.location): needs nginx and its stream module to check this nginx example (scripts/install-deps --test installs them)"
+            }
+            let file = try workspace.write(
+                """
+                error_log stderr;
+                pid \(workspace.path("nginx.pid"));
+                load_module \(NginxFixture.streamModulePath);
+                events {}
+                \(example.code)
+                """, to: "nginx.conf")
+            let (status, output) = try Self.execute(nginx, ["-t", "-q", "-c", file, "-p", workspace.root, "-e", "stderr"])
+            if status != 0 {
+                return "\(example.location): nginx -t refuses this nginx example:\n\(output)"
             }
         case .unclassified:
             break
@@ -192,6 +219,7 @@ struct DocExample: Sendable {
         case config
         case module(String)
         case haproxy
+        case nginx
         case unclassified
     }
 
@@ -204,7 +232,7 @@ struct DocExample: Sendable {
 
     var location: String { "\(file):\(line)" }
 
-    /// The blocks of `page` this test runs: ```lua ... and ```haproxy.
+    /// The blocks of `page` this test runs: ```lua ..., ```haproxy and ```nginx.
     static func all(in page: (file: String, text: String)) throws -> [DocExample] {
         var examples: [DocExample] = []
         let lines = page.text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -232,6 +260,7 @@ struct DocExample: Sendable {
             case ("lua", "module"): info.count > 2 ? .module(info[2]) : .unclassified
             case ("lua", _): .unclassified
             case ("haproxy", _): .haproxy
+            case ("nginx", _): .nginx
             default: nil
             }
             if let kind {
