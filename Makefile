@@ -8,6 +8,7 @@
 #   make fuzz-corpus        regenerate Fuzz/corpus from the test samples
 #   make sanitize-address   the whole test suite under AddressSanitizer (.build-asan); ASAN_FILTER=... for some
 #   make sanitize-thread    the whole test suite under ThreadSanitizer (.build-tsan); CI runs it
+#   make docs               rewrites docs/configuration.md from the option registry (nethost check --options --format markdown)
 #   make install            the release binary, the shipped modules, an example config, a systemd unit
 #                           and a logrotate snippet under PREFIX (/usr/local); DESTDIR for packagers
 #   make uninstall          removes what make install put there (not a config you changed)
@@ -22,10 +23,10 @@ FUZZ_FLAGS ?=
 FUZZER := $(FUZZ_BUILD)/proxy-parser-fuzzer
 export FUZZ_BUILD
 
-.PHONY: help test run fuzz fuzz-ci fuzz-build fuzz-corpus sanitize-address sanitize-thread install uninstall
+.PHONY: help test run docs fuzz fuzz-ci fuzz-build fuzz-corpus sanitize-address sanitize-thread install uninstall
 
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# *//'
+	@sed -n '3,14p' Makefile | sed 's/^# *//'
 
 # Where `make install` puts things. The binary looks for the shipped modules in
 # ../share/nethost/modules beside its own folder, so any PREFIX works. The config
@@ -77,6 +78,14 @@ test:
 
 run:
 	scripts/run
+
+# docs/configuration.md is generated: every option's declaration in the code is its
+# source. A test (EndToEndTests, "the documentation") fails when the page differs.
+docs:
+	scripts/install-deps
+	swift build --product nethost
+	"$$(swift build --show-bin-path)/nethost" check --options --format markdown > docs/configuration.md.new
+	mv docs/configuration.md.new docs/configuration.md
 
 fuzz-build:
 	Fuzz/build.sh fuzzer

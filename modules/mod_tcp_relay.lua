@@ -10,7 +10,7 @@
 -- balancer named when the connection came through net_proxy, else the TCP peer.
 -- Flow control is NetHost's own: while one side's writes wait for a slow peer, the
 -- side whose data they are stops reading, so a relay holds a bounded amount however
--- fast one end sends (see "Send and receive buffers" in the README).
+-- fast one end sends (see "Backpressure" in docs/lua-api.md).
 local server = require "net.server"
 
 local backend = module:get_option_string("tcp_relay_backend")

@@ -14,16 +14,24 @@ struct CheckCommand: AsyncParsableCommand {
     var options = false
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, json
+        case text, json, markdown
     }
 
-    @Option(name: .long, help: "text for people, json for tools (the same facts; exit status as for text).")
+    @Option(name: .long, help: "text for people, json for tools (the same facts; exit status as for text); with --options, markdown prints docs/configuration.md.")
     var format: Format = .text
 
     func run() async throws {
         if options {
-            Console.print(OptionListing(registry: Startup.registry).text)
+            let listing = OptionListing(registry: Startup.registry)
+            switch format {
+            case .markdown: Console.write(listing.markdown)
+            case .text, .json: Console.print(listing.text)
+            }
             return
+        }
+        if format == .markdown {
+            Console.error("nethost check: --format markdown goes with --options (the option reference); use text or json for a config")
+            throw ExitCode(2)
         }
         let startup: Startup
         do {

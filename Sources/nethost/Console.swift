@@ -9,6 +9,11 @@ enum Console {
         Swift.print(text)
     }
 
+    /// Exactly `text`, no newline added (a generated file ends as it is meant to).
+    static func write(_ text: String) {
+        Swift.print(text, terminator: "")
+    }
+
     static func error(_ text: String) {
         var standardError = StandardError()
         Swift.print(text, to: &standardError)
