@@ -4,8 +4,17 @@ import CLua
 /// a strong reference; its `__gc` releases it. Each type has one metatable,
 /// registered once per state with `LuaStack.registerUserdataType`.
 public protocol LuaUserdata: AnyObject {
-    /// The metatable's name in the registry, also shown by `tostring`.
-    static var luaTypeName: String { get }
+    /// The metatable's name in the registry, also shown by `tostring`. Static text:
+    /// its address never changes, so Lua's string cache finds it without hashing it
+    /// again, and no C string is made for each look-up (one per method call).
+    static var luaTypeName: StaticString { get }
+}
+
+extension LuaUserdata {
+    /// `luaTypeName` as the C string the Lua API takes.
+    static var luaTypeNameCString: UnsafePointer<CChar> {
+        UnsafeRawPointer(luaTypeName.utf8Start).assumingMemoryBound(to: CChar.self)
+    }
 }
 
 extension LuaStack {
@@ -17,7 +26,7 @@ extension LuaStack {
         methods: [String: LuaFunction],
         metamethods: [String: LuaFunction] = [:]
     ) {
-        guard luaL_newmetatable(L, T.luaTypeName) != 0 else {
+        guard luaL_newmetatable(L, T.luaTypeNameCString) != 0 else {
             pop()
             return
         }
@@ -31,7 +40,7 @@ extension LuaStack {
         }
         lua_pushcclosure(L, releaseUserdataObject, 0)
         rawSetField("__gc", in: -2)
-        push("nethost." + T.luaTypeName)
+        push("nethost.\(T.luaTypeName)")
         rawSetField("__name", in: -2)
         pop()
     }
@@ -41,15 +50,20 @@ extension LuaStack {
         guard let slot = nethost_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer?>.size) else { return }
         let pointer = Unmanaged.passRetained(object as AnyObject).toOpaque()
         slot.storeBytes(of: pointer, as: UnsafeMutableRawPointer?.self)
-        luaL_setmetatable(L, T.luaTypeName)
+        luaL_setmetatable(L, T.luaTypeNameCString)
     }
 
     /// The object held by the userdata at `index`, if it is a `T` that was not yet collected.
     public func userdata<T: LuaUserdata>(at index: Int32, as type: T.Type) -> T? {
-        guard let slot = luaL_testudata(L, index, T.luaTypeName),
+        guard let slot = luaL_testudata(L, index, T.luaTypeNameCString),
               let pointer = slot.load(as: UnsafeMutableRawPointer?.self)
         else { return nil }
-        return Unmanaged<AnyObject>.fromOpaque(pointer).takeUnretainedValue() as? T
+        let object = Unmanaged<AnyObject>.fromOpaque(pointer).takeUnretainedValue()
+        // Exactly a `T` (the usual case: the metatable is `T`'s): a pointer comparison
+        // instead of a dynamic cast, on every method call. The cast stays for the rest,
+        // as `debug.setmetatable` can give `T`'s metatable to another userdata.
+        if ObjectIdentifier(Swift.type(of: object)) == ObjectIdentifier(T.self) { return unsafeDowncast(object, to: T.self) }
+        return object as? T
     }
 
     /// The object at `index` as an argument, or an error naming the argument.

@@ -165,7 +165,7 @@ enum ConnectionLuaAPI {
 
 /// Lua holds a connection as the userdata `conn`.
 extension Connection: LuaUserdata {
-    public static let luaTypeName = "conn"
+    public static let luaTypeName: StaticString = "conn"
 }
 
 /// A Lua error logs with its traceback.

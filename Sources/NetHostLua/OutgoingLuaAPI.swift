@@ -9,7 +9,7 @@ import NIOCore
 /// callback (`LuaRuntime.addClient`), so the `conn` a module got back is the one
 /// its listener is given.
 extension OutgoingConnection: LuaUserdata {
-    public static let luaTypeName = "outgoing_conn"
+    public static let luaTypeName: StaticString = "outgoing_conn"
 }
 
 /// The methods of an outgoing `conn`: those of every `conn` (`ConnectionLuaAPI`),

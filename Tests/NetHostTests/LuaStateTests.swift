@@ -9,7 +9,7 @@ import Testing
 @Suite("Lua layer")
 struct LuaStateTests {
     final class Counter: LuaUserdata {
-        static let luaTypeName = "test.counter"
+        static let luaTypeName: StaticString = "test.counter"
         var value = 0
     }
 

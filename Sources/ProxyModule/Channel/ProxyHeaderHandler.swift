@@ -25,6 +25,9 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     var loopTimerSlot = LoopTimerSlot()
     /// When the connection was admitted, for the header and hand-over times (metrics).
     private var admittedAt = NIODeadline.distantFuture
+    /// How another connection's admission reaches this one to shed it (`shedOnItsLoop`);
+    /// let go of when the header is done with (`giveBack`).
+    private var shedTarget: ShedTarget?
 
     init(port: Int, runtime: ProxyRuntime, context: PipelineContext) {
         self.port = port
@@ -63,7 +66,11 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
             peer: context.channel.remoteAddress,
             timer: HeaderTimer(wheel: LoopTimers.current(on: context.eventLoop), context: context),
             isTrusted: { configuration.trustedProxies.contains($0) },
-            makeSlot: { PendingHeaders.Slot(address: $0, shed: Self.shedOnItsLoop(self, eventLoop: context.eventLoop)) }
+            makeSlot: { address in
+                let target = ShedTarget(self)
+                self.shedTarget = target
+                return PendingHeaders.Slot(address: address, shed: Self.shedOnItsLoop(target, eventLoop: context.eventLoop))
+            }
         )
         switch action {
         case .none:
@@ -90,19 +97,23 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
 
     /// How another connection's admission reaches this one to shed it: a task on this
     /// connection's loop (even when that is the caller's, so that this stage never
-    /// changes state in the middle of another connection's event). The reference is
-    /// weak: a connection gone meanwhile has nothing left to shed.
+    /// changes state in the middle of another connection's event). A connection whose
+    /// header is done with meanwhile has let go of `target`: nothing left to shed.
     private static func shedOnItsLoop(
-        _ handler: ProxyHeaderHandler, eventLoop: any EventLoop
+        _ target: ShedTarget, eventLoop: any EventLoop
     ) -> @Sendable (PendingHeaders.ShedReason) -> Void {
-        let target = NIOLoopBound(WeakHandler(handler), eventLoop: eventLoop)
+        let bound = NIOLoopBound(target, eventLoop: eventLoop)
         return { reason in
-            target.eventLoop.execute { target.value.handler?.shed(reason) }
+            bound.eventLoop.execute { bound.value.handler?.shed(reason) }
         }
     }
 
-    private struct WeakHandler {
-        weak var handler: ProxyHeaderHandler?
+    /// The handler a pending slot may shed, held strongly until `giveBack` clears it,
+    /// on every path out of waiting (header read, refused, closed, removed). Not a weak
+    /// reference: that would give each handler a side table, and every retain and
+    /// release of it the runtime's slow path.
+    private final class ShedTarget {
+        var handler: ProxyHeaderHandler?
         init(_ handler: ProxyHeaderHandler) { self.handler = handler }
     }
 
@@ -196,6 +207,8 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
     /// The header is done with, one way or another: its pending slot (unless shed,
     /// which took it already) and its time limit go.
     private func giveBack(_ waiting: ProxyHeaderStateMachine.Waiting) {
+        shedTarget?.handler = nil
+        shedTarget = nil
         runtime.pending.leave(waiting.slot)
         waiting.timer.wheel.cancel(self)
     }
