@@ -97,6 +97,10 @@ public final class Connection: LoopTimerTarget {
     private var uncheckedDirectWrites: UInt8 = 0
     private var quietChecks: UInt8 = 0
     static let directWritesPerCheck: UInt8 = 8
+    /// The last write was checked and the channel held nothing of it (`afterDirectWrite`),
+    /// and nothing was written since: `close()` need not ask again. A service that
+    /// writes its answer and closes (whoami) asks once per connection, not twice.
+    private var channelHeldNothingAfterLastWrite = false
 
     /// Kept for the listener layer that serves the connection; the core never reads it.
     /// The Lua runtime keeps its userdata's registry reference here, so every callback
@@ -242,7 +246,8 @@ public final class Connection: LoopTimerTarget {
     public func close() {
         guard state == .open else { return }
         if backlog == nil {
-            let held = bufferedBytes
+            // Behind TLS the stage may write records of its own after ours: ask.
+            let held = channelHeldNothingAfterLastWrite && !isTLS ? 0 : bufferedBytes
             guard held > 0 else {
                 closeNow(reason: nil)
                 return
@@ -632,12 +637,14 @@ public final class Connection: LoopTimerTarget {
         // in a row found the peer keeping up, only every `directWritesPerCheck`th write
         // asks (and any write that leaves the channel past its high-water mark): in
         // between the channel holds at most that many writes of ours, under its mark.
+        channelHeldNothingAfterLastWrite = false
         if channel.isWritable, quietChecks >= Self.directWritesPerCheck {
             uncheckedDirectWrites &+= 1
             guard uncheckedDirectWrites >= Self.directWritesPerCheck else { return true }
         }
         uncheckedDirectWrites = 0
         let held = bufferedBytes
+        channelHeldNothingAfterLastWrite = held == 0
         quietChecks = held > 0 ? 0 : min(quietChecks &+ 1, Self.directWritesPerCheck)
         guard held > 0 else {
             if !channel.isWritable { armSendTimeout() }
