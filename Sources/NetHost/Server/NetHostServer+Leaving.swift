@@ -13,9 +13,6 @@ extension NetHostServer {
         guard notice > .zero, !ports.openListeners.isEmpty else { return }
         let seconds = Double(notice.nanoseconds) / 1e9
         logger.info("leaving: the agent check answers drain; the ports stay open \(seconds) s more (agent_check_drain_time)")
-        let deadline = ContinuousClock.now.advanced(by: .nanoseconds(notice.nanoseconds))
-        while ContinuousClock.now < deadline, !hurried.load(ordering: .acquiring), !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
+        _ = await hurry.wait(upTo: notice, on: group.next())
     }
 }

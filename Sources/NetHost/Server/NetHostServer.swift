@@ -76,8 +76,8 @@ public final class NetHostServer: Service, Sendable {
     let warnedBypasses = NIOLockedValueBox<Set<String>>([])
     /// Set by the first shutdown; later calls return at once (the loops are gone).
     private let stopped = Atomic<Bool>(false)
-    /// A drain cut short (`stopNow()`).
-    let hurried = Atomic<Bool>(false)
+    /// The waits of a graceful stop (the notice, the drain), and `stopNow()` cutting them short.
+    let hurry = HurryableWait()
     /// `shutdown_timeout`, read at start and at each reload (so a wrong value is
     /// reported then, not when the server stops).
     let shutdownTimeout: LiveValue<TimeAmount>
@@ -330,13 +330,19 @@ public final class NetHostServer: Service, Sendable {
     private func drain() async {
         let timeout = shutdownTimeout.value
         let open = await tracker.count()
-        guard open > 0, timeout > .zero, !hurried.load(ordering: .acquiring) else { return }
+        guard open > 0, timeout > .zero, !hurry.isHurried else { return }
         logger.info("draining: \(open) open connection(s) get up to \(Double(timeout.nanoseconds) / 1e9) s to end (shutdown_timeout)")
         await tracker.announce(status: "shutdown")
-        let deadline = ContinuousClock.now.advanced(by: .nanoseconds(timeout.nanoseconds))
-        while ContinuousClock.now < deadline, !hurried.load(ordering: .acquiring), !Task.isCancelled {
+        let clock = group.next()
+        let deadline = clock.now + timeout
+        while true {
+            let allClosed = clock.makePromise(of: Void.self)
+            tracker.succeedWhenAllClosed(allClosed)
+            let end = await hurry.wait(upTo: deadline - clock.now, on: clock, until: allClosed.futureResult)
+            allClosed.succeed()
+            // Done means every loop was empty once; a module may have opened a connection since.
+            guard end == .done else { break }
             if await tracker.count() == 0 { return }
-            try? await Task.sleep(for: .milliseconds(50))
         }
         let left = await tracker.count()
         if left > 0 { logger.info("drain over: closing the \(left) connection(s) still open") }
@@ -354,7 +360,7 @@ public final class NetHostServer: Service, Sendable {
 
     /// Ends a drain at once (a second SIGTERM): what is still open is closed now.
     public func stopNow() {
-        hurried.store(true, ordering: .releasing)
+        hurry.hurry()
     }
 
     /// Stops a server whose ports were never opened (`nethost check`, a failed

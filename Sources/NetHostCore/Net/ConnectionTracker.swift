@@ -26,6 +26,8 @@ public final class ConnectionTracker: Sendable {
         /// Bytes in and out of this loop's closed connections, by service (their ports
         /// are gone by then); the open ones' are added when read (`byteCounts`).
         fileprivate var closedBytes: [String: ServiceBytes] = [:]
+        /// Told when the list is next empty (`succeedWhenAllClosed`).
+        fileprivate var whenEmpty: [() -> Void] = []
 
         fileprivate func append(_ connection: Connection) {
             connection.readEarlier = last
@@ -52,6 +54,11 @@ public final class ConnectionTracker: Sendable {
                 earlier.readLater = later
             } else {
                 first = later
+            }
+            if first == nil, !whenEmpty.isEmpty {
+                let waiting = whenEmpty
+                whenEmpty.removeAll()
+                for tell in waiting { tell() }
             }
         }
 
@@ -133,6 +140,30 @@ public final class ConnectionTracker: Sendable {
             try? await bound.eventLoop.submit {
                 for connection in bound.value.all { connection.status(status) }
             }.get()
+        }
+    }
+
+    /// Succeeds `promise` once no connection is open on any loop that had one when
+    /// asked (each loop's list empty at least once since), so a drain waits for that
+    /// instead of counting again and again. The caller still completes `promise` itself
+    /// when it stops waiting first (a later completion is ignored): nothing here keeps
+    /// a promise that could be left unfulfilled. Connections made later (a module's
+    /// outgoing ones) are for the caller to count afterwards.
+    public func succeedWhenAllClosed(_ promise: EventLoopPromise<Void>) {
+        let loops = self.loops.withLockedValue { Array($0.values) }
+        guard !loops.isEmpty else { return promise.succeed() }
+        let loopsNotEmpty = NIOLockedValueBox(loops.count)
+        for bound in loops {
+            bound.eventLoop.execute {
+                let tell = {
+                    let left = loopsNotEmpty.withLockedValue { count in
+                        count -= 1
+                        return count
+                    }
+                    if left == 0 { promise.succeed() }
+                }
+                if bound.value.first == nil { tell() } else { bound.value.whenEmpty.append(tell) }
+            }
         }
     }
 
