@@ -14,6 +14,8 @@ extension NetHostServer {
     /// them, and the TLS certificates and settings. Established connections keep
     /// their service and settings. If a module refuses the new options, nothing
     /// changes; a certificate that fails to load leaves the one before in force.
+    /// Options read at start only (`plugin_paths`, the Lua state's limits) keep
+    /// their value, and a warning names each one the new config changed.
     public func reload(_ newOptions: any OptionSource) async throws {
         let previous = options.snapshot
         options.replace(with: newOptions)
@@ -23,6 +25,10 @@ extension NetHostServer {
         } catch {
             options.replace(with: previous)
             throw ReloadError(description: "\(error)")
+        }
+        let registry = OptionRegistry(nativeModules: configuration.nativeModules)
+        for option in registry.startOnlyChanges(from: startOptions, to: newOptions) {
+            if let warning = option.restartWarning { logger.warning("\(warning)") }
         }
         let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
         liveSettings.value = settings
