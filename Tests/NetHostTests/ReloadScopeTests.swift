@@ -107,6 +107,32 @@ struct ReloadScopeTests {
         await fixture.stop()
     }
 
+    /// The exception of network_settings: tcp_backlog is set when a port opens, so a
+    /// port that stays open keeps the old backlog, a port the reload opens gets the
+    /// new one, and the reload says so.
+    @Test("network_settings.tcp_backlog: an open port keeps the old one, a new port gets the new one, and the reload warns")
+    func backlogIsSetWhenAPortOpens() async throws {
+        let fixture = try HostFixture(modules: ["idle": Self.idleModule])
+        let (kept, added) = (try FreePort.allocate(), try FreePort.allocate())
+        var options: [String: ConfigValue] = [
+            "modules_enabled": .strings("idle"), "idle_ports": .list(.integer(kept)),
+            "network_settings": .table(ConfigTable(map: [.string("tcp_backlog"): .integer(37)])),
+        ]
+        let server = try await fixture.start(options: options)
+        #expect(try SocketInspection.listenBacklogs(port: kept) == [37])
+
+        options["idle_ports"] = .list(.integer(kept), .integer(added))
+        options["network_settings"] = .table(ConfigTable(map: [.string("tcp_backlog"): .integer(41)]))
+        try await server.reload(HostFixture.options(options))
+        #expect(try SocketInspection.listenBacklogs(port: kept) == [37])
+        #expect(try SocketInspection.listenBacklogs(port: added) == [41])
+        #expect(
+            fixture.logs.all.contains { $0.hasPrefix("warning network_settings.tcp_backlog changed: the ports already open keep the old value") },
+            "\(fixture.logs.all)"
+        )
+        await fixture.stop()
+    }
+
     /// New connections only: a connection open before the reload keeps the read
     /// timeout it started with; one accepted after it gets the new one.
     @Test("network_settings.read_timeout applies to connections accepted after the reload only")

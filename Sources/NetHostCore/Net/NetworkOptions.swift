@@ -10,7 +10,7 @@ public enum NetworkOptions {
             + "(alias handshake_timeout), connect_timeout (outgoing connections, 20 s); and, read by net_proxy, max_pending_headers_per_ip",
         reload: .newConnectionsExcept(
             "max_connections, max_connections_per_ip and shed_idle_after apply at once; tcp_backlog, tcp_nodelay, "
-                + "tcp_keepalive and read_size are set when a port opens, so a port that stays open keeps the old ones"
+                + "tcp_keepalive and read_size are set when a port opens, so a port that stays open keeps the old ones (the reload warns)"
         )
     )
 
