@@ -23,6 +23,48 @@ public struct OptionDeclaration: Sendable, Hashable {
         case acceptedNotUsed
     }
 
+    /// What a reload (SIGHUP) does with a changed value, as the reload code does it
+    /// (`NetHostServer.reload`, `nethost run`'s SIGHUP handler); `nethost check
+    /// --options` and docs/configuration.md show it.
+    public enum Reload: Sendable, Hashable, CustomStringConvertible {
+        /// The declaration does not say (the listing shows "not stated"; a test
+        /// keeps the registry free of it).
+        case unstated
+        /// A reload applies it: from then on NetHost acts on the new value.
+        case applied
+        /// A reload applies it to connections accepted after it; connections already
+        /// open keep the value they started with.
+        case newConnections
+        /// As `newConnections`, but for what `note` says (a part that applies at
+        /// once, or one that does not apply to what is already open).
+        case newConnectionsExcept(String)
+        /// Read at start only: a reload leaves the value of the start in force and
+        /// warns, naming the option, that a restart is needed. `reason`: why, in words.
+        case restart(reason: String)
+        /// Not used by NetHost, so a reload has nothing to apply.
+        case notUsed
+
+        /// One line for the listings: "applied", "new connections only", ...
+        public var summary: String {
+            switch self {
+            case .unstated: "not stated"
+            case .applied: "applied"
+            case .newConnections, .newConnectionsExcept: "new connections only"
+            case .restart: "needs a restart"
+            case .notUsed: "not used"
+            }
+        }
+
+        /// The summary with its reason or exception: "needs a restart (set on the Lua state when it is made, at start)".
+        public var description: String {
+            switch self {
+            case .restart(let reason): "\(summary) (\(reason))"
+            case .newConnectionsExcept(let note): "\(summary), except: \(note)"
+            default: summary
+            }
+        }
+    }
+
     public let name: String
     public let type: OptionType
     /// The default as a config would write it (`5`, `{ "127.0.0.1", "::1" }`) or in
@@ -32,10 +74,14 @@ public struct OptionDeclaration: Sendable, Hashable {
     public let use: Use
     /// One line, for `nethost check --options`.
     public let help: String
+    /// What a reload does with a changed value.
+    public let reload: Reload
 
+    /// Without `reload`: `.notUsed` for an option NetHost only accepts, else
+    /// `.unstated`; an option NetHost reads should say (a test fails on one that does not).
     public init(
         _ name: String, _ type: OptionType, default defaultValue: String? = nil,
-        scope: Scope = .anySection, use: Use = .read, help: String
+        scope: Scope = .anySection, use: Use = .read, help: String, reload: Reload? = nil
     ) {
         self.name = name
         self.type = type
@@ -43,11 +89,12 @@ public struct OptionDeclaration: Sendable, Hashable {
         self.scope = scope
         self.use = use
         self.help = help
+        self.reload = reload ?? (use == .acceptedNotUsed ? .notUsed : .unstated)
     }
 
     /// Prosody options NetHost accepts without using them; `help` says what they are for in Prosody.
     public static func accepted(_ names: [String], scope: Scope = .anySection, help: String) -> [OptionDeclaration] {
-        names.map { OptionDeclaration($0, .any, scope: scope, use: .acceptedNotUsed, help: help) }
+        names.map { OptionDeclaration($0, .any, scope: scope, use: .acceptedNotUsed, help: help, reload: .notUsed) }
     }
 }
 
@@ -62,21 +109,24 @@ public struct ServiceOptionDeclaration: Sendable, Hashable {
     /// host (Prosody's `c2s_ports` as much as NetHost's own services).
     public let scope: OptionDeclaration.Scope
     public let help: String
+    /// What a reload does with a changed value.
+    public let reload: OptionDeclaration.Reload
 
     public init(
         suffix: String, _ type: OptionType, default defaultValue: String? = nil,
-        scope: OptionDeclaration.Scope = .anySection, help: String
+        scope: OptionDeclaration.Scope = .anySection, help: String, reload: OptionDeclaration.Reload = .unstated
     ) {
         self.suffix = suffix
         self.type = type
         self.defaultValue = defaultValue
         self.scope = scope
         self.help = help
+        self.reload = reload
     }
 
     /// The option for one service: `named("echo")` is `echo_ports`.
     public func named(_ service: String) -> OptionDeclaration {
-        OptionDeclaration(service + suffix, type, default: defaultValue, scope: scope, help: help)
+        OptionDeclaration(service + suffix, type, default: defaultValue, scope: scope, help: help, reload: reload)
     }
 
     /// How the listing shows it: `<service>_ports`.

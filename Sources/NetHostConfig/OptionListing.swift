@@ -12,7 +12,9 @@ public struct OptionListing: Sendable {
         markdown = Self.markdown(registry)
         var lines = [
             "Options NetHost knows, by the part of NetHost that reads them. \"global\": set it in the global",
-            "section only. <service> stands for the name of any service a module provides.",
+            "section only. <service> stands for the name of any service a module provides. \"reload\": what a",
+            "reload (SIGHUP) does with a changed value: applied; new connections only (open ones keep the old",
+            "value); needs a restart (the value of the start stays in force, and the reload warns).",
         ]
         let onlyAccepted = { (group: OptionRegistry.Group) in
             group.serviceOptions.isEmpty && group.options.allSatisfy { $0.use == .acceptedNotUsed }
@@ -28,7 +30,9 @@ public struct OptionListing: Sendable {
         }
         lines.append("")
         lines.append("Lua modules read options of their own (module:get_option and the like); nethost check counts")
-        lines.append("those read while the modules load as used.")
+        lines.append("those read while the modules load as used. After a reload module:get_option returns the new value;")
+        lines.append("a value a module read while it loaded stays until the module reloads (its file changed) or its")
+        lines.append("config-reloaded hook reads it again.")
         text = lines.joined(separator: "\n")
     }
 
@@ -57,6 +61,11 @@ public struct OptionListing: Sendable {
             "warns); *any* options may also be set under a host, whose value wins there. `<service>`",
             "stands for the name of any service a module provides (`demo_echo_ports`).",
             "",
+            "**Reload** says what a reload (SIGHUP) does with a changed value: *applied* (from the reload on,",
+            "NetHost acts on the new value); *new connections only* (connections accepted after the reload get",
+            "it, open ones keep the value they started with); *needs a restart* (read at start only: the value",
+            "of the start stays in force, and the reload logs a warning naming the option); *not used*.",
+            "",
             "How the file itself is read (sections, `Include`, `ENV_`, the sandbox) and the limits",
             "explained: [config-file.md](config-file.md). What a reload (SIGHUP) applies:",
             "[install-and-operate.md](install-and-operate.md#reload-sighup).",
@@ -75,6 +84,7 @@ public struct OptionListing: Sendable {
                     facts.append("**Default:** " + (looksLikeCode(defaultValue) ? "`\(defaultValue)`" : defaultValue))
                 }
                 facts.append("**Section:** " + (entry.scope == .global ? "global" : "any"))
+                facts.append("**Reload:** \(entry.reload)")
                 lines.append(facts.joined(separator: " · "))
                 lines.append("")
                 lines.append(entry.help)
@@ -85,7 +95,10 @@ public struct OptionListing: Sendable {
         lines.append("")
         lines.append("Lua modules read options of their own (`module:get_option` and the like); `nethost check`")
         lines.append("counts those read while the modules load as used. The shipped modules' options are described")
-        lines.append("in their files under `modules/` and in the example config.")
+        lines.append("in their files under `modules/` and in the example config. After a reload `module:get_option`")
+        lines.append("returns the new value; a value a module read while it loaded stays in force until the module")
+        lines.append("is reloaded (a reload reloads a Lua module whose file changed) or its `config-reloaded` hook reads")
+        lines.append("it again.")
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -109,16 +122,20 @@ public struct OptionListing: Sendable {
         let type: String
         let defaultValue: String?
         let scope: OptionDeclaration.Scope
+        let reload: OptionDeclaration.Reload
         let help: String
     }
 
     private static func markdownEntries(_ group: OptionRegistry.Group) -> [MarkdownEntry] {
         var entries: [MarkdownEntry] = []
-        let all = group.options.map { MarkdownEntry(names: [$0.name], type: $0.type.description, defaultValue: $0.defaultValue, scope: $0.scope, help: $0.help) }
-            + group.serviceOptions.map { MarkdownEntry(names: [$0.displayName], type: $0.type.description, defaultValue: $0.defaultValue, scope: $0.scope, help: $0.help) }
+        let all = group.options.map {
+            MarkdownEntry(names: [$0.name], type: $0.type.description, defaultValue: $0.defaultValue, scope: $0.scope, reload: $0.reload, help: $0.help)
+        } + group.serviceOptions.map {
+            MarkdownEntry(names: [$0.displayName], type: $0.type.description, defaultValue: $0.defaultValue, scope: $0.scope, reload: $0.reload, help: $0.help)
+        }
         for entry in all {
             if let last = entries.last, last.type == entry.type, last.defaultValue == entry.defaultValue,
-               last.scope == entry.scope, last.help == entry.help {
+               last.scope == entry.scope, last.reload == entry.reload, last.help == entry.help {
                 entries[entries.count - 1].names.append(contentsOf: entry.names)
             } else {
                 entries.append(entry)
@@ -135,8 +152,8 @@ public struct OptionListing: Sendable {
 
     private static func entries(_ group: OptionRegistry.Group) -> [Entry] {
         var entries: [Entry] = []
-        let all = group.options.map { ($0.name, summary($0.type, $0.defaultValue, $0.scope), $0.help) }
-            + group.serviceOptions.map { ($0.displayName, summary($0.type, $0.defaultValue, $0.scope), $0.help) }
+        let all = group.options.map { ($0.name, summary($0.type, $0.defaultValue, $0.scope, $0.reload), $0.help) }
+            + group.serviceOptions.map { ($0.displayName, summary($0.type, $0.defaultValue, $0.scope, $0.reload), $0.help) }
         for (name, summary, help) in all {
             if let last = entries.last, last.summary == summary, last.help == help {
                 entries[entries.count - 1].names.append(name)
@@ -147,10 +164,13 @@ public struct OptionListing: Sendable {
         return entries
     }
 
-    private static func summary(_ type: OptionType, _ defaultValue: String?, _ scope: OptionDeclaration.Scope) -> String {
+    private static func summary(
+        _ type: OptionType, _ defaultValue: String?, _ scope: OptionDeclaration.Scope, _ reload: OptionDeclaration.Reload
+    ) -> String {
         var parts = [type.description]
         if let defaultValue { parts.append("default \(defaultValue)") }
         if scope == .global { parts.append("global") }
+        parts.append("reload: \(reload)")
         return parts.joined(separator: "; ")
     }
 }

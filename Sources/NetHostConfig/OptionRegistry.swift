@@ -89,3 +89,25 @@ public struct OptionRegistry: Sendable {
         return names
     }
 }
+
+extension OptionRegistry {
+    /// The options read at start only (`Reload.restart`) whose value differs between
+    /// the config NetHost started with and a reloaded one: what the reload leaves as
+    /// it was, and warns about (`restartWarning`).
+    public func startOnlyChanges(from start: any OptionSource, to reloaded: any OptionSource) -> [OptionDeclaration] {
+        groups.flatMap(\.options).filter { option in
+            guard case .restart = option.reload else { return false }
+            return start.value(option) != reloaded.value(option)
+        }
+    }
+}
+
+extension OptionDeclaration {
+    /// What a reload logs about a changed option it cannot apply; nil unless the
+    /// option needs a restart.
+    public var restartWarning: String? {
+        guard case .restart(let reason) = reload else { return nil }
+        return "\(name) changed, but a reload does not apply it (\(reason)): the value NetHost started with "
+            + "stays in force until NetHost is restarted"
+    }
+}

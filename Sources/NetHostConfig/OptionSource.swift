@@ -35,7 +35,8 @@ public struct HostDefinition: Sendable, Hashable {
     /// Prosody's `enabled`, read from a host section for `isEnabled`.
     public static let enabledOption = OptionDeclaration(
         "enabled", .boolean, default: "true",
-        help: "under a VirtualHost or Component: false leaves the host out, and nothing loads for it"
+        help: "under a VirtualHost or Component: false leaves the host out, and nothing loads for it",
+        reload: .applied
     )
 
     public init(name: String, kind: Kind, isEnabled: Bool = true) {

@@ -14,7 +14,8 @@ public enum ProsodyLibrary {
 
     public static let option = OptionDeclaration(
         "prosody_library_path", .string, default: defaultPath, scope: .global,
-        help: "the folder of Prosody's Lua library (util/, net/, core/) that Prosody modules require; Debian's prosody package installs it"
+        help: "the folder of Prosody's Lua library (util/, net/, core/) that Prosody modules require; Debian's prosody package installs it",
+        reload: .restart(reason: "put on require's path when the Lua state is made, at start")
     )
 
     /// How the error for a library module asked for while the library is missing

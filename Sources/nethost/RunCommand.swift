@@ -225,6 +225,10 @@ struct HostService: Service {
                 logger.log(level: diagnostic.severity == .note ? .info : .warning, "\(diagnostic)")
             }
             try await server.reload(startup.configuration)
+            // The command's own options (pidfile, control_socket) are read at start only.
+            for option in OptionRegistry([ProcessOptions.group]).startOnlyChanges(from: options.options, to: startup.configuration) {
+                if let warning = option.restartWarning { logger.warning("\(warning)") }
+            }
             return true
         } catch {
             logger.error("reload refused, nothing changed: \(error)")

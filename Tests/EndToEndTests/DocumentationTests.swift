@@ -42,6 +42,28 @@ struct DocumentationTests {
         }
     }
 
+    /// Every option says what a reload does with it, and the reload section of
+    /// install-and-operate.md names each option that needs a restart.
+    @Test
+    func reloadSectionNamesEveryOptionThatNeedsARestart() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "docs-reload")
+        let markdown = try await workspace.run(["check", "--options", "--format", "markdown"]).standardOutput
+        #expect(!markdown.contains("**Reload:** not stated"), "an option does not say what a reload does with it")
+        let lines = markdown.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var restart: [String] = []
+        for (index, line) in lines.enumerated() where line.hasPrefix("### ") && index + 2 < lines.count {
+            guard lines[index + 2].contains("**Reload:** needs a restart") else { continue }
+            restart += line.dropFirst(4).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        #expect(restart.count >= 6, "\(restart)")
+        let page = try String(contentsOfFile: Self.root + "/docs/install-and-operate.md", encoding: .utf8)
+        let section = page.components(separatedBy: "## Reload (SIGHUP)").dropFirst().first?
+            .components(separatedBy: "\n## ").first ?? ""
+        for name in restart {
+            #expect(section.contains(name), "docs/install-and-operate.md's reload section does not name \(name), which needs a restart")
+        }
+    }
+
     /// The text form and the Markdown form list the same option names.
     @Test
     func markdownListsEveryOptionOfTheTextListing() async throws {

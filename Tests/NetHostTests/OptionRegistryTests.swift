@@ -74,20 +74,84 @@ struct OptionRegistryTests {
         #expect(registry.declaration(named: "lua_memory_limit") != nil)
     }
 
-    @Test("the listing names every option with its type, default, scope and help")
+    @Test("the listing names every option with its type, default, scope, what a reload does, and help")
     func listing() {
         let text = OptionListing(registry: registry).text
         let lines = text.split(separator: "\n").map(String.init)
-        #expect(lines.contains("  lua_memory_limit: integer; global"))
+        #expect(lines.contains(
+            "  lua_memory_limit: integer; global; reload: needs a restart (set on the Lua state when it is made, at start)"
+        ))
         #expect(lines.contains("      \(ModuleOptions.luaMemoryLimit.help)"))
-        #expect(lines.contains("  <service>_ports: list of ports; default the service's default_port(s); global"))
-        #expect(lines.contains { $0.hasPrefix("  daemonize, run_as_root: any value; global") })
+        #expect(lines.contains("  <service>_ports: list of ports; default the service's default_port(s); global; reload: applied"))
+        #expect(lines.contains { $0.hasPrefix("  ssl: table { certificate,") && $0.hasSuffix("; reload: new connections only") })
+        #expect(lines.contains { $0.hasPrefix("  daemonize, run_as_root: any value; global; reload: not used") })
         for group in registry.groups {
             #expect(lines.contains(group.title))
             for option in group.options {
                 #expect(text.contains(option.name), "\(option.name)")
             }
         }
+    }
+}
+
+/// What a reload does with each option: said by every declaration, shown in both listings.
+@Suite("Option registry: reload")
+struct OptionReloadTests {
+    /// Every option of the core and the built-in native modules says what a reload
+    /// does with it (`Reload.unstated` is only the default of the declaration's init).
+    /// Checked for the whole registry, net_proxy and the command's options included,
+    /// by `DocumentationTests` (no "not stated" in docs/configuration.md).
+    @Test("every declaration of the core and the built-in modules says what a reload does with it")
+    func everyOptionSaysWhatAReloadDoes() {
+        let registry = OptionRegistry(nativeModules: BuiltinModules.all)
+        let options = registry.groups.flatMap(\.options)
+        #expect(!options.isEmpty)
+        for option in options {
+            #expect(option.reload != .unstated, "\(option.name) does not say what a reload does with it")
+            if option.use == .acceptedNotUsed { #expect(option.reload == .notUsed, "\(option.name)") }
+        }
+        for option in registry.serviceOptions {
+            #expect(option.reload != .unstated, "\(option.displayName)")
+            #expect(option.named("x").reload == option.reload, "\(option.displayName)")
+        }
+    }
+
+    @Test("a declaration that says nothing compiles as before and is listed as not stated")
+    func defaultIsUnstated() {
+        let option = OptionDeclaration("quiet", .integer, help: "says nothing about reload")
+        #expect(option.reload == .unstated)
+        let listing = OptionListing(registry: OptionRegistry([OptionRegistry.Group("quiet", options: [option])]))
+        #expect(listing.text.contains("  quiet: integer; reload: not stated"))
+        #expect(listing.markdown.contains("**Type:** integer · **Section:** any · **Reload:** not stated"))
+    }
+
+    @Test("the Markdown page gives each option's reload line, with the reason of a restart")
+    func markdown() {
+        let markdown = OptionListing(registry: OptionRegistry.core).markdown
+        let lines = markdown.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        func facts(of heading: String) -> String? {
+            guard let index = lines.firstIndex(of: heading), index + 2 < lines.count else { return nil }
+            return lines[index + 2]
+        }
+        #expect(facts(of: "### `plugin_paths`")?.hasSuffix(
+            "**Reload:** needs a restart (the module search path is fixed at start; modules a reload loads are looked for in the old folders)"
+        ) == true)
+        #expect(facts(of: "### `modules_enabled`")?.hasSuffix("**Reload:** applied") == true)
+        #expect(facts(of: "### `certificate`")?.hasSuffix("**Reload:** new connections only") == true)
+        #expect(facts(of: "### `network_settings`")?.contains("**Reload:** new connections only, except: max_connections") == true)
+        #expect(facts(of: "### `daemonize`, `run_as_root`")?.hasSuffix("**Reload:** not used") == true)
+    }
+
+    @Test("a changed start-only option is found and warned about; a changed reloadable one is not")
+    func startOnlyChanges() {
+        let registry = OptionRegistry.core
+        let start = FixedOptions(global: ["lua_memory_limit": .integer(64 << 20), "plugin_paths": .strings("a"), "shutdown_timeout": .number(5)])
+        let same = FixedOptions(global: ["lua_memory_limit": .integer(64 << 20), "plugin_paths": .strings("a"), "shutdown_timeout": .number(9)])
+        let changed = FixedOptions(global: ["lua_memory_limit": .integer(128 << 20), "plugin_paths": .strings("a", "b"), "lua_instruction_budget": .integer(5)])
+        #expect(registry.startOnlyChanges(from: start, to: same).isEmpty)
+        #expect(registry.startOnlyChanges(from: start, to: changed).map(\.name) == ["plugin_paths", "lua_instruction_budget", "lua_memory_limit"])
+        #expect(ModuleOptions.luaMemoryLimit.restartWarning?.hasPrefix("lua_memory_limit changed, but a reload does not apply it (") == true)
+        #expect(ShutdownOptions.shutdownTimeout.restartWarning == nil)
     }
 }
 

@@ -60,6 +60,9 @@ public final class NetHostServer: Service, Sendable {
     public let notes: ProblemLog
     /// The options in force; `reload` replaces them.
     public let options: LiveOptions
+    /// The options NetHost started with: those read at start only keep these values
+    /// (`reload` warns when a new config changes one).
+    let startOptions: any OptionSource
     let liveSettings: LiveValue<NetworkSettings>
     public var settings: NetworkSettings { liveSettings.value }
     /// The TLS contexts of the services; `reload` reads the certificates again.
@@ -88,6 +91,7 @@ public final class NetHostServer: Service, Sendable {
 
     /// Loads the modules (on the Lua loop) and the TLS settings; no port is opened yet.
     public init(_ configuration: Options, logger: Logger) async throws {
+        let startOptions = configuration.options
         let options = LiveOptions(configuration.options)
         var configuration = configuration
         configuration.options = options
@@ -121,6 +125,7 @@ public final class NetHostServer: Service, Sendable {
             throw error
         }
         self.options = options
+        self.startOptions = startOptions
         self.configuration = configuration
         self.logger = logger
         self.group = group

@@ -8,7 +8,8 @@ public enum ShutdownOptions {
 
     public static let shutdownTimeout = OptionDeclaration(
         "shutdown_timeout", .seconds, default: "\(Int(defaultTimeout))", scope: .global,
-        help: "seconds open connections get to end by themselves at a graceful stop (SIGTERM), after which they are closed; 0 closes them at once"
+        help: "seconds open connections get to end by themselves at a graceful stop (SIGTERM), after which they are closed; 0 closes them at once",
+        reload: .applied
     )
 
     public static let group = OptionRegistry.Group("shutdown", options: [shutdownTimeout])

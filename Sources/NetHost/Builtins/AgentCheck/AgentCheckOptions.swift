@@ -9,19 +9,23 @@ public enum AgentCheckOptions {
 
     public static let ports = OptionDeclaration(
         "agent_check_ports", .portList, scope: .global,
-        help: "the ports HAProxy's agent-check connects to (its agent-port); none by default"
+        help: "the ports HAProxy's agent-check connects to (its agent-port); none by default",
+        reload: .applied
     )
     public static let interfaces = OptionDeclaration(
         "agent_check_interfaces", .stringList, default: "local_interfaces (loopback)", scope: .global,
-        help: "the addresses the agent-check ports listen on; open them to the load balancers only"
+        help: "the addresses the agent-check ports listen on; open them to the load balancers only",
+        reload: .applied
     )
     public static let stateFile = OptionDeclaration(
         "agent_check_state_file", .string, scope: .global,
-        help: "an absolute path; while the file exists its first word (maint, down, drain) is what the agent reports"
+        help: "an absolute path; while the file exists its first word (maint, down, drain) is what the agent reports",
+        reload: .applied
     )
     public static let drainTime = OptionDeclaration(
         "agent_check_drain_time", .seconds, default: "\(Int(defaultDrainTime))", scope: .global,
-        help: "seconds a graceful stop keeps the ports open while the agent answers drain; set it above HAProxy's agent-inter"
+        help: "seconds a graceful stop keeps the ports open while the agent answers drain; set it above HAProxy's agent-inter",
+        reload: .applied
     )
 
     public static let all = [ports, interfaces, stateFile, drainTime]
