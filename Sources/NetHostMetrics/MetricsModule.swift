@@ -45,7 +45,8 @@ public final class MetricsModule: NativeModule {
             handling: .pipeline(MetricsPipeline(exposition: exposition, logger: context.logger, warning: warning)),
             module: Self.name,
             defaultPorts: [Self.defaultPort],
-            isPrivate: true
+            isPrivate: true,
+            countsAgainstConnectionLimits: false
         ))
     }
 }

@@ -41,7 +41,7 @@ struct AgentCheckPortTests {
                 #expect(try client.readLine() == "hi")
                 held.append(client)
             }
-            // 5 of max_connections 10 open (the check's own connection not counted).
+            // 5 of max_connections 10 open (the checks' own connections are not counted).
             #expect(try Self.ask(fixture) == "up ready 50%\n")
             for client in held.prefix(4) { client.close() }
             var last = ""
@@ -51,6 +51,25 @@ struct AgentCheckPortTests {
             }, "last answer \(last.debugDescription)")
             // HAProxy's agent-send: what the peer sends is read and dropped.
             #expect(try Self.ask(fixture, sending: "backend-name server-1\n") == "up ready 90%\n")
+            withExtendedLifetime(held) {}
+        }
+    }
+
+    @Test("at max_connections the check still gets through and answers 0%, however many checks ran just before")
+    func answersWhenFull() async throws {
+        try await HostFixture.running(modules: [:], options: Self.options()) { fixture in
+            var held: [TestClient] = []
+            for _ in 0 ..< 10 {
+                let client = try fixture.connect(to: "demo_echo_swift")
+                try client.send("hi\n")
+                #expect(try client.readLine() == "hi")
+                held.append(client)
+            }
+            // Back to back: a check whose connection the server is still closing
+            // is no part of the load the next one reports.
+            for _ in 0 ..< 5 {
+                #expect(try Self.ask(fixture) == "up ready 0%\n")
+            }
             withExtendedLifetime(held) {}
         }
     }

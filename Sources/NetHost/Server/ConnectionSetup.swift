@@ -7,10 +7,13 @@ enum ConnectionSetup {
     /// The initializer a listening socket runs for each connection it accepts.
     /// `perAddress`: whether the port's peers count against `max_connections_per_ip`
     /// (a service's own port; not a PROXY port, whose peers are the load balancers).
+    /// `limiter` nil: the service's connections do not count (an operator's port).
     static func initializer(
-        for serviceName: String, port: Int, perAddress: Bool, limiter: ConnectionLimiter, context: PipelineContext
+        for serviceName: String, port: Int, perAddress: Bool, limiter: ConnectionLimiter?, context: PipelineContext
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
-        admitting(through: limiter, perAddress: perAddress, serving(serviceName, port: port, context: context))
+        let serve = serving(serviceName, port: port, context: context)
+        guard let limiter else { return serve }
+        return admitting(through: limiter, perAddress: perAddress, serve)
     }
 
     /// Closes a connection past `max_connections` (or `max_connections_per_ip`) before any handler sees it.

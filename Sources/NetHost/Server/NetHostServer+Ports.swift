@@ -100,7 +100,8 @@ extension NetHostServer {
             settings: settings,
             inherited: inherited,
             initializeChild: ConnectionSetup.initializer(
-                for: service.name, port: entry.port, perAddress: service.listener != nil, limiter: limiter, context: context
+                for: service.name, port: entry.port, perAddress: service.listener != nil,
+                limiter: service.countsAgainstConnectionLimits ? limiter : nil, context: context
             )
         )
     }

@@ -47,6 +47,11 @@ public struct NetService: Sendable {
     public var encryption: Encryption
     /// A private service only listens on loopback by default.
     public var isPrivate: Bool
+    /// Whether its connections count against `max_connections` (and `_per_ip`).
+    /// An operator's port (the agent check, the metrics page) does not: a load
+    /// balancer's check or a scrape must get through when the server is full, and
+    /// is no part of the load it reports.
+    public var countsAgainstConnectionLimits: Bool
 
     public init(
         name: String,
@@ -56,7 +61,8 @@ public struct NetService: Sendable {
         defaultPorts: [Int] = [],
         defaultInterfaces: [String]? = nil,
         encryption: Encryption = .plain,
-        isPrivate: Bool = false
+        isPrivate: Bool = false,
+        countsAgainstConnectionLimits: Bool = true
     ) {
         self.name = name
         self.handling = handling
@@ -66,6 +72,7 @@ public struct NetService: Sendable {
         self.defaultInterfaces = defaultInterfaces
         self.encryption = encryption
         self.isPrivate = isPrivate
+        self.countsAgainstConnectionLimits = countsAgainstConnectionLimits
     }
 
     /// Whether connections start with TLS.

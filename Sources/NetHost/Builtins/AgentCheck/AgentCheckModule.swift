@@ -32,7 +32,8 @@ public final class AgentCheckModule: NativeModule {
             name: "agent_check",
             handling: .pipeline(AgentCheckPipeline(responder: responder, logger: context.logger)),
             module: Self.name,
-            isPrivate: true
+            isPrivate: true,
+            countsAgainstConnectionLimits: false
         ))
         context.status.leavingNotice = responder.currentSettings.drainTime
     }

@@ -43,10 +43,8 @@ final class AgentCheckResponder: Sendable {
         }
     }
 
-    /// The load without the check's own connection, which the limiter counts too.
-    private var ownLoad: HostStatus.Load? {
-        status.load.map { HostStatus.Load(open: max(0, $0.open - 1), maximum: $0.maximum) }
-    }
+    /// The load: the connections the limiter counts, which the checks' own are not.
+    private var ownLoad: HostStatus.Load? { status.load }
 
     private func noteChange(_ reply: AgentCheckReply, reading: OperatorStateFile.Reading) {
         let problem: String? = if case .unclear(_, let problem) = reading { problem } else { nil }
