@@ -144,4 +144,63 @@ struct CloseAfterFlushTests {
         setup.loop.advanceTime(by: .seconds(10))
         #expect(setup.listener.disconnects.withLockedValue { $0 }.count == 1)
     }
+
+    /// A socket that takes every write at once while `passing`, and nothing after.
+    final class Valve: ChannelOutboundHandler {
+        typealias OutboundIn = ByteBuffer
+        var passing = true
+        private var context: ChannelHandlerContext?
+        func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+        func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+        func flush(context: ChannelHandlerContext) {
+            if passing { context.flush() }
+        }
+        func open() {
+            passing = true
+            context?.flush()
+        }
+    }
+
+    /// Answers "w" with ten bytes; "bye" with a thousand, then closes.
+    final class Talker: ConnectionListener {
+        func onIncoming(_ connection: Connection, data: ByteBuffer) throws {
+            if data.readableBytesView.elementsEqual("bye".utf8) {
+                connection.write(ByteBuffer(repeating: UInt8(ascii: "g"), count: 1000))
+                connection.close()
+            } else {
+                connection.write(ByteBuffer(repeating: UInt8(ascii: "w"), count: 10))
+            }
+        }
+        func onDisconnect(_ connection: Connection, reason: String?) {}
+    }
+
+    @Test("once the peer has kept up, writes are not all checked; one still queued at close() is sent before the FIN")
+    func closeWaitsForAnUncheckedWrite() throws {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        let valve = Valve()
+        try channel.pipeline.syncOperations.addHandlers([
+            valve, ConnectionHandler(serviceName: "talker", listener: Talker(), settings: NetworkSettings(), logger: Logger(label: "test")),
+        ])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+        // Enough answers taken at once for the connection to stop asking after each write.
+        for _ in 0 ..< Int(Connection.directWritesPerCheck) {
+            try channel.writeInbound(ByteBuffer(string: "w"))
+        }
+        var sent = 0
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { sent += buffer.readableBytes }
+        #expect(sent == 10 * Int(Connection.directWritesPerCheck))
+
+        valve.passing = false  // the socket is full from now on
+        try channel.writeInbound(ByteBuffer(string: "bye"))
+        loop.run()
+        #expect(channel.isActive, "closed with 1000 bytes still queued")
+        valve.open()
+        loop.run()
+        var last: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { last += buffer.readableBytesView }
+        #expect(last.count == 1000 && last.allSatisfy { $0 == UInt8(ascii: "g") }, "sent \(last.count) bytes, not the 1000 g's")
+        #expect(!channel.isActive, "still open once everything was sent")
+    }
 }
