@@ -86,6 +86,7 @@ let package = Package(
                 .embedInCode("ModuleAPI/options.lua"),
                 .embedInCode("ModuleAPI/prosody.lua"),
                 .embedInCode("ModuleAPI/metrics.lua"),
+                .embedInCode("ModuleAPI/shared.lua"),
                 .embedInCode("ModuleAPI/modulemanager.lua"),
             ]
         ),

@@ -32,6 +32,6 @@ public enum ModuleOptions {
 
     public static let group = OptionRegistry.Group("modules", options: [
         modulesEnabled, modulesDisabled, pluginPaths, enabled, forceModuleReload, luaInstructionBudget, luaMemoryLimit,
-        ProsodyLibrary.option,
+        ProsodyLibrary.option, PerLoopLua.servicesOption, PerLoopLua.sharedDictBytesOption,
     ])
 }

@@ -24,6 +24,9 @@ extension NetHostServer {
             options.replace(with: previous)
             throw ReloadError(description: "\(error)")
         }
+        // The primary state took the new config: the other loops' states follow it
+        // (their Lua modules only; a module that fails there is logged, as here).
+        await reloadOtherLuaStates()
         let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
         liveSettings.value = settings
         shutdownTimeout.value = Self.shutdownTimeout(from: newOptions, logger: logger, problems: problems)
@@ -44,7 +47,7 @@ extension NetHostServer {
         let failures = await openPlannedPorts()
         // As Prosody fires it once a new config is in force; modules that cache an
         // option or reopen a resource hook it.
-        try? await luaLoop.submit { modules.value.fireEvent("config-reloaded") }.get()
+        await onEveryLuaState { $0.fireEvent("config-reloaded") }
         logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
 }

@@ -70,6 +70,13 @@ public final class NetHostServer: Service, Sendable {
     let configuration: Options
     let logger: Logger
     let modules: NIOLoopBound<ModuleManager>
+    /// The Lua states of the other event loops, one each, when `lua_per_loop_services`
+    /// is set (see `NetHostServer+LuaStates`); none by default.
+    let otherLuaStates: [NIOLoopBound<ModuleManager>]
+    /// The services those states provide, per loop, for the connections of per-loop services.
+    let loopLocal: LoopLocalServices
+    /// What every Lua state reaches (`require "nethost.shared"`).
+    public let sharedDicts: SharedDicts
     /// The summaries of repeated refusals every ten seconds (`Housekeeping`).
     private let housekeeping = NIOLockedValueBox<RepeatedTask?>(nil)
     /// PROXY-port bypasses already logged (`ListenPlan.bypasses`): said once, not at every reload.
@@ -101,13 +108,24 @@ public final class NetHostServer: Service, Sendable {
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let loading = configuration
         let modules: NIOLoopBound<ModuleManager>
+        var perLoopProblems: [String] = []
+        let perLoop = PerLoopLua(options: options, problems: &perLoopProblems)
+        for problem in perLoopProblems {
+            logger.error("\(problem)")
+            problems.add(problem)
+        }
+        let sharedDicts = SharedDicts(maximumBytes: PerLoopLua.sharedDictBytes(in: options))
+        let otherLoops = perLoop.isEnabled ? Array(group.makeIterator()).filter { $0 !== luaLoop } : []
+        let loopLocal = LoopLocalServices(loops: otherLoops)
+        let stateCount = 1 + otherLoops.count
         do {
             modules = try await luaLoop.submit {
                 let manager = try ModuleManager(
                     group: group, luaLoop: luaLoop, options: loading.options, services: services,
                     natives: loading.nativeModules, finder: finder,
                     configDirectory: loading.configDirectory, logger: logger, problems: problems, notes: notes, shedding: shedding,
-                    status: status
+                    status: status,
+                    luaStates: LuaStatePlacement(index: 1, count: stateCount, perLoop: perLoop, sharedDicts: sharedDicts)
                 )
                 let failures = manager.loadEnabledModules()
                 if let fatal = failures.first(where: \.isConfigurationError) {
@@ -120,6 +138,24 @@ public final class NetHostServer: Service, Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
+        let otherLuaStates: [NIOLoopBound<ModuleManager>]
+        do {
+            otherLuaStates = try await Self.loadOtherLuaStates(
+                on: otherLoops, placement: LuaStatePlacement(count: stateCount, perLoop: perLoop, sharedDicts: sharedDicts),
+                loopLocal: loopLocal, group: group, configuration: loading, finder: finder, logger: logger,
+                problems: problems, shedding: shedding, status: status
+            )
+        } catch {
+            try? await luaLoop.submit { modules.value.stop() }.get()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        if perLoop.isEnabled {
+            logger.info(
+                "Lua services \(perLoop.services.sorted().joined(separator: ", ")) run in one Lua state per event loop",
+                metadata: ["lua_states": "\(stateCount)"]
+            )
+        }
         self.options = options
         self.configuration = configuration
         self.logger = logger
@@ -129,11 +165,16 @@ public final class NetHostServer: Service, Sendable {
         self.notes = notes
         self.services = services
         self.modules = modules
+        self.otherLuaStates = otherLuaStates
+        self.loopLocal = loopLocal
+        self.sharedDicts = sharedDicts
         let ports = PortManager(group: group, logger: logger)
         self.ports = ports
-        try? await luaLoop.submit {
-            modules.value.runtime.listeningAddresses = { [ports] name in ports.boundAddresses(of: name) }
-        }.get()
+        for state in [modules] + otherLuaStates {
+            try? await state.eventLoop.submit {
+                state.value.runtime.listeningAddresses = { [ports] name in ports.boundAddresses(of: name) }
+            }.get()
+        }
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
         self.shutdownTimeout = LiveValue(Self.shutdownTimeout(from: options, logger: logger, problems: problems))
@@ -260,8 +301,7 @@ public final class NetHostServer: Service, Sendable {
         housekeeping.withLockedValue { task in
             task = Housekeeping.schedule(on: group.next(), limiter: limiter, ports: ports, tls: tls)
         }
-        let modules = self.modules
-        luaLoop.execute { modules.value.fireEvent("server-started") }
+        executeOnEveryLuaState { $0.fireEvent("server-started") }
         return failures
     }
 
@@ -309,8 +349,7 @@ public final class NetHostServer: Service, Sendable {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         housekeeping.withLockedValue { $0?.cancel() }
         try? await ports.close().get()
-        let modules = self.modules
-        try? await luaLoop.submit { modules.value.fireEvent("server-stopping") }.get()
+        await onEveryLuaState { $0.fireEvent("server-stopping") }
         await drain()
         if let closing = tracker.closeAll() {
             // Bounded: a connection that does not finish closing in time is left to the group's shutdown.
@@ -319,7 +358,7 @@ public final class NetHostServer: Service, Sendable {
             luaLoop.scheduleTask(in: drainTime) { done.succeed() }
             _ = try? await done.futureResult.get()
         }
-        try? await luaLoop.submit { modules.value.stop() }.get()
+        await onEveryLuaState { $0.stop() }
         try? await group.shutdownGracefully()
     }
 
@@ -362,8 +401,7 @@ public final class NetHostServer: Service, Sendable {
     public func unload() async {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         housekeeping.withLockedValue { $0?.cancel() }
-        let modules = self.modules
-        try? await luaLoop.submit { modules.value.stop() }.get()
+        await onEveryLuaState { $0.stop() }
         try? await group.shutdownGracefully()
     }
 
@@ -373,8 +411,9 @@ public final class NetHostServer: Service, Sendable {
     public func unloadNow() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         housekeeping.withLockedValue { $0?.cancel() }
-        let modules = self.modules
-        try? luaLoop.submit { modules.value.stop() }.wait()
+        for state in [modules] + otherLuaStates {
+            try? state.eventLoop.submit { state.value.stop() }.wait()
+        }
         try? group.syncShutdownGracefully()
     }
 }

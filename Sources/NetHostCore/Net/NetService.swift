@@ -10,6 +10,10 @@ public struct NetService: Sendable {
         case luaLoop
         /// On any event loop: Swift services use every core.
         case anyLoop
+        /// On every event loop, each with a Lua state of its own (`lua_per_loop_services`):
+        /// a connection is served by the listener of the state of the loop that
+        /// accepted it (`LoopLocalServices`), from accept onwards.
+        case luaPerLoop
     }
 
     /// Whether connections are encrypted from their first byte.
@@ -93,6 +97,7 @@ public struct NetService: Sendable {
     /// handshakes does not hold up the Lua loop.
     public func acceptExecutor(forPort port: Int, services: ServiceRegistry) -> Executor {
         let executor = self.executor(forPort: port, services: services)
+        // A per-loop service has a Lua state on every loop: TLS runs where the connection is.
         guard executor == .luaLoop else { return executor }
         let served: NetService? = switch handling {
         case .listener: self
@@ -116,6 +121,8 @@ public final class PipelineContext: Sendable {
     public let luaLoop: any EventLoop
     /// The TLS contexts, for services with `encryption = "ssl"` and for STARTTLS.
     public let tls: TLSContexts?
+    /// The services of the other loops' Lua states, for `.luaPerLoop` services.
+    public let loopLocal: LoopLocalServices
 
     public init(
         services: ServiceRegistry,
@@ -123,9 +130,11 @@ public final class PipelineContext: Sendable {
         logger: Logger,
         tracker: ConnectionTracker,
         luaLoop: any EventLoop,
-        tls: TLSContexts? = nil
+        tls: TLSContexts? = nil,
+        loopLocal: LoopLocalServices = LoopLocalServices()
     ) {
         self.tls = tls
+        self.loopLocal = loopLocal
         self.services = services
         self.luaLoop = luaLoop
         self.liveSettings = settings
@@ -147,6 +156,7 @@ public final class PipelineContext: Sendable {
         addresses: ConnectionAddresses?,
         origin: (any Sendable)?
     ) throws {
+        let listener = try self.listener(of: service, given: listener, on: pipeline.eventLoop)
         // The context in force now: a reload may have replaced it since the port opened.
         let tls = self.tls?.settings(forService: service.name)
         var position = position
@@ -187,6 +197,29 @@ public final class PipelineContext: Sendable {
             startsWithTLS: service.usesDirectTLS
         )
         try pipeline.addHandler(handler, position: position)
+    }
+
+    /// The listener that serves a connection of `service` on `loop`: for a per-loop Lua
+    /// service off the primary Lua loop, the same service as the loop's own Lua state
+    /// provides it (found without a lock shared between loops); otherwise `given`.
+    /// A listener other than the service's own (a `setlistener` hand-over) is kept.
+    private func listener(
+        of service: NetService, given: any ConnectionListener, on loop: any EventLoop
+    ) throws -> any ConnectionListener {
+        guard case .listener(let own, .luaPerLoop) = service.handling, own === given, loop !== luaLoop else { return given }
+        guard let local = loopLocal.service(named: service.name, on: loop)?.listener else {
+            throw NoLoopState(service: service.name)
+        }
+        return local
+    }
+
+    /// A per-loop service whose module did not load in the Lua state of the loop that accepted a connection.
+    public struct NoLoopState: Error, CustomStringConvertible {
+        public let service: String
+        public var description: String {
+            "service '\(service)' is in lua_per_loop_services, but the Lua state of this event loop does not provide it "
+                + "(its module failed to load there: see the log at start or at the last reload)"
+        }
     }
 
     /// A service asks for TLS but no certificate is configured for it.
