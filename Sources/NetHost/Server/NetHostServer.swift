@@ -1,6 +1,7 @@
 import Logging
 import NetHostConfig
 import NetHostCore
+import NetHostLua
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -149,6 +150,11 @@ public final class NetHostServer: Service, Sendable {
             try? await luaLoop.submit { modules.value.stop() }.get()
             try? await group.shutdownGracefully()
             throw error
+        }
+        for name in perLoop.services.sorted() where name != "*" && !(services.service(named: name)?.listener is LuaListener) {
+            let problem = "lua_per_loop_services names '\(name)', which no loaded Lua module provides as a service: it has no effect"
+            logger.warning("\(problem)")
+            problems.add(problem)
         }
         if perLoop.isEnabled {
             logger.info(
