@@ -199,14 +199,25 @@ public final class PipelineContext: Sendable {
         try pipeline.addHandler(handler, position: position)
     }
 
+    /// The service `name` as a connection accepted on `loop` should see it: the loop's
+    /// own Lua state's, for a per-loop Lua service off the primary Lua loop (read from
+    /// that loop's registry, which no other loop touches), else the process-wide one.
+    public func service(named name: String, on loop: any EventLoop) -> NetService? {
+        if let local = loopLocal.service(named: name, on: loop), case .listener(_, .luaPerLoop) = local.handling {
+            return local
+        }
+        return services.service(named: name)
+    }
+
     /// The listener that serves a connection of `service` on `loop`: for a per-loop Lua
     /// service off the primary Lua loop, the same service as the loop's own Lua state
     /// provides it (found without a lock shared between loops); otherwise `given`.
-    /// A listener other than the service's own (a `setlistener` hand-over) is kept.
+    /// A listener other than the service's own is kept.
     private func listener(
         of service: NetService, given: any ConnectionListener, on loop: any EventLoop
     ) throws -> any ConnectionListener {
-        guard case .listener(let own, .luaPerLoop) = service.handling, own === given, loop !== luaLoop else { return given }
+        // Already the loop's own (found through `service(named:on:)`, or the primary state's on the Lua loop).
+        guard case .listener(let own, .luaPerLoop) = service.handling, own === given, given.homeLoop !== loop else { return given }
         guard let local = loopLocal.service(named: service.name, on: loop)?.listener else {
             throw NoLoopState(service: service.name)
         }
