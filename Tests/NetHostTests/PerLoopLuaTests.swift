@@ -106,6 +106,70 @@ struct PerLoopLuaTests {
         await fixture.stop()
     }
 
+    @Test("every callback of a per-loop service's connection runs on the loop that accepted it, in that loop's state")
+    func callbacksStayOnTheAcceptingLoop() async throws {
+        let module = """
+            local shared = require "nethost.shared"
+            module:provides("net", { name = "where", listener = {
+                onconnect = function (conn) conn:write(shared.state() .. " " .. conn:loop_report() .. "\\n") end,
+                onincoming = function (conn, data) conn:write(shared.state() .. " " .. conn:loop_report() .. "\\n") end,
+                ondisconnect = function (conn)
+                    local loop, here = conn:loop_report():match("(%S+) (%S+)")
+                    shared.dict("disconnects"):incr(shared.state() .. " " .. loop .. " " .. here, 1, 0)
+                end,
+            } })
+            """
+        let fixture = try HostFixture(modules: ["where": module])
+        let server = try await fixture.start(options: Self.options(perLoop: true), natives: [LoopProbeModule.self])
+        let stateLoops = server.luaStateLoops.map(Self.id(of:))
+        var expected: [String: Int] = [:]
+        for _ in 0..<Self.connections / 2 {
+            let client = try fixture.connect(to: "where")
+            let first = try client.readLine()
+            for _ in 0..<3 {
+                try client.send("x")
+                #expect(try client.readLine() == first, "a callback ran on another loop or state")
+            }
+            let fields = first.split(separator: " ").map(String.init)
+            #expect(fields.count == 3 && fields[2] == "same")
+            let state = Int(fields.first ?? "") ?? 0
+            #expect(stateLoops.indices.contains(state - 1) && stateLoops[state - 1] == fields[1])
+            expected[first, default: 0] += 1
+            client.close()
+        }
+        #expect(Set(expected.keys.compactMap { $0.split(separator: " ").first }) == ["1", "2"])
+        // ondisconnect too, once per connection, on the same loop and state.
+        let dicts = server.sharedDicts
+        #expect(await fixture.waitUntil {
+            expected.allSatisfy { line, count in dicts.get("disconnects", line) == .integer(count) }
+        }, "\(dicts.keys("disconnects"))")
+        await fixture.stop()
+    }
+
+    @Test("a per-loop module that fails in one state only: that loop closes its connections with an error, the other serves")
+    func moduleFailingInOneState() async throws {
+        let module = """
+            local shared = require "nethost.shared"
+            if shared.state() == 2 then error("no luck in state 2") end
+            module:provides("net", { name = "where", listener = {
+                onconnect = function (conn) conn:write(shared.state() .. "\\n"); conn:close() end,
+            } })
+            """
+        let fixture = try HostFixture(modules: ["where": module])
+        let server = try await fixture.start(options: Self.options(perLoop: true), natives: [LoopProbeModule.self])
+        #expect(server.problems.all.contains { $0.hasPrefix("Lua state 2 (lua_per_loop_services): module 'where' failed to load") },
+                "\(server.problems.all)")
+        var served = 0
+        var closed = 0
+        for _ in 0..<Self.connections {
+            let reply = try fixture.connect(to: "where").readToEnd()
+            if reply == Array("1\n".utf8) { served += 1 } else if reply.isEmpty { closed += 1 }
+        }
+        #expect(served > 0 && closed > 0 && served + closed == Self.connections)
+        #expect(fixture.logs.contains("the Lua state of this event loop does not provide it"))
+        await fixture.stop()
+    }
+
     @Test("the default is Prosody's one Lua state: every connection on the Lua loop, served by state 1 of 1")
     func defaultIsOneState() async throws {
         let fixture = try HostFixture(modules: ["where": Self.whereModule()])

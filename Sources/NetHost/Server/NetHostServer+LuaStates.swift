@@ -39,17 +39,24 @@ extension NetHostServer {
             stateLogger[metadataKey: "lua_state"] = "\(placement.index)"
             let state = stateLogger
             let index = placement.index
+            // What failed here and not in the primary state is a problem of its own
+            // (`nethost check`); the same failure in every state is reported once.
+            let own = ProblemLog()
             do {
                 states.append(try await loop.submit {
                     let manager = try ModuleManager(
                         group: group, luaLoop: loop, options: configuration.options, services: services,
                         natives: configuration.nativeModules, finder: finder, configDirectory: configuration.configDirectory,
-                        logger: state, problems: problems, notes: ProblemLog(), shedding: shedding, status: status,
+                        logger: state, problems: own, notes: ProblemLog(), shedding: shedding, status: status,
                         luaStates: placement
                     )
                     manager.loadEnabledModules()
                     return NIOLoopBound(manager, eventLoop: loop)
                 }.get())
+                let known = Set(problems.all)
+                for problem in own.all where !known.contains(problem) {
+                    problems.add("Lua state \(index) (lua_per_loop_services): \(problem)")
+                }
             } catch {
                 for made in states { try? await made.eventLoop.submit { made.value.stop() }.get() }
                 throw StartFailure(description: "Lua state \(index) (lua_per_loop_services) could not start: \(error)")

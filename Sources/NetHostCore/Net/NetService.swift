@@ -219,7 +219,11 @@ public final class PipelineContext: Sendable {
         // Already the loop's own (found through `service(named:on:)`, or the primary state's on the Lua loop).
         guard case .listener(let own, .luaPerLoop) = service.handling, own === given, given.homeLoop !== loop else { return given }
         guard let local = loopLocal.service(named: service.name, on: loop)?.listener else {
-            throw NoLoopState(service: service.name)
+            let failure = NoLoopState(service: service.name)
+            if loopLocal.firstReport(of: "\(ObjectIdentifier(loop)) \(service.name)") {
+                logger.error("\(failure); closing its connections on this loop (logged once per loop)", metadata: ["service": "\(service.name)"])
+            }
+            throw failure
         }
         return local
     }
