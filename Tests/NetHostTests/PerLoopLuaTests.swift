@@ -170,6 +170,32 @@ struct PerLoopLuaTests {
         await fixture.stop()
     }
 
+    @Test("\"*\" puts every Lua service on every loop; a name no module provides is a warning, and a wrong value an error")
+    func optionShapes() async throws {
+        let fixture = try HostFixture(modules: ["where": Self.whereModule()])
+        var options = Self.options(perLoop: false)
+        options["lua_per_loop_services"] = .string("*")
+        let server = try await fixture.start(options: options, natives: [LoopProbeModule.self])
+        var states: Set<Int> = []
+        for _ in 0..<Self.connections { states.insert(try Self.ask(fixture).state) }
+        #expect(states == [1, 2])
+        await fixture.stop()
+
+        let typo = try HostFixture(modules: ["where": Self.whereModule()])
+        options["lua_per_loop_services"] = .strings("wehre")
+        let typoServer = try await typo.start(options: options, natives: [LoopProbeModule.self])
+        #expect(typoServer.problems.all.contains(
+            "lua_per_loop_services names 'wehre', which no loaded Lua module provides as a service: it has no effect"))
+        await typo.stop()
+
+        let wrong = try HostFixture(modules: ["where": Self.whereModule()])
+        options["lua_per_loop_services"] = .integer(1)
+        let wrongServer = try await wrong.start(options: options, natives: [LoopProbeModule.self])
+        #expect(wrongServer.luaStateLoops.count == 1)
+        #expect(wrongServer.problems.all.contains { $0.hasPrefix("lua_per_loop_services: ") })
+        await wrong.stop()
+    }
+
     @Test("the default is Prosody's one Lua state: every connection on the Lua loop, served by state 1 of 1")
     func defaultIsOneState() async throws {
         let fixture = try HostFixture(modules: ["where": Self.whereModule()])

@@ -1,4 +1,5 @@
 import Logging
+import NetHostConfig
 import NetHostCore
 import NetHostLua
 import NIOCore
@@ -22,6 +23,32 @@ extension NetHostServer {
     /// the primary Lua loop first.
     public var luaStateLoops: [any EventLoop] {
         [luaLoop] + otherLuaStates.map(\.eventLoop)
+    }
+
+    /// `lua_per_loop_services` as the config sets it; a wrong value is logged, a problem, and none.
+    static func perLoopLua(in options: any OptionSource, logger: Logger, problems: ProblemLog) -> PerLoopLua {
+        var found: [String] = []
+        let perLoop = PerLoopLua(options: options, problems: &found)
+        for problem in found {
+            logger.error("\(problem)")
+            problems.add(problem)
+        }
+        return perLoop
+    }
+
+    /// Once the states have loaded: names in the option that no Lua module provides
+    /// (a typo does nothing, so it is said), and how many states run.
+    static func report(_ perLoop: PerLoopLua, states: Int, services: ServiceRegistry, logger: Logger, problems: ProblemLog) {
+        for name in perLoop.services.sorted() where name != "*" && !(services.service(named: name)?.listener is LuaListener) {
+            let problem = "lua_per_loop_services names '\(name)', which no loaded Lua module provides as a service: it has no effect"
+            logger.warning("\(problem)")
+            problems.add(problem)
+        }
+        guard perLoop.isEnabled else { return }
+        logger.info(
+            "Lua services \(perLoop.services.sorted().joined(separator: ", ")) run in one Lua state per event loop",
+            metadata: ["lua_states": "\(states)"]
+        )
     }
 
     /// Makes and loads the Lua state of each loop in `loops` (numbered 2 and up), each on its loop.

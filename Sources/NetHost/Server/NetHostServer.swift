@@ -12,8 +12,9 @@ import Glibc
 #endif
 
 /// The whole host: loads the modules a config enables, opens the ports their
-/// services need and drives the connections. Lua runs on one loop of the group;
-/// Swift services use all of them.
+/// services need and drives the connections. Lua runs on one loop of the group
+/// (or, for the services in `lua_per_loop_services`, in one Lua state per loop:
+/// `NetHostServer+LuaStates`); Swift services use all of them.
 ///
 /// A ServiceLifecycle `Service`: `run` serves until a graceful shutdown is asked
 /// for. Its parts have files of their own: where services listen (`ListenPlan`),
@@ -109,12 +110,7 @@ public final class NetHostServer: Service, Sendable {
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let loading = configuration
         let modules: NIOLoopBound<ModuleManager>
-        var perLoopProblems: [String] = []
-        let perLoop = PerLoopLua(options: options, problems: &perLoopProblems)
-        for problem in perLoopProblems {
-            logger.error("\(problem)")
-            problems.add(problem)
-        }
+        let perLoop = Self.perLoopLua(in: options, logger: logger, problems: problems)
         let sharedDicts = SharedDicts(maximumBytes: PerLoopLua.sharedDictBytes(in: options))
         let otherLoops = perLoop.isEnabled ? Array(group.makeIterator()).filter { $0 !== luaLoop } : []
         let loopLocal = LoopLocalServices(loops: otherLoops)
@@ -151,17 +147,7 @@ public final class NetHostServer: Service, Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
-        for name in perLoop.services.sorted() where name != "*" && !(services.service(named: name)?.listener is LuaListener) {
-            let problem = "lua_per_loop_services names '\(name)', which no loaded Lua module provides as a service: it has no effect"
-            logger.warning("\(problem)")
-            problems.add(problem)
-        }
-        if perLoop.isEnabled {
-            logger.info(
-                "Lua services \(perLoop.services.sorted().joined(separator: ", ")) run in one Lua state per event loop",
-                metadata: ["lua_states": "\(stateCount)"]
-            )
-        }
+        Self.report(perLoop, states: stateCount, services: services, logger: logger, problems: problems)
         self.options = options
         self.configuration = configuration
         self.logger = logger
