@@ -196,6 +196,42 @@ struct PerLoopLuaTests {
         await wrong.stop()
     }
 
+    @Test("a per-loop service with direct TLS: the handshake and the service both on the loop that accepted it, no relay")
+    func directTLSOnEveryLoop() async throws {
+        let module = """
+            local shared = require "nethost.shared"
+            module:provides("net", { name = "where", encryption = "ssl", listener = {
+                onconnect = function (conn)
+                    conn:write(("%d %s %s\\n"):format(shared.state(), conn:loop_report(), tostring(conn:ssl())))
+                    conn:close()
+                end,
+            } })
+            """
+        let fixture = try HostFixture(modules: ["where": module])
+        let certificate = try TestCertificate(in: fixture.directory)
+        var options = Self.options(perLoop: true)
+        options["ssl"] = .table(ConfigTable(map: [
+            .string("certificate"): .string(certificate.certificatePath), .string("key"): .string(certificate.keyPath),
+        ]))
+        let server = try await fixture.start(options: options, natives: [LoopProbeModule.self])
+        let stateLoops = server.luaStateLoops.map(Self.id(of:))
+        let port = try fixture.port(of: "where")
+        var states: Set<Int> = []
+        for _ in 0..<(ProcessInfo.processInfo.environment["TSAN_OPTIONS"] == nil ? 32 : 16) {
+            let client = try await TLSProbeClient.connect(port: port)
+            let answered = await client.waitForText("\n")
+            _ = await client.waitForClose()
+            let fields = client.receivedText.split(separator: "\n").first?.split(separator: " ").map(String.init) ?? []
+            await client.shutdown()
+            #expect(answered && fields.count == 4 && fields[2] == "same" && fields[3] == "true", "\(fields)")
+            guard fields.count == 4, let state = Int(fields[0]) else { continue }
+            #expect(stateLoops.indices.contains(state - 1) && stateLoops[state - 1] == fields[1])
+            states.insert(state)
+        }
+        #expect(states == [1, 2])
+        await fixture.stop()
+    }
+
     @Test("the default is Prosody's one Lua state: every connection on the Lua loop, served by state 1 of 1")
     func defaultIsOneState() async throws {
         let fixture = try HostFixture(modules: ["where": Self.whereModule()])
