@@ -312,6 +312,18 @@ struct PerLoopLuaTests {
         await fixture.stop()
     }
 
+    @Test("a reload that changes lua_per_loop_services keeps the states the server started with, and says so")
+    func reloadKeepsTheStates() async throws {
+        let fixture = try HostFixture(modules: ["where": Self.whereModule()])
+        let server = try await fixture.start(options: Self.options(perLoop: true), natives: [LoopProbeModule.self])
+        try await server.reload(HostFixture.options(Self.options(perLoop: false)))
+        #expect(fixture.logs.contains("lua_per_loop_services changed: the Lua states stay as they started until NetHost restarts"))
+        var states: Set<Int> = []
+        for _ in 0..<Self.connections { states.insert(try Self.ask(fixture).state) }
+        #expect(states == [1, 2])
+        await fixture.stop()
+    }
+
     @Test("server-started and server-stopping fire in every state; timers run in each")
     func eventsAndTimersInEveryState() async throws {
         let module = """

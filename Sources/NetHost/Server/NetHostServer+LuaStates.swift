@@ -51,6 +51,18 @@ extension NetHostServer {
         )
     }
 
+    /// A reload keeps the Lua states the server started with: a changed
+    /// `lua_per_loop_services` (or `lua_shared_dict_max_bytes`) is said, and waits for a restart.
+    func warnIfPerLoopChanged(in options: any OptionSource) {
+        var ignored: [String] = []
+        if PerLoopLua(options: options, problems: &ignored) != perLoop {
+            logger.warning("lua_per_loop_services changed: the Lua states stay as they started until NetHost restarts")
+        }
+        if PerLoopLua.sharedDictBytes(in: options) != sharedDicts.maximumBytes {
+            logger.warning("lua_shared_dict_max_bytes changed: the shared dicts keep their bound until NetHost restarts")
+        }
+    }
+
     /// Makes and loads the Lua state of each loop in `loops` (numbered 2 and up), each on its loop.
     static func loadOtherLuaStates(
         on loops: [any EventLoop], placement: LuaStatePlacement, loopLocal: LoopLocalServices,

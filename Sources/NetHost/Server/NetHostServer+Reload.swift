@@ -24,6 +24,7 @@ extension NetHostServer {
             options.replace(with: previous)
             throw ReloadError(description: "\(error)")
         }
+        warnIfPerLoopChanged(in: newOptions)
         // The primary state took the new config: the other loops' states follow it
         // (their Lua modules only; a module that fails there is logged, as here).
         await reloadOtherLuaStates()

@@ -79,6 +79,8 @@ public final class NetHostServer: Service, Sendable {
     let loopLocal: LoopLocalServices
     /// What every Lua state reaches (`require "nethost.shared"`).
     public let sharedDicts: SharedDicts
+    /// `lua_per_loop_services` as the server started with it (a reload keeps it).
+    let perLoop: PerLoopLua
     /// The summaries of repeated refusals every ten seconds (`Housekeeping`).
     private let housekeeping = NIOLockedValueBox<RepeatedTask?>(nil)
     /// PROXY-port bypasses already logged (`ListenPlan.bypasses`): said once, not at every reload.
@@ -160,6 +162,7 @@ public final class NetHostServer: Service, Sendable {
         self.otherLuaStates = otherLuaStates
         self.loopLocal = loopLocal
         self.sharedDicts = sharedDicts
+        self.perLoop = perLoop
         let ports = PortManager(group: group, logger: logger)
         self.ports = ports
         for state in [modules] + otherLuaStates {
