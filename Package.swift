@@ -76,6 +76,7 @@ let package = Package(
                 "NetHostLogging",
                 "NetHostCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -86,6 +87,7 @@ let package = Package(
                 .embedInCode("ModuleAPI/options.lua"),
                 .embedInCode("ModuleAPI/prosody.lua"),
                 .embedInCode("ModuleAPI/metrics.lua"),
+                .embedInCode("ModuleAPI/shared.lua"),
                 .embedInCode("ModuleAPI/modulemanager.lua"),
             ]
         ),

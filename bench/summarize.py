@@ -7,7 +7,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-SYSTEMS = ["nethost-lua", "nethost-swift", "haproxy-lua", "nio", "prosody", "nginx", "c"]
+SYSTEMS = ["nethost-lua", "nethost-swift", "haproxy-lua", "nio", "prosody", "nginx", "c", "nethost-lua-cpu", "nethost-lua-perloop"]
 ROWS = [  # (test, metric, label, lower is better)
     ("conn_v2", "server_us_per_conn", "conn v2: server CPU µs/conn", True),
     ("conn_v2", "server_user_us_per_conn", "conn v2: of which user space µs/conn", True),
@@ -31,8 +31,11 @@ ROWS = [  # (test, metric, label, lower is better)
     ("echo_16k", "server_sys_us_per_msg", "echo 16 KiB: of which kernel µs/msg", True),
     ("echo_16k", "p99_us", "echo 16 KiB: RTT p99 µs", True),
     ("idle", "kb_per_conn", "idle: KB per proxied conn", True),
+    # The CPU-bound Lua whoami (nethost-lua-cpu, nethost-lua-perloop): connections each Lua state served.
+    ("spread", "served_1", "CPU-bound Lua: connections served by Lua state 1", False),
+    ("spread", "served_2", "CPU-bound Lua: connections served by Lua state 2", False),
 ]
-RATIOS = [("nethost-lua", "haproxy-lua"), ("nethost-lua", "prosody"), ("nethost-lua", "nio"), ("nethost-lua", "c"), ("nethost-swift", "c"), ("nethost-swift", "nio"), ("nio", "c"), ("nginx", "c")]
+RATIOS = [("nethost-lua-perloop", "nethost-lua-cpu"), ("nethost-lua", "haproxy-lua"), ("nethost-lua", "prosody"), ("nethost-lua", "nio"), ("nethost-lua", "c"), ("nethost-swift", "c"), ("nethost-swift", "nio"), ("nio", "c"), ("nginx", "c")]
 
 
 def parse(path):

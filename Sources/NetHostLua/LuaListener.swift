@@ -32,6 +32,8 @@ public final class LuaListener: ConnectionListener {
     /// message (scripts/bench, 16 KiB echo), while a read's buffer is given back once
     /// handled, so the size no longer costs memory between reads.
     public var defaultReadSize: Int { 16 * 1024 }
+    /// Its Lua state's loop, where every callback runs.
+    public var homeLoop: (any EventLoop)? { loop }
     /// The module that made the listener, for error messages.
     let module: String
 

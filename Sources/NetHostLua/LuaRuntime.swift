@@ -78,6 +78,16 @@ public final class LuaRuntime: ConnectionFinishObserver {
     let metrics: LuaMetrics
     /// Callbacks that raised an error or ran out of budget, per module (metrics).
     let callbackFailures: LuaCallbackFailures
+    /// Which services run in one state per event loop (`lua_per_loop_services`).
+    package let perLoop: PerLoopLua
+    /// The store every Lua state of the server reaches (`require "nethost.shared"`).
+    package let sharedDicts: SharedDicts
+    /// This state's number among the server's Lua states: 1 is the primary one (Prosody's
+    /// one state, which runs every service and the native modules' Lua side), 2 and
+    /// up the other event loops' states when `lua_per_loop_services` is set.
+    package let stateIndex: Int
+    /// How many Lua states the server runs.
+    package let stateCount: Int
     /// When the runtime started, as the wall clock tells it (`prosody.start_time`).
     private let startTime = LuaRuntime.systemWallClock()
 
@@ -91,8 +101,16 @@ public final class LuaRuntime: ConnectionFinishObserver {
     package init(
         loop: any EventLoop, options: any OptionSource, services: ServiceRegistry, logger: Logger, configDirectory: String,
         connectionMethods: [String: LuaFunction] = [:],
-        metricsFactory: any MetricsFactory = MetricsSystem.factory
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        perLoop: PerLoopLua = .none,
+        sharedDicts: SharedDicts = SharedDicts(),
+        stateIndex: Int = 1,
+        stateCount: Int = 1
     ) throws {
+        self.perLoop = perLoop
+        self.sharedDicts = sharedDicts
+        self.stateIndex = stateIndex
+        self.stateCount = stateCount
         self.metrics = LuaMetrics(factory: metricsFactory)
         self.callbackFailures = LuaCallbackFailures(factory: metricsFactory)
         self.state = try LuaState(libraries: .all)
@@ -434,7 +452,8 @@ public final class LuaRuntime: ConnectionFinishObserver {
                 return 0
             },
         ]
-        for (name, function) in primitives {
+        let shared = SharedDictLuaAPI.primitives(store: sharedDicts, stateIndex: stateIndex, stateCount: stateCount)
+        for (name, function) in primitives.merging(shared, uniquingKeysWith: { first, _ in first }) {
             stack.setFunction(name, in: primitivesIndex, function)
         }
         for (index, chunk) in ModuleAPIChunks.all.enumerated() {
@@ -514,7 +533,9 @@ public final class LuaRuntime: ConnectionFinishObserver {
         }
         let listener = self.listener(forTableAt: -1, module: module)
         stack.pop()
-        var service = NetService(name: name, handling: .listener(listener, .luaLoop), module: module, host: host)
+        // A per-loop service is accepted on every loop, each served by its own loop's state.
+        let executor: NetService.Executor = perLoop.contains(name) ? .luaPerLoop : .luaLoop
+        var service = NetService(name: name, handling: .listener(listener, executor), module: module, host: host)
         service.defaultPorts = try Self.ports(in: stack, table: 3, service: name)
         if stack.rawGetField("default_interface", from: 3) == .string, let interface = stack.toString(at: -1) {
             service.defaultInterfaces = [interface]

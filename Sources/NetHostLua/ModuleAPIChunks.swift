@@ -20,6 +20,7 @@ enum ModuleAPIChunks {
         Chunk(source: PackageResources.options_lua, name: "=nethost.moduleapi.options"),
         Chunk(source: PackageResources.prosody_lua, name: "=nethost.prosody"),
         Chunk(source: PackageResources.metrics_lua, name: "=nethost.moduleapi.metrics"),
+        Chunk(source: PackageResources.shared_lua, name: "=nethost.shared"),
         Chunk(source: PackageResources.modulemanager_lua, name: "=nethost.modulemanager"),
     ]
 }

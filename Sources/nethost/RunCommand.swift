@@ -18,6 +18,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Take the listening sockets over from the NetHost running with this config (its control_socket), which then stops accepting and drains: a restart or upgrade without a refused connection.")
     var takeover = false
 
+    @Option(help: "Event loops (threads) to run; by default one per processor this process may run on. With lua_per_loop_services, each loop has a Lua state of its own.")
+    var eventLoops: Int?
+
     func run() async throws {
         // Trapped before anything else: a SIGHUP or SIGUSR1 sent while the config is
         // read or modules load must not meet the default action, which ends the
@@ -62,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let host = HostService(
-            options: startup.serverOptions(),
+            options: startup.serverOptions(eventLoops: eventLoops),
             pidFilePath: startup.pidFilePath,
             controlSocket: controlSocket,
             takeover: takeover,

@@ -72,13 +72,15 @@ struct Startup {
     }
 
     /// `options`: where modules read the config; `check` passes one that records the names asked for.
-    func serverOptions(reading options: (any OptionSource)? = nil) -> NetHostServer.Options {
+    /// `eventLoops`: `nethost run --event-loops`; nil for one per usable processor.
+    func serverOptions(reading options: (any OptionSource)? = nil, eventLoops: Int? = nil) -> NetHostServer.Options {
         NetHostServer.Options(
             options: options ?? configuration,
             configDirectory: configDirectory,
             nativeModules: Self.nativeModules,
             pluginPaths: pluginPaths,
-            shippedModules: ShippedModules.directory()
+            shippedModules: ShippedModules.directory(),
+            threads: eventLoops.map { max(1, $0) } ?? UsableProcessors.count
         )
     }
 

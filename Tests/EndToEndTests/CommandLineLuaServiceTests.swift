@@ -85,6 +85,40 @@ struct CommandLineLuaServiceTests {
         #expect(nethost.stop() == .exited(0), "\(nethost.output)")
     }
 
+    /// `nethost run --event-loops 2` with `lua_per_loop_services`: two Lua states, and
+    /// the service's connections are served by both (docs/lua-on-every-core.md).
+    @Test
+    func perLoopLuaStatesWithEventLoopsOption() async throws {
+        let workspace = try CommandLineWorkspace(prefix: "perloop")
+        let port = try FreePort.allocate()
+        try workspace.write(
+            """
+            plugin_paths = { "plugins" }
+            modules_enabled = { "states" }
+            interfaces = { "127.0.0.1" }
+            states_ports = { \(port) }
+            lua_per_loop_services = { "states" }
+
+            """,
+            to: "etc/prosody.cfg.lua")
+        try workspace.write(#"""
+            local shared = require "nethost.shared"
+            module:provides("net", { name = "states", listener = {
+            	onconnect = function (conn) conn:write(shared.state() .. "/" .. shared.states() .. "\n"); conn:close() end,
+            } })
+            """#, to: "etc/plugins/mod_states.lua")
+        let nethost = try await workspace.startListening(
+            ["run", "--event-loops", "2", "--config", "etc/prosody.cfg.lua"], on: [("127.0.0.1", port)])
+        defer { nethost.stop() }
+        var replies: Set<String> = []
+        for _ in 0..<48 {
+            replies.insert(String(decoding: try TestClient(connectingTo: "127.0.0.1", port: port).readToEnd(), as: UTF8.self))
+        }
+        // 48 connections all on one of two loops: about once in 2^47 runs.
+        #expect(replies == ["1/2\n", "2/2\n"], "\(nethost.output)")
+        #expect(nethost.stop() == .exited(0), "\(nethost.output)")
+    }
+
     /// `mod_NAME/mod_NAME.lua` in a plugin path is found, before NetHost's own `modules/`.
     /// (Run as `nethost run`, with the default config `./prosody.cfg.lua`.)
     @Test

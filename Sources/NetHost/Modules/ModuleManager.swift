@@ -60,6 +60,9 @@ public final class ModuleManager {
 
     enum Loaded {
         case native(any NativeModule)
+        /// A native module in a loop's own Lua state (`lua_per_loop_services`): native
+        /// modules load once, in the primary state's manager; here only its name stands.
+        case nativeElsewhere
         /// `version`: the file's identity when loaded, to see it change.
         case lua(path: String, version: FileVersion)
         /// The add_host instance, on a host, of the global Lua module of the same name.
@@ -80,6 +83,9 @@ public final class ModuleManager {
     var dependencies = ModuleDependencies()
     /// What the config asks for; a reload computes it again.
     var plan: ModulePlan
+    /// Whether this manager runs the primary Lua state (Prosody's one state, with the
+    /// native modules) or the Lua state of another event loop (`lua_per_loop_services`).
+    public let isPrimary: Bool
 
     public init(
         group: any EventLoopGroup,
@@ -94,15 +100,19 @@ public final class ModuleManager {
         notes: ProblemLog = ProblemLog(),
         shedding: LoadShedding = LoadShedding(),
         status: HostStatus = HostStatus(),
-        metricsFactory: any MetricsFactory = MetricsSystem.factory
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        luaStates: LuaStatePlacement = LuaStatePlacement()
     ) throws {
         self.runtime = try LuaRuntime(
             loop: luaLoop, options: options, services: services, logger: logger, configDirectory: configDirectory,
             connectionMethods: natives.reduce(into: [:]) { methods, native in
                 methods.merge(native.luaConnectionMethods) { first, _ in first }
             },
-            metricsFactory: metricsFactory
+            metricsFactory: metricsFactory,
+            perLoop: luaStates.perLoop, sharedDicts: luaStates.sharedDicts,
+            stateIndex: luaStates.index, stateCount: luaStates.count
         )
+        self.isPrimary = luaStates.index == 1
         if let budget = options.value(ModuleOptions.luaInstructionBudget)?.integerValue, budget >= 0 {
             runtime.instructionBudget = Int32(clamping: budget)
         }
@@ -352,7 +362,10 @@ public final class ModuleManager {
             }
         }
         dependencies.add(target, of: dependent)
-        if case .native? = loaded[target]?.module { return nil }
+        switch loaded[target]?.module {
+        case .native?, .nativeElsewhere?: return nil
+        default: break
+        }
         return target
     }
 
@@ -364,6 +377,13 @@ public final class ModuleManager {
     }
 
     private func loadNative(_ type: any NativeModule.Type, name: String) throws {
+        guard isPrimary else {
+            // Native modules run once, beside the primary state; this state's Lua modules
+            // may still depend on one by name.
+            record(ModuleKey(name), .nativeElsewhere)
+            runtime.fireLifecycle("module-loaded", name: name, host: ModuleKey.globalHost)
+            return
+        }
         var moduleLogger = logger
         moduleLogger[metadataKey: "module"] = "\(name)"
         let context = ModuleContext(
@@ -403,6 +423,8 @@ public final class ModuleManager {
         case .native(let native):
             native.unload()
             services.removeServices(of: key.name)
+        case .nativeElsewhere:
+            break
         case .lua, .hosted:
             runtime.unloadModule(name: key.name, host: key.host)
         }
@@ -483,5 +505,22 @@ struct FileVersion: Equatable {
         let time = info.st_mtim
         #endif
         modified = Int(time.tv_sec) * 1_000_000_000 + Int(time.tv_nsec)
+    }
+}
+
+/// Which Lua state a module manager runs, among the server's (`lua_per_loop_services`):
+/// its number (1: the primary state, which also loads the native modules), how
+/// many there are, which services run per loop, and the store they share.
+public struct LuaStatePlacement: Sendable {
+    public var index: Int
+    public var count: Int
+    public var perLoop: PerLoopLua
+    public var sharedDicts: SharedDicts
+
+    public init(index: Int = 1, count: Int = 1, perLoop: PerLoopLua = .none, sharedDicts: SharedDicts = SharedDicts()) {
+        self.index = index
+        self.count = count
+        self.perLoop = perLoop
+        self.sharedDicts = sharedDicts
     }
 }

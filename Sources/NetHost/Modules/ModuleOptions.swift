@@ -38,6 +38,6 @@ public enum ModuleOptions {
 
     public static let group = OptionRegistry.Group("modules", options: [
         modulesEnabled, modulesDisabled, pluginPaths, enabled, forceModuleReload, luaInstructionBudget, luaMemoryLimit,
-        ProsodyLibrary.option,
+        ProsodyLibrary.option, PerLoopLua.servicesOption, PerLoopLua.sharedDictBytesOption,
     ])
 }

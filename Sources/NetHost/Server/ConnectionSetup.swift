@@ -35,7 +35,7 @@ enum ConnectionSetup {
         _ serviceName: String, port: Int, context: PipelineContext
     ) -> @Sendable (any Channel) -> EventLoopFuture<Void> {
         { channel in
-            guard let service = context.services.service(named: serviceName) else {
+            guard let service = context.service(named: serviceName, on: channel.eventLoop) else {
                 channel.close(promise: nil)
                 return channel.eventLoop.makeSucceededVoidFuture()
             }

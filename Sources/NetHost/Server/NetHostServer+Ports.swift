@@ -63,8 +63,14 @@ extension NetHostServer {
     /// Where a service's connections on `port` are accepted: Lua services on the Lua
     /// loop, Swift services on `swiftLoops`, and so are Lua services with direct TLS,
     /// whose handshakes and encryption run there (`NetService.acceptExecutor`).
+    /// A per-loop Lua service (`lua_per_loop_services`) accepts on every loop that has
+    /// a Lua state: all of them.
     private func loops(for service: NetService, port: Int, swiftLoops: [any EventLoop]) -> [any EventLoop] {
-        service.acceptExecutor(forPort: port, services: services) == .luaLoop ? [luaLoop] : swiftLoops
+        switch service.acceptExecutor(forPort: port, services: services) {
+        case .luaLoop: [luaLoop]
+        case .luaPerLoop: otherLuaStates.isEmpty ? [luaLoop] : Array(group.makeIterator())
+        case .anyLoop: swiftLoops
+        }
     }
 
     /// The loops Swift services accept on: every loop but the Lua one while Lua
@@ -90,7 +96,8 @@ extension NetHostServer {
         guard let service = services.service(named: entry.service) else { return nil }
         if service.usesDirectTLS, tls.settings(forService: service.name) == nil { return nil }
         let context = PipelineContext(
-            services: services, settings: liveSettings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls
+            services: services, settings: liveSettings, logger: logger, tracker: tracker, luaLoop: luaLoop, tls: tls,
+            loopLocal: loopLocal
         )
         return ListenRequest(
             serviceName: service.name,

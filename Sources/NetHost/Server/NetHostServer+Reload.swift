@@ -31,6 +31,9 @@ extension NetHostServer {
         for option in registry.startOnlyChanges(from: startOptions, to: newOptions) {
             if let warning = option.restartWarning { logger.warning("\(warning)") }
         }
+        // The primary state took the new config: the other loops' states follow it
+        // (their Lua modules only; a module that fails there is logged, as here).
+        await reloadOtherLuaStates()
         let settings = Self.networkSettings(from: newOptions, logger: logger, problems: problems)
         let portSettings = Self.portSettingsChanged(from: liveSettings.value, to: settings)
         if !portSettings.isEmpty, !ports.openListeners.isEmpty {
@@ -58,7 +61,7 @@ extension NetHostServer {
         let failures = await openPlannedPorts()
         // As Prosody fires it once a new config is in force; modules that cache an
         // option or reopen a resource hook it.
-        try? await luaLoop.submit { modules.value.fireEvent("config-reloaded") }.get()
+        await onEveryLuaState { $0.fireEvent("config-reloaded") }
         logger.info("config reloaded\(failures.isEmpty ? "" : " (\(failures.count) ports failed to open)")")
     }
 

@@ -1,6 +1,7 @@
 import Logging
 import NetHostConfig
 import NetHostCore
+import NetHostLua
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -11,8 +12,9 @@ import Glibc
 #endif
 
 /// The whole host: loads the modules a config enables, opens the ports their
-/// services need and drives the connections. Lua runs on one loop of the group;
-/// Swift services use all of them.
+/// services need and drives the connections. Lua runs on one loop of the group
+/// (or, for the services in `lua_per_loop_services`, in one Lua state per loop:
+/// `NetHostServer+LuaStates`); Swift services use all of them.
 ///
 /// A ServiceLifecycle `Service`: `run` serves until a graceful shutdown is asked
 /// for. Its parts have files of their own: where services listen (`ListenPlan`),
@@ -73,6 +75,15 @@ public final class NetHostServer: Service, Sendable {
     let configuration: Options
     let logger: Logger
     let modules: NIOLoopBound<ModuleManager>
+    /// The Lua states of the other event loops, one each, when `lua_per_loop_services`
+    /// is set (see `NetHostServer+LuaStates`); none by default.
+    let otherLuaStates: [NIOLoopBound<ModuleManager>]
+    /// The services those states provide, per loop, for the connections of per-loop services.
+    let loopLocal: LoopLocalServices
+    /// What every Lua state reaches (`require "nethost.shared"`).
+    public let sharedDicts: SharedDicts
+    /// `lua_per_loop_services` as the server started with it (a reload keeps it).
+    let perLoop: PerLoopLua
     /// The summaries of repeated refusals every ten seconds (`Housekeeping`).
     private let housekeeping = NIOLockedValueBox<RepeatedTask?>(nil)
     /// PROXY-port bypasses already logged (`ListenPlan.bypasses`): said once, not at every reload.
@@ -105,13 +116,19 @@ public final class NetHostServer: Service, Sendable {
         let finder = LuaModuleFinder(pluginPaths: configuration.pluginPaths, shippedModules: configuration.shippedModules)
         let loading = configuration
         let modules: NIOLoopBound<ModuleManager>
+        let perLoop = Self.perLoopLua(in: options, logger: logger, problems: problems)
+        let sharedDicts = SharedDicts(maximumBytes: PerLoopLua.sharedDictBytes(in: options))
+        let otherLoops = perLoop.isEnabled ? Array(group.makeIterator()).filter { $0 !== luaLoop } : []
+        let loopLocal = LoopLocalServices(loops: otherLoops)
+        let stateCount = 1 + otherLoops.count
         do {
             modules = try await luaLoop.submit {
                 let manager = try ModuleManager(
                     group: group, luaLoop: luaLoop, options: loading.options, services: services,
                     natives: loading.nativeModules, finder: finder,
                     configDirectory: loading.configDirectory, logger: logger, problems: problems, notes: notes, shedding: shedding,
-                    status: status
+                    status: status,
+                    luaStates: LuaStatePlacement(index: 1, count: stateCount, perLoop: perLoop, sharedDicts: sharedDicts)
                 )
                 let failures = manager.loadEnabledModules()
                 if let fatal = failures.first(where: \.isConfigurationError) {
@@ -124,6 +141,19 @@ public final class NetHostServer: Service, Sendable {
             try? await group.shutdownGracefully()
             throw error
         }
+        let otherLuaStates: [NIOLoopBound<ModuleManager>]
+        do {
+            otherLuaStates = try await Self.loadOtherLuaStates(
+                on: otherLoops, placement: LuaStatePlacement(count: stateCount, perLoop: perLoop, sharedDicts: sharedDicts),
+                loopLocal: loopLocal, group: group, configuration: loading, finder: finder, logger: logger,
+                problems: problems, shedding: shedding, status: status
+            )
+        } catch {
+            try? await luaLoop.submit { modules.value.stop() }.get()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        Self.report(perLoop, states: stateCount, services: services, logger: logger, problems: problems)
         self.options = options
         self.startOptions = startOptions
         self.configuration = configuration
@@ -134,11 +164,17 @@ public final class NetHostServer: Service, Sendable {
         self.notes = notes
         self.services = services
         self.modules = modules
+        self.otherLuaStates = otherLuaStates
+        self.loopLocal = loopLocal
+        self.sharedDicts = sharedDicts
+        self.perLoop = perLoop
         let ports = PortManager(group: group, logger: logger)
         self.ports = ports
-        try? await luaLoop.submit {
-            modules.value.runtime.listeningAddresses = { [ports] name in ports.boundAddresses(of: name) }
-        }.get()
+        for state in [modules] + otherLuaStates {
+            try? await state.eventLoop.submit {
+                state.value.runtime.listeningAddresses = { [ports] name in ports.boundAddresses(of: name) }
+            }.get()
+        }
         let settings = Self.networkSettings(from: options, logger: logger, problems: problems)
         self.liveSettings = LiveValue(settings)
         self.shutdownTimeout = LiveValue(Self.shutdownTimeout(from: options, logger: logger, problems: problems))
@@ -265,8 +301,7 @@ public final class NetHostServer: Service, Sendable {
         housekeeping.withLockedValue { task in
             task = Housekeeping.schedule(on: group.next(), limiter: limiter, ports: ports, tls: tls)
         }
-        let modules = self.modules
-        luaLoop.execute { modules.value.fireEvent("server-started") }
+        executeOnEveryLuaState { $0.fireEvent("server-started") }
         return failures
     }
 
@@ -314,8 +349,7 @@ public final class NetHostServer: Service, Sendable {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         housekeeping.withLockedValue { $0?.cancel() }
         try? await ports.close().get()
-        let modules = self.modules
-        try? await luaLoop.submit { modules.value.fireEvent("server-stopping") }.get()
+        await onEveryLuaState { $0.fireEvent("server-stopping") }
         await drain()
         if let closing = tracker.closeAll() {
             // Bounded: a connection that does not finish closing in time is left to the group's shutdown.
@@ -324,7 +358,7 @@ public final class NetHostServer: Service, Sendable {
             luaLoop.scheduleTask(in: drainTime) { done.succeed() }
             _ = try? await done.futureResult.get()
         }
-        try? await luaLoop.submit { modules.value.stop() }.get()
+        await onEveryLuaState { $0.stop() }
         try? await group.shutdownGracefully()
     }
 
@@ -373,8 +407,7 @@ public final class NetHostServer: Service, Sendable {
     public func unload() async {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         housekeeping.withLockedValue { $0?.cancel() }
-        let modules = self.modules
-        try? await luaLoop.submit { modules.value.stop() }.get()
+        await onEveryLuaState { $0.stop() }
         try? await group.shutdownGracefully()
     }
 
@@ -384,8 +417,9 @@ public final class NetHostServer: Service, Sendable {
     public func unloadNow() {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
         housekeeping.withLockedValue { $0?.cancel() }
-        let modules = self.modules
-        try? luaLoop.submit { modules.value.stop() }.wait()
+        for state in [modules] + otherLuaStates {
+            try? state.eventLoop.submit { state.value.stop() }.wait()
+        }
         try? group.syncShutdownGracefully()
     }
 }

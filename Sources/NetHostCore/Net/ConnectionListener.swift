@@ -23,6 +23,9 @@ public protocol ConnectionListener: AnyObject, Sendable {
     /// The largest single read for its connections when `network_settings.read_size`
     /// is not set: `NetworkSettings.defaultReadSize` unless the listener says otherwise.
     var defaultReadSize: Int { get }
+    /// The one event loop the listener's callbacks must run on (a Lua listener: its
+    /// Lua state's loop); nil for a listener that runs on any loop.
+    var homeLoop: (any EventLoop)? { get }
 }
 
 extension ConnectionListener {
@@ -35,4 +38,5 @@ extension ConnectionListener {
     public func onAttach(_ connection: Connection, data: (any Sendable)?) throws {}
     public var wantsDrain: Bool { false }
     public var defaultReadSize: Int { NetworkSettings.defaultReadSize }
+    public var homeLoop: (any EventLoop)? { nil }
 }

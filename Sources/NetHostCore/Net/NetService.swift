@@ -10,6 +10,10 @@ public struct NetService: Sendable {
         case luaLoop
         /// On any event loop: Swift services use every core.
         case anyLoop
+        /// On every event loop, each with a Lua state of its own (`lua_per_loop_services`):
+        /// a connection is served by the listener of the state of the loop that
+        /// accepted it (`LoopLocalServices`), from accept onwards.
+        case luaPerLoop
     }
 
     /// Whether connections are encrypted from their first byte.
@@ -100,6 +104,7 @@ public struct NetService: Sendable {
     /// handshakes does not hold up the Lua loop.
     public func acceptExecutor(forPort port: Int, services: ServiceRegistry) -> Executor {
         let executor = self.executor(forPort: port, services: services)
+        // A per-loop service has a Lua state on every loop: TLS runs where the connection is.
         guard executor == .luaLoop else { return executor }
         let served: NetService? = switch handling {
         case .listener: self
@@ -123,6 +128,8 @@ public final class PipelineContext: Sendable {
     public let luaLoop: any EventLoop
     /// The TLS contexts, for services with `encryption = "ssl"` and for STARTTLS.
     public let tls: TLSContexts?
+    /// The services of the other loops' Lua states, for `.luaPerLoop` services.
+    public let loopLocal: LoopLocalServices
 
     public init(
         services: ServiceRegistry,
@@ -130,9 +137,11 @@ public final class PipelineContext: Sendable {
         logger: Logger,
         tracker: ConnectionTracker,
         luaLoop: any EventLoop,
-        tls: TLSContexts? = nil
+        tls: TLSContexts? = nil,
+        loopLocal: LoopLocalServices = LoopLocalServices()
     ) {
         self.tls = tls
+        self.loopLocal = loopLocal
         self.services = services
         self.luaLoop = luaLoop
         self.liveSettings = settings
@@ -154,6 +163,7 @@ public final class PipelineContext: Sendable {
         addresses: ConnectionAddresses?,
         origin: (any Sendable)?
     ) throws {
+        let listener = try self.listener(of: service, given: listener, on: pipeline.eventLoop)
         // The context in force now: a reload may have replaced it since the port opened.
         let tls = self.tls?.settings(forService: service.name)
         var position = position

@@ -228,7 +228,7 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler, 
                    message: "port \(port) has no entry in proxy_port_mappings; closing after the header")
             return
         }
-        guard let service = self.context.services.service(named: serviceName),
+        guard let service = self.context.service(named: serviceName, on: channel.eventLoop),
               let listener = service.listener
         else {
             refuse(context: context, peer: peer, outcome: .noService, level: .error,
