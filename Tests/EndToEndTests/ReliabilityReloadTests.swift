@@ -401,8 +401,8 @@ struct ReliabilityReloadTests {
     }
 }
 
-/// Short proxied connections opened one after another on a thread of their own,
-/// `interval` apart, until stopped: each sends a PROXY v1 header and `?who`, checks
+/// Short proxied connections opened one after another on a thread of their own
+/// (`PacedLoop`), `interval` apart, until stopped: each sends a PROXY v1 header and `?who`, checks
 /// the answer names the header's client, and closes. Every failure is recorded.
 final class SteadyConnections: Sendable {
     struct Result: Sendable {
@@ -413,24 +413,16 @@ final class SteadyConnections: Sendable {
     }
 
     private let result = Locked(Result())
-    private let stopping = Locked(false)
-    private let finished = Locked(false)
+    private let loop: PacedLoop
 
     init(port: Int, interval: Duration) {
-        let thread = Thread { [self] in
-            var index = 0
-            while !self.stopping.current {
-                index += 1
-                self.connectOnce(port: port, index: index)
-                usleep(useconds_t(interval.milliseconds * 1000))
-            }
-            self.finished.withLock { $0 = true }
+        let result = self.result
+        loop = PacedLoop(name: "steady connections", pause: interval) { index in
+            Self.connectOnce(port: port, index: index, result: result)
         }
-        thread.name = "steady connections"
-        thread.start()
     }
 
-    private func connectOnce(port: Int, index: Int) {
+    private static func connectOnce(port: Int, index: Int, result: Locked<Result>) {
         let ip = "198.51.100.\(index % 200 + 1)"
         let clientPort = 30_000 + index % 30_000
         do {
@@ -442,13 +434,13 @@ final class SteadyConnections: Sendable {
             guard words.count == 3, words[0].hasPrefix("v"), words[1] == ip, words[2] == "\(clientPort)" else {
                 throw FixtureError("unexpected answer \(answer.debugDescription) for \(ip) \(clientPort)")
             }
-            self.result.withLock {
+            result.withLock {
                 $0.succeeded += 1
                 $0.versions[String(words[0]), default: 0] += 1
             }
         } catch {
             let when = Date().timeIntervalSince1970
-            self.result.withLock { $0.failures.append("connection \(index) at \(when): \(error)") }
+            result.withLock { $0.failures.append("connection \(index) at \(when): \(error)") }
         }
     }
 
@@ -464,13 +456,12 @@ final class SteadyConnections: Sendable {
 
     /// Asks the thread to stop after the connection under way, without waiting.
     func cancel() {
-        self.stopping.withLock { $0 = true }
+        loop.cancel()
     }
 
     /// Stops after the connection under way and returns what happened.
     func stop() async -> Result {
-        self.stopping.withLock { $0 = true }
-        _ = try? await poll(timeout: .seconds(15)) { self.finished.current ? true : nil }
+        await loop.stop()
         return self.result.current
     }
 }

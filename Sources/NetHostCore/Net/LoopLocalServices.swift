@@ -1,5 +1,5 @@
+import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 
 /// The services that the Lua state of each event loop provides, for the services
 /// served by one Lua state per loop (`lua_per_loop_services`, `.luaPerLoop`).
@@ -9,8 +9,9 @@ import Synchronization
 /// have one is fixed when the server starts.
 public final class LoopLocalServices: Sendable {
     private let registries: [ObjectIdentifier: ServiceRegistry]
-    /// Failures already logged (`firstReport`), so that a broken loop does not log every connection.
-    private let reported = Mutex<Set<String>>([])
+    /// Failures already logged (`firstReport`), so that a broken loop does not log every
+    /// connection. NIO's lock, which ThreadSanitizer sees (it does not see `Synchronization.Mutex` on Linux).
+    private let reported = NIOLockedValueBox<Set<String>>([])
 
     /// No loop has a state of its own: every Lua service runs in the one state.
     public init() {
@@ -35,7 +36,7 @@ public final class LoopLocalServices: Sendable {
     /// True the first time `failure` is asked about: log it then, and not again.
     /// Only on a failure path (a module that did not load in one loop's state).
     public func firstReport(of failure: String) -> Bool {
-        reported.withLock { $0.insert(failure).inserted }
+        reported.withLockedValue { $0.insert(failure).inserted }
     }
 
     /// Whether any loop has a state of its own.

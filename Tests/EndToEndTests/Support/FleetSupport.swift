@@ -168,8 +168,8 @@ final class FleetHAProxy: Sendable {
 }
 
 /// An independent client making whoami connections through HAProxy, one after
-/// another on a thread of its own, from start until `stop()`: each must read
-/// exactly `127.0.0.1 <its own port>\n` (the address HAProxy's PROXY header gave
+/// another on a thread of its own (`PacedLoop`), from start until `stop()`: each must
+/// read exactly `127.0.0.1 <its own port>\n` (the address HAProxy's PROXY header gave
 /// NetHost) and then the close. Anything else is a failure, kept with the client's
 /// port so the test can ask HAProxy's log where that connection went.
 final class SteadyTraffic: Sendable {
@@ -180,40 +180,33 @@ final class SteadyTraffic: Sendable {
     }
 
     private struct State {
-        var stopping = false
-        var finished = false
         var served = 0
         var failures: [Failure] = []
     }
 
     private let state = Locked(State())
+    private let loop: PacedLoop
 
     /// Starts at once; `pause` between two connections.
     init(port: Int, pause: Duration) {
         let state = self.state
-        let pauseMicroseconds = useconds_t(pause.milliseconds * 1000)
-        Thread.detachNewThread {
-            while !state.withLock({ $0.stopping }) {
-                var localPort: Int?
-                do {
-                    let client = try TestClient(connectingTo: "127.0.0.1", port: port, timeout: .seconds(5))
-                    localPort = client.localPort
-                    let reply = String(decoding: try client.readToEnd(), as: UTF8.self)
-                    client.close()
-                    let expected = "127.0.0.1 \(client.localPort)\n"
-                    if reply == expected {
-                        state.withLock { $0.served += 1 }
-                    } else {
-                        let failure = Failure(localPort: localPort, problem: "read \(reply.debugDescription)")
-                        state.withLock { $0.failures.append(failure) }
-                    }
-                } catch {
-                    let failure = Failure(localPort: localPort, problem: "\(error)")
+        loop = PacedLoop(name: "steady traffic", pause: pause) { _ in
+            var localPort: Int?
+            do {
+                let client = try TestClient(connectingTo: "127.0.0.1", port: port, timeout: .seconds(5))
+                localPort = client.localPort
+                let reply = String(decoding: try client.readToEnd(), as: UTF8.self)
+                client.close()
+                if reply == "127.0.0.1 \(client.localPort)\n" {
+                    state.withLock { $0.served += 1 }
+                } else {
+                    let failure = Failure(localPort: localPort, problem: "read \(reply.debugDescription)")
                     state.withLock { $0.failures.append(failure) }
                 }
-                usleep(pauseMicroseconds)
+            } catch {
+                let failure = Failure(localPort: localPort, problem: "\(error)")
+                state.withLock { $0.failures.append(failure) }
             }
-            state.withLock { $0.finished = true }
         }
     }
 
@@ -222,12 +215,7 @@ final class SteadyTraffic: Sendable {
 
     /// Stops after the connection under way, and waits for it.
     func stop() async throws {
-        state.withLock { $0.stopping = true }
-        _ = try await poll(timeout: .seconds(15)) { self.state.withLock { $0.finished } ? true : nil }
-    }
-
-    deinit {
-        state.withLock { $0.stopping = true }
+        guard await loop.stop() else { throw FixtureError("the steady traffic's thread did not stop in 15 s") }
     }
 }
 
