@@ -62,18 +62,9 @@ struct CommandLineTakeoverTests {
     /// The inodes of the TCP sockets listening on `port` that process `pid` holds
     /// (from /proc/net/tcp and /proc/PID/fd). The same inodes after a takeover mean
     /// the same sockets, queues included: nothing was closed and bound anew.
-    static func listeningSockets(of pid: pid_t, port: Int) -> Set<String> {
-        let held = socketInodes(of: pid)
-        let hex = String(port, radix: 16, uppercase: true)
-        let portSuffix = ":" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-        var result: Set<String> = []
-        for line in (readWholeFile("/proc/net/tcp") ?? "").split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: " ")
-            // sl, local address, remote address, state (0A: LISTEN), ..., inode (the tenth).
-            guard fields.count > 9, fields[1].hasSuffix(portSuffix), fields[3] == "0A", held.contains(fields[9]) else { continue }
-            result.insert(String(fields[9]))
-        }
-        return result
+    static func listeningSockets(of pid: pid_t, port: Int) -> Set<Int> {
+        let listeners = TCPListeners.read(ownedBy: pid)?.entries ?? []
+        return Set(listeners.filter { !$0.ipv6Table && $0.port == port }.map(\.inode))
     }
 
     /// Starts `binary run --takeover` and waits until it has taken over and the old process has exited 0.

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -68,15 +69,40 @@ public final class TLSTestClient: Sendable {
 
 /// A throwaway self-signed certificate made with the `openssl` command, written to
 /// `NAME.crt` and `NAME.key` in `directory` (over files already there).
+///
+/// Made once per test process for each common name, file name and validity, and
+/// copied after that: making an RSA key takes `openssl` up to a second, and dozens
+/// of tests each ask for one while holding one of the few threads the tests share.
+/// A different common name, name or `days` is a different certificate.
 public struct TestCertificate {
     public let certificatePath: String
     public let keyPath: String
+
+    private struct Key: Hashable {
+        let commonName: String
+        let name: String
+        let days: Int
+    }
+    private static let made = NIOLockedValueBox<[Key: (certificate: Data, key: Data)]>([:])
 
     /// `days`: how long it is valid from now. The default is past the 14 days within
     /// which NetHost warns that a certificate expires soon.
     public init(in directory: String, commonName: String = "localhost", name: String = "test", days: Int = 30) throws {
         certificatePath = directory + "/\(name).crt"
         keyPath = directory + "/\(name).key"
+        let key = Key(commonName: commonName, name: name, days: days)
+        if let made = Self.made.withLockedValue({ $0[key] }) {
+            try made.certificate.write(to: URL(fileURLWithPath: certificatePath))
+            try made.key.write(to: URL(fileURLWithPath: keyPath))
+            return
+        }
+        try Self.make(commonName: commonName, days: days, certificatePath: certificatePath, keyPath: keyPath)
+        let certificate = try Data(contentsOf: URL(fileURLWithPath: certificatePath))
+        let keyData = try Data(contentsOf: URL(fileURLWithPath: keyPath))
+        Self.made.withLockedValue { $0[key] = (certificate, keyData) }
+    }
+
+    private static func make(commonName: String, days: Int, certificatePath: String, keyPath: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [

@@ -122,8 +122,9 @@ final class CommandLineWorkspace: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         while true {
-            for address in addresses where isListening(address, ownedBy: process.pid) && !seen.contains(address.description) {
-                seen.append(address.description)
+            let unseen = addresses.filter { !seen.contains($0.description) }
+            if !unseen.isEmpty, let listeners = TCPListeners.read(ownedBy: process.pid) {
+                for address in unseen where listeners.contains(address) { seen.append(address.description) }
             }
             if let termination = process.checkTermination() {
                 withExtendedLifetime(held) {}

@@ -53,6 +53,11 @@ extension Duration {
 /// report a size of 0, and `String(contentsOfFile:)` returns only the first chunk
 /// of a long one (`/proc/net/tcp` with a few hundred sockets). Nil if it cannot be read.
 func readWholeFile(_ path: String) -> String? {
+    readWholeFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// The whole of a file as bytes, read as `readWholeFile` does.
+func readWholeFileBytes(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -63,7 +68,7 @@ func readWholeFile(_ path: String) -> String? {
         if count > 0 {
             bytes += chunk[..<count]
         } else if count == 0 {
-            return String(decoding: bytes, as: UTF8.self)
+            return bytes
         } else if errno != EINTR {
             return nil
         }
