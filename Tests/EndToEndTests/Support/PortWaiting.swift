@@ -51,13 +51,13 @@ func isListening(_ address: SocketAddressStorage, ownedBy owner: pid_t? = nil) -
     return canConnect(address)
 }
 
-/// The TCP sockets in LISTEN state the kernel's tables (`/proc/net/tcp`, `/proc/net/tcp6`)
-/// show, of one process or of everyone. Read once for several addresses: the tables
-/// list every socket of the machine's network namespace, thousands after the tests
-/// that open many connections (TIME_WAIT), and tests poll them every few
-/// milliseconds. So they are scanned as bytes, and only the lines in LISTEN state
-/// are looked at further: a scan with `String.split` held one of the few threads
-/// the tests share for most of each poll under ThreadSanitizer.
+/// The TCP sockets in LISTEN state, of one process or of everyone, read once for
+/// several addresses: from the kernel over netlink (`SocketDiagnostics`), or where
+/// that is refused from its tables (`/proc/net/tcp`, `/proc/net/tcp6`), which list
+/// every socket of the network namespace; so those are scanned as bytes, and only
+/// the lines in LISTEN state are looked at further. (A scan of the tables with
+/// `String.split` at every poll was the largest user of the few threads the tests
+/// share under ThreadSanitizer.)
 struct TCPListeners {
     /// A listening socket: the 32-bit words of its address as the table prints them
     /// (one for IPv4, four for IPv6), its port, whether it is in the IPv6 table, and
@@ -75,6 +75,9 @@ struct TCPListeners {
     static func read(ownedBy owner: pid_t? = nil) -> TCPListeners? {
         let inodes = owner.map(socketInodes(of:))
         if let inodes, inodes.isEmpty { return TCPListeners() }
+        if let listening = SocketDiagnostics.listeningTCP() {
+            return TCPListeners(entries: inodes.map { inodes in listening.filter { inodes.contains($0.inode) } } ?? listening)
+        }
         var listeners = TCPListeners()
         var readAny = false
         for (table, ipv6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
