@@ -81,6 +81,41 @@ struct ProcessSupportTests {
         #expect(v6.connections.isEmpty)
     }
 
+    #if os(Linux)
+    @Test("the listening sockets: netlink and the /proc tables name the same ones, and a socket bound but not listening is not one")
+    func listeningSocketsFromBothSources() throws {
+        func open(_ host: String, listen: Bool) throws -> (fd: Int32, port: Int) {
+            let any = try SocketAddressStorage(host: host, port: 0)
+            let fd = socket(any.family, streamSocketType, 0)
+            try #require(fd >= 0)
+            #expect(any.withSockAddr { bind(fd, $0, $1) } == 0)
+            if listen { #expect(Glibc.listen(fd, 4) == 0) }
+            var bound = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            let port = withUnsafeBytes(of: bound) { Int($0[2]) << 8 | Int($0[3]) }  // sin_port and sin6_port, big-endian, at byte 2
+            return (fd, port)
+        }
+        let v4 = try open("127.0.0.1", listen: true), v6 = try open("::1", listen: true), quiet = try open("127.0.0.1", listen: false)
+        defer { for fd in [v4.fd, v6.fd, quiet.fd] { close(fd) } }
+        let own = socketInodes(of: getpid())
+
+        let fromNetlink = try #require(SocketDiagnostics.listeningTCP(), "the kernel did not answer over netlink")
+        let fromProc = try #require(TCPListeners.fromProcTables(inodes: own)).entries
+        let mine = fromNetlink.filter { own.contains($0.inode) }
+        #expect(Set(mine.map(\.inode)) == Set(fromProc.map(\.inode)))
+        for entry in mine { #expect(fromProc.contains(entry), "\(entry)") }
+
+        let listeners = try #require(TCPListeners.read(ownedBy: getpid()))
+        #expect(listeners.contains(try SocketAddressStorage(host: "127.0.0.1", port: v4.port)))
+        #expect(listeners.contains(try SocketAddressStorage(host: "::1", port: v6.port)))
+        #expect(!listeners.contains(try SocketAddressStorage(host: "::1", port: v4.port)))
+        #expect(!listeners.contains(try SocketAddressStorage(host: "127.0.0.1", port: quiet.port)))
+        #expect(!isListening(try SocketAddressStorage(host: "127.0.0.1", port: quiet.port), ownedBy: getpid()))
+        #expect(isListening(try SocketAddressStorage(host: "127.0.0.1", port: v4.port), ownedBy: getpid()))
+    }
+    #endif
+
     @Test
     func waitForPortTimesOutOnAClosedPort() async throws {
         let port = try FreePort.allocate()

@@ -78,6 +78,11 @@ struct TCPListeners {
         if let listening = SocketDiagnostics.listeningTCP() {
             return TCPListeners(entries: inodes.map { inodes in listening.filter { inodes.contains($0.inode) } } ?? listening)
         }
+        return fromProcTables(inodes: inodes)
+    }
+
+    /// The same from `/proc/net/tcp` and `/proc/net/tcp6`; nil when neither can be read.
+    static func fromProcTables(inodes: Set<Int>?) -> TCPListeners? {
         var listeners = TCPListeners()
         var readAny = false
         for (table, ipv6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
