@@ -168,7 +168,7 @@ struct LuaWriteBackTests {
     """#
 
     /// 48 KiB: many reads of every size the receive buffer grows through.
-    private static let payload: [UInt8] = (0..<48 * 1024).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+    private static let payload: [UInt8] = TestBytes.pseudoRandom(count: 48 * 1024)
 
     private func withService(_ body: (HostFixture) async throws -> Void) async throws {
         try await HostFixture.running(

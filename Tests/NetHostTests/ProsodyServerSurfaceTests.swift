@@ -55,7 +55,7 @@ struct ProsodyServerSurfaceTests {
             let client = try fixture.connect(to: "relay")
             // 1 MiB of a pattern no two chunks share, through the relay and back, a
             // chunk at a time (what is in flight fits the sockets' buffers).
-            let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+            let payload = TestBytes.pseudoRandom(count: 1 << 20)
             var received: [UInt8] = []
             for start in stride(from: 0, to: payload.count, by: 64 * 1024) {
                 let chunk = Array(payload[start..<min(start + 64 * 1024, payload.count)])

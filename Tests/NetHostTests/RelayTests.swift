@@ -27,11 +27,7 @@ struct RelayTests {
 
     /// Client `index`'s bytes: a pattern no other client sends, so a mix-up shows.
     static func payload(_ index: Int, count: Int) -> [UInt8] {
-        var state = UInt32(truncatingIfNeeded: index &* 2_654_435_761 &+ 1)
-        return (0 ..< count).map { _ in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return UInt8(truncatingIfNeeded: state >> 24)
-        }
+        TestBytes.pseudoRandom(count: count, seed: index)
     }
 
     @Test("20 relays at once, each moving 1 MiB each way through an echo backend, byte for byte")

@@ -24,7 +24,7 @@ struct SendBufferSocketTests {
         ) { fixture in
             let server = try #require(fixture.server)
             let client = try fixture.connect(to: service)
-            let chunk = [UInt8]((0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0 % 253) })
+            let chunk = TestBytes.pseudoRandom(count: 256 * 1024)
             // Far more than the kernel's loopback buffers hold: without backpressure the
             // server reads it all and buffers the echoes (before: up to the 32 MiB limit,
             // then it closed the connection).

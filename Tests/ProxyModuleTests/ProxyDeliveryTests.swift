@@ -53,7 +53,7 @@ extension NetProxyEndToEnd {
 
         @Test("a large first segment: the data that did not fit the first read follows, complete and in order")
         func largeFirstSegment() async throws {
-            let data = (0 ..< 200_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 8) }
+            let data = TestBytes.pseudoRandom(count: 200_000)
             try await withProxyHost { host in
                 let client = try host.connect()
                 try client.send(Array(Headers.v1TCP4.utf8) + data)
