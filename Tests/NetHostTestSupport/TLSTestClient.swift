@@ -71,9 +71,10 @@ public final class TLSTestClient: Sendable {
 /// `NAME.crt` and `NAME.key` in `directory` (over files already there).
 ///
 /// Made once per test process for each common name, file name and validity, and
-/// copied after that: making an RSA key takes `openssl` up to a second, and dozens
-/// of tests each ask for one while holding one of the few threads the tests share.
-/// A different common name, name or `days` is a different certificate.
+/// copied after that; and every certificate has the same private key, made once:
+/// making an RSA key takes `openssl` up to a second, and dozens of tests each ask
+/// for a certificate while holding one of the few threads the tests share. A
+/// different common name, name or `days` is a different certificate.
 public struct TestCertificate {
     public let certificatePath: String
     public let keyPath: String
@@ -84,6 +85,7 @@ public struct TestCertificate {
         let days: Int
     }
     private static let made = NIOLockedValueBox<[Key: (certificate: Data, key: Data)]>([:])
+    private static let sharedKey = NIOLockedValueBox<Data?>(nil)
 
     /// `days`: how long it is valid from now. The default is past the 14 days within
     /// which NetHost warns that a certificate expires soon.
@@ -103,11 +105,17 @@ public struct TestCertificate {
     }
 
     private static func make(commonName: String, days: Int, certificatePath: String, keyPath: String) throws {
+        let key: [String]
+        if let shared = sharedKey.withLockedValue({ $0 }) {
+            try shared.write(to: URL(fileURLWithPath: keyPath))
+            key = ["-key", keyPath]
+        } else {
+            key = ["-newkey", "rsa:2048", "-nodes", "-keyout", keyPath]
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "\(days)",
-            "-subj", "/CN=\(commonName)", "-keyout", keyPath, "-out", certificatePath,
+        process.arguments = ["req", "-x509"] + key + [
+            "-days", "\(days)", "-subj", "/CN=\(commonName)", "-out", certificatePath,
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -116,5 +124,7 @@ public struct TestCertificate {
         guard process.terminationStatus == 0 else {
             throw FixtureError("openssl could not make a test certificate (is the openssl package installed?)")
         }
+        let made = try Data(contentsOf: URL(fileURLWithPath: keyPath))
+        sharedKey.withLockedValue { if $0 == nil { $0 = made } }
     }
 }
