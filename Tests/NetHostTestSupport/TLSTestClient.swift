@@ -88,10 +88,17 @@ public struct TestCertificate {
     private static let sharedKey = NIOLockedValueBox<Data?>(nil)
 
     /// `days`: how long it is valid from now. The default is past the 14 days within
-    /// which NetHost warns that a certificate expires soon.
-    public init(in directory: String, commonName: String = "localhost", name: String = "test", days: Int = 30) throws {
+    /// which NetHost warns that a certificate expires soon. `ownKey`: a key of its own
+    /// (made now, not kept), where a test needs keys that differ.
+    public init(
+        in directory: String, commonName: String = "localhost", name: String = "test", days: Int = 30, ownKey: Bool = false
+    ) throws {
         certificatePath = directory + "/\(name).crt"
         keyPath = directory + "/\(name).key"
+        if ownKey {
+            try Self.make(commonName: commonName, days: days, certificatePath: certificatePath, keyPath: keyPath, ownKey: true)
+            return
+        }
         let key = Key(commonName: commonName, name: name, days: days)
         if let made = Self.made.withLockedValue({ $0[key] }) {
             try made.certificate.write(to: URL(fileURLWithPath: certificatePath))
@@ -104,9 +111,9 @@ public struct TestCertificate {
         Self.made.withLockedValue { $0[key] = (certificate, keyData) }
     }
 
-    private static func make(commonName: String, days: Int, certificatePath: String, keyPath: String) throws {
+    private static func make(commonName: String, days: Int, certificatePath: String, keyPath: String, ownKey: Bool = false) throws {
         let key: [String]
-        if let shared = sharedKey.withLockedValue({ $0 }) {
+        if !ownKey, let shared = sharedKey.withLockedValue({ $0 }) {
             try shared.write(to: URL(fileURLWithPath: keyPath))
             key = ["-key", keyPath]
         } else {
@@ -124,6 +131,7 @@ public struct TestCertificate {
         guard process.terminationStatus == 0 else {
             throw FixtureError("openssl could not make a test certificate (is the openssl package installed?)")
         }
+        guard !ownKey else { return }
         let made = try Data(contentsOf: URL(fileURLWithPath: keyPath))
         sharedKey.withLockedValue { if $0 == nil { $0 = made } }
     }

@@ -210,7 +210,7 @@ struct TLSPolicyTests {
         }, "ssl: DIR/test.key holds a private key, not a certificate: are certificate and key swapped?"),
         ("a key of another certificate", { dir in
             let first = try TestCertificate(in: dir, name: "first")
-            let second = try TestCertificate(in: dir, name: "second")
+            let second = try TestCertificate(in: dir, name: "second", ownKey: true)
             return (first.certificatePath, second.keyPath)
         }, "ssl: the key in DIR/second.key does not belong to the certificate in DIR/first.crt"),
     ]
