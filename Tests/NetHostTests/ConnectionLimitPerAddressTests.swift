@@ -82,9 +82,16 @@ struct ConnectionLimitPerAddressTests {
 
     @Test("the descriptors open now are counted")
     func descriptorsInUse() throws {
-        let before = DescriptorLimit.inUse
-        let extra = (0 ..< 5).map { _ in open("/dev/null", O_RDONLY) }
-        defer { for fd in extra { close(fd) } }
-        #expect(DescriptorLimit.inUse == before + 5)
+        // The other tests of the process open and close descriptors meanwhile (a CI run
+        // saw one more): of a few tries, one must see exactly the five opened here.
+        var differences: [Int] = []
+        for _ in 0 ..< 5 {
+            let before = DescriptorLimit.inUse
+            let extra = (0 ..< 5).map { _ in open("/dev/null", O_RDONLY) }
+            differences.append(DescriptorLimit.inUse - before)
+            for fd in extra { close(fd) }
+            if differences.last == 5 { break }
+        }
+        #expect(differences.contains(5), "\(differences)")
     }
 }
